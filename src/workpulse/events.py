@@ -1,0 +1,166 @@
+"""Decoding and validation of raw input messages (the DESIGN.md event contract).
+
+Pure: bytes in, an `Event` or a `Rejection` out. The JSON Schema in
+`schemas/video_event.schema.json` is the single source of truth for the contract;
+it is compiled once with fastjsonschema. A few checks JSON Schema cannot express
+well (message size, UTF-8, real calendar dates) are done here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import fastjsonschema
+import orjson
+
+from workpulse.paths import schemas_dir
+
+DEFAULT_MAX_BYTES = 256 * 1024
+"""Messages larger than this are rejected as `oversized` without being parsed."""
+
+Kind = Literal["publish", "stats"]
+
+
+@dataclass(slots=True)
+class Event:
+    """An accepted event, with event time normalised to epoch milliseconds."""
+
+    event_id: str
+    kind: Kind
+    video_id: str
+    event_time_ms: int
+    author_id: str = ""
+    author_followers: int = 0
+    caption: str = ""
+    hashtags: list[str] = field(default_factory=list)
+    lang: str | None = None
+    country: str | None = None
+    views: int | None = None
+    likes: int | None = None
+    shares: int | None = None
+    comments: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a message was not accepted. `reason` is a short stable code (a metric label)."""
+
+    reason: str
+    detail: str
+
+
+REASONS = (
+    "oversized",
+    "invalid_utf8",
+    "not_json",
+    "not_object",
+    "missing_field",
+    "wrong_type",
+    "invalid_value",
+    "bad_event_time",
+)
+"""Every rejection reason code; metrics and dashboards use these labels."""
+
+
+def load_schema(path: Path | None = None) -> dict[str, Any]:
+    schema_path = path or schemas_dir() / "video_event.schema.json"
+    schema: dict[str, Any] = orjson.loads(schema_path.read_bytes())
+    return schema
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    return fastjsonschema.compile(load_schema())
+
+
+def parse_event_time(value: str | int) -> int:
+    """RFC 3339 (with offset) or epoch milliseconds → epoch milliseconds.
+
+    Raises ValueError for impossible dates (the schema only checks the shape).
+    """
+    if isinstance(value, int):
+        return value
+    text = value.replace("z", "Z").replace("t", "T")
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    # Python <3.12 accepts at most 6 fractional digits: trim nanoseconds.
+    if "." in text:
+        head, _, rest = text.partition(".")
+        digits = rest[:-6]
+        text = f"{head}.{digits[:6]}{rest[-6:]}"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        raise ValueError("event_time has no UTC offset")
+    return int(parsed.timestamp() * 1000)
+
+
+def _classify_schema_error(
+    exc: fastjsonschema.JsonSchemaValueException, obj: dict[str, Any]
+) -> Rejection:
+    name = (exc.name or "data").removeprefix("data.").removeprefix("data")
+    rule = exc.rule or ""
+    if rule == "required":
+        return Rejection("missing_field", exc.message.removeprefix("data "))
+    if rule == "anyOf" and name == "":
+        # The kind-specific rules are checked before `properties`: report a bad kind first.
+        if obj.get("kind") not in ("publish", "stats"):
+            return Rejection("invalid_value", "kind must be one of ['publish', 'stats']")
+        if obj.get("kind") == "publish":
+            return Rejection("missing_field", "publish event needs author_id")
+        return Rejection("missing_field", "stats event carries no counter")
+    if rule == "type" or (rule == "anyOf" and name == "event_time"):
+        return Rejection("wrong_type", f"{name or 'event'}: {exc.message.removeprefix('data.')}")
+    return Rejection("invalid_value", exc.message.removeprefix("data."))
+
+
+def decode_event(payload: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Event | Rejection:
+    """Decode one raw Kafka message value into an `Event`, or say why not."""
+    if len(payload) > max_bytes:
+        return Rejection("oversized", f"{len(payload)} bytes > limit {max_bytes}")
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        # orjson rejects invalid UTF-8 as a decode error; tell the two apart.
+        try:
+            payload.decode("utf-8")
+        except UnicodeDecodeError as uexc:
+            return Rejection("invalid_utf8", f"invalid UTF-8 at byte {uexc.start}")
+        return Rejection("not_json", str(exc).split(":", 1)[0])
+    if not isinstance(obj, dict):
+        return Rejection("not_object", f"top-level JSON {type(obj).__name__}, expected object")
+    return event_from_object(obj)
+
+
+def event_from_object(obj: dict[str, Any]) -> Event | Rejection:
+    """Validate an already decoded JSON object against the contract."""
+    try:
+        _validator()(obj)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        return _classify_schema_error(exc, obj)
+    try:
+        event_time_ms = parse_event_time(obj["event_time"])
+    except (ValueError, OverflowError) as exc:
+        return Rejection("bad_event_time", str(exc))
+    get = obj.get
+    return Event(
+        event_id=obj["event_id"],
+        kind=obj["kind"],
+        video_id=obj["video_id"],
+        event_time_ms=event_time_ms,
+        author_id=get("author_id") or "",
+        author_followers=get("author_followers") or 0,
+        caption=get("caption") or "",
+        hashtags=get("hashtags") or [],
+        lang=get("lang"),
+        country=get("country"),
+        views=get("views"),
+        likes=get("likes"),
+        shares=get("shares"),
+        comments=get("comments"),
+        raw=obj,
+    )

@@ -1,0 +1,99 @@
+"""The input contract: what is accepted, and the reason for what is not."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from workpulse.events import REASONS, Event, Rejection, decode_event, parse_event_time
+
+BASE = {
+    "event_id": "e1",
+    "kind": "publish",
+    "video_id": "v1",
+    "event_time": "2026-01-01T00:00:00Z",
+    "author_id": "a1",
+}
+
+
+def enc(**changes: object) -> bytes:
+    obj = {**BASE, **changes}
+    return orjson.dumps({k: v for k, v in obj.items() if v is not DROP})
+
+
+DROP = object()
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"not json", "not_json"),
+        (b"", "not_json"),
+        (b"\xff\xfe{}", "invalid_utf8"),
+        (b'{"caption": "\xc3\x28"}', "invalid_utf8"),
+        (b"[1, 2]", "not_object"),
+        (b'"string"', "not_object"),
+        (b"null", "not_object"),
+        (enc(event_id=DROP), "missing_field"),
+        (enc(video_id=DROP), "missing_field"),
+        (enc(event_time=DROP), "missing_field"),
+        (enc(author_id=DROP), "missing_field"),
+        (enc(kind="stats", author_id=DROP), "missing_field"),
+        (enc(event_id=1), "wrong_type"),
+        (enc(hashtags="QuitMyJob"), "wrong_type"),
+        (enc(views="12"), "wrong_type"),
+        (enc(event_time=True), "wrong_type"),
+        (enc(event_time=1.5), "wrong_type"),
+        (enc(event_time="yesterday"), "wrong_type"),
+        (enc(kind="delete"), "invalid_value"),
+        (enc(views=-1), "invalid_value"),
+        (enc(event_id=""), "invalid_value"),
+        (enc(country="FRA"), "invalid_value"),
+        (enc(event_time="2026-02-30T00:00:00Z"), "bad_event_time"),
+        (enc(event_time="2026-01-01T00:00:00"), "wrong_type"),
+        (b"{" + b" " * 300_000 + b"}", "oversized"),
+    ],
+)
+def test_rejections(payload: bytes, reason: str) -> None:
+    result = decode_event(payload)
+    assert isinstance(result, Rejection), result
+    assert result.reason == reason
+    assert result.reason in REASONS
+    assert result.detail
+
+
+@pytest.mark.parametrize(
+    ("changes", "event_time_ms"),
+    [
+        ({}, 1_767_225_600_000),
+        ({"event_time": 1_767_225_600_123}, 1_767_225_600_123),
+        ({"event_time": "2026-01-01T01:00:00+01:00"}, 1_767_225_600_000),
+        ({"event_time": "2026-01-01t00:00:00.5z"}, 1_767_225_600_500),
+        ({"event_time": "2026-01-01T00:00:00.123456789Z"}, 1_767_225_600_123),
+        ({"kind": "stats", "author_id": DROP, "views": 5}, 1_767_225_600_000),
+        ({"unknown_field": {"nested": True}}, 1_767_225_600_000),
+        ({"caption": "", "hashtags": [], "lang": "fr-CA", "country": "ca"}, 1_767_225_600_000),
+    ],
+)
+def test_accepted(changes: dict[str, object], event_time_ms: int) -> None:
+    result = decode_event(enc(**changes))
+    assert isinstance(result, Event), result
+    assert result.event_time_ms == event_time_ms
+
+
+def test_event_fields() -> None:
+    e = decode_event(enc(caption="I quit", hashtags=["QuitMyJob"], views=3, lang="en"))
+    assert isinstance(e, Event)
+    assert (e.caption, e.hashtags, e.views, e.likes, e.lang) == ("I quit", ["QuitMyJob"], 3, None, "en")
+
+
+def test_max_bytes_is_configurable() -> None:
+    assert isinstance(decode_event(enc(caption="x" * 100), max_bytes=50), Rejection)
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [("1970-01-01T00:00:00Z", 0), ("1970-01-01T00:00:01.000+00:00", 1000), (42, 42)],
+)
+def test_parse_event_time(text: str | int, ms: int) -> None:
+    assert parse_event_time(text) == ms
