@@ -1,0 +1,94 @@
+"""The ClickHouse contract through ServerDatabase (clickhouse-connect over HTTP)
+against chDB served on ClickHouse's HTTP interface (tests/support/chdb_http.py)."""
+
+from __future__ import annotations
+
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_ROOT = Path(__file__).resolve().parents[2]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+from tests.integration.clickhouse_fixtures import (  # noqa: E402
+    CHDB_HTTP_PASSWORD,
+    chdb_http_server,
+)
+from tests.support.chdb_http import ChdbHttpServer  # noqa: E402
+from tests.support.clickhouse_cases import ClickHouseContract, clean  # noqa: E402
+
+from workpulse.clickhouse import (  # noqa: E402
+    Database,
+    DatabaseError,
+    ServerDatabase,
+    apply_schema,
+    connect,
+)
+
+pytestmark = pytest.mark.integration
+__all__ = ["chdb_http_server"]
+
+
+@pytest.fixture(scope="module")
+def server_db(chdb_http_server: ChdbHttpServer) -> Iterator[ServerDatabase]:
+    db = connect(chdb_http_server.url_with_credentials("workpulse"), Path("unused"))
+    assert isinstance(db, ServerDatabase)
+    apply_schema(db)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def db(server_db: ServerDatabase) -> Database:
+    clean(server_db)
+    return server_db
+
+
+class TestServer(ClickHouseContract):
+    pass
+
+
+def test_password_never_shown(chdb_http_server: ChdbHttpServer, server_db: ServerDatabase) -> None:
+    assert CHDB_HTTP_PASSWORD not in repr(server_db)
+    bad = chdb_http_server.url_with_credentials().replace("s3cret", "wrong")
+    with pytest.raises(DatabaseError) as info:
+        connect(bad, Path("unused"))
+    assert "AUTHENTICATION_FAILED" in str(info.value)
+    assert "wrong" not in str(info.value) and "s3cret" not in str(info.value)
+
+
+def _get(url: str) -> tuple[int, dict[str, str], bytes]:
+    req = urllib.request.Request(url)
+    req.add_header("X-ClickHouse-User", "workpulse_test")
+    req.add_header("X-ClickHouse-Key", CHDB_HTTP_PASSWORD)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+def test_plain_http_interface(chdb_http_server: ChdbHttpServer) -> None:
+    base = chdb_http_server.url
+    assert _get(base + "/ping")[2] == b"Ok.\n"
+    status, headers, body = _get(base + "/?query=SELECT%201%2B1%2C%20%27a%27")
+    assert (status, body) == (200, b"2\ta\n")
+    assert headers["X-ClickHouse-Format"] == "TabSeparated"
+    assert "X-ClickHouse-Summary" in headers and "X-ClickHouse-Query-Id" in headers
+    status, headers, body = _get(base + "/?query=SELECT%20nope&database=system")
+    assert status in (400, 404, 500)
+    assert headers["X-ClickHouse-Exception-Code"] == "47"
+    assert body.startswith(b"Code: 47. DB::Exception:")
+    status, _, _ = _get(base + "/?query=SELECT%20{x:UInt8}&param_x=7&max_threads=1")
+    assert status == 200
+    req = urllib.request.Request(base + "/?query=SELECT%201", headers={"X-ClickHouse-User": "x"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=30)
+    assert info.value.code == 403

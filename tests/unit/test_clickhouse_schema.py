@@ -1,0 +1,166 @@
+"""Text checks of the ClickHouse DDL (schemas/clickhouse/): order, idempotence,
+and that the cluster variant defines the same columns as the single-node one.
+(Running the DDL is covered by tests/integration/test_clickhouse_*.py.)"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from workpulse.clickhouse import split_statements
+from workpulse.clickhouse.schema import default_schema_dir, schema_files
+
+SCHEMA = default_schema_dir()
+CLUSTER = SCHEMA / "cluster"
+_TABLE = re.compile(
+    r"CREATE TABLE IF NOT EXISTS workpulse\.(\w+)(?: ON CLUSTER '\{cluster\}')?\s*"
+    r"\((.*?)\)\s*ENGINE",
+    re.S,
+)
+_OBJECT = re.compile(
+    r"CREATE (TABLE|(?:MATERIALIZED )?VIEW|DATABASE) IF NOT EXISTS workpulse(?:\.(\w+))?"
+)
+
+
+def statements(directory: Path) -> list[str]:
+    out: list[str] = []
+    for path in schema_files(directory.parent if directory == CLUSTER else directory,
+                             cluster=directory == CLUSTER):  # fmt: skip
+        out += split_statements(path.read_text(encoding="utf-8"))
+    return out
+
+
+def columns(directory: Path) -> dict[str, list[tuple[str, str]]]:
+    tables: dict[str, list[tuple[str, str]]] = {}
+    for stmt in statements(directory):
+        match = _TABLE.match(stmt)
+        if not match:
+            continue
+        name = match.group(1).removesuffix("_local")
+        cols = []
+        for line in match.group(2).strip().splitlines():
+            line = line.strip().rstrip(",")
+            if line:
+                col, type_ = line.split(None, 1)
+                cols.append((col, " ".join(type_.split())))
+        tables[name] = cols
+    return tables
+
+
+def objects(directory: Path) -> set[tuple[str, str]]:
+    found = set()
+    for stmt in statements(directory):
+        match = _OBJECT.match(stmt)
+        assert match, f"unexpected statement: {stmt[:80]}"
+        found.add((match.group(1), (match.group(2) or "").removesuffix("_local")))
+    return found
+
+
+def test_files_are_numbered_and_ordered() -> None:
+    names = [p.name for p in schema_files(SCHEMA)]
+    assert names[0] == "001_database.sql"
+    assert names == sorted(names)
+    assert len({n.split("_", 1)[0] for n in names}) == len(names)
+    for expected in ("010_video_events.sql", "020_dead_letters.sql", "030_topic_spikes.sql",
+                     "040_topic_counts_1m.sql", "050_rollups.sql", "060_authors.sql"):  # fmt: skip
+        assert expected in names
+    assert [p.name for p in schema_files(SCHEMA, cluster=True)] == names
+
+
+@pytest.mark.parametrize("directory", [SCHEMA, CLUSTER], ids=["single", "cluster"])
+def test_every_statement_is_idempotent_and_qualified(directory: Path) -> None:
+    for stmt in statements(directory):
+        assert re.match(r"CREATE (TABLE|(MATERIALIZED )?VIEW|DATABASE) IF NOT EXISTS ", stmt), stmt
+        assert "workpulse" in stmt.split("\n", 1)[0]
+        if directory == CLUSTER:
+            assert "ON CLUSTER '{cluster}'" in stmt.split("\n", 1)[0]
+        else:
+            assert "ON CLUSTER" not in stmt and "Replicated" not in stmt
+
+
+def test_cluster_variant_defines_the_same_columns() -> None:
+    single, cluster = columns(SCHEMA), columns(CLUSTER)
+    assert single == cluster
+    assert objects(SCHEMA) == objects(CLUSTER)
+
+
+def test_cluster_variant_engines() -> None:
+    text = "\n".join(statements(CLUSTER))
+    local_tables = re.findall(r"workpulse\.(\w+)_local ON CLUSTER", text)
+    assert set(local_tables) == set(columns(SCHEMA))
+    for name in local_tables:
+        assert f"Distributed('{{cluster}}', workpulse, {name}_local" in text
+    assert "non_replicated_deduplication_window" not in text
+    assert re.search(r"ENGINE = (?!Replicated|Distributed)\w+", text) is None
+    # MVs read and write the shard-local tables
+    for stmt in statements(CLUSTER):
+        if "MATERIALIZED VIEW" in stmt:
+            assert "TO workpulse." in stmt and "_local" in stmt.split("AS SELECT")[0]
+            assert "FROM workpulse.video_events_local" in stmt
+
+
+def test_video_events_contract_columns() -> None:
+    cols = dict(columns(SCHEMA)["video_events"])
+    assert cols == {
+        "event_id": "String",
+        "kind": "LowCardinality(String)",
+        "video_id": "String",
+        "event_time": "DateTime64(3, 'UTC')",
+        "author_id": "String",
+        "author_followers": "UInt64",
+        "lang": "LowCardinality(String)",
+        "country": "LowCardinality(String)",
+        "caption": "String",
+        "hashtags": "Array(String)",
+        "topics": "Array(LowCardinality(String))",
+        "matched": "Map(String, Array(String))",
+        **{c: "UInt64" for c in ("views", "likes", "shares", "comments")},
+        **{f"d_{c}": "Int64" for c in ("views", "likes", "shares", "comments")},
+        "taxonomy_version": "LowCardinality(String)",
+        "ingest_time": "DateTime64(3, 'UTC')",
+        "src_topic": "LowCardinality(String)",
+        "src_partition": "UInt32",
+        "src_offset": "UInt64",
+    }
+
+
+def test_worker_tables_carry_source_position_and_dedup_window() -> None:
+    tables = columns(SCHEMA)
+    for name in ("video_events", "dead_letters", "topic_spikes"):
+        cols = dict(tables[name])
+        assert cols["src_topic"] == "LowCardinality(String)"
+        assert (cols["src_partition"], cols["src_offset"]) == ("UInt32", "UInt64")
+    for stmt in statements(SCHEMA):
+        if stmt.startswith("CREATE TABLE"):
+            assert "non_replicated_deduplication_window = 10000" in stmt, stmt[:60]
+
+
+def test_counts_tables_are_exact_without_final() -> None:
+    tables = columns(SCHEMA)
+    for name in ("topic_counts_1m", "topic_counts_1h", "topic_counts_1d"):
+        cols = dict(tables[name])
+        for c in ("videos", "events"):
+            assert cols[c] == "SimpleAggregateFunction(sum, UInt64)"
+        for c in ("views", "likes", "shares", "comments"):
+            assert cols[c] == "SimpleAggregateFunction(sum, Int64)"
+        assert cols["authors"] == "AggregateFunction(uniqExact, String)"
+    assert dict(tables["topic_author_first_seen"])["first_seen"] == (
+        "SimpleAggregateFunction(min, DateTime64(3, 'UTC'))"
+    )
+
+
+def test_split_statements_ignores_semicolons_in_comments_and_strings() -> None:
+    sql = """
+    -- a comment; with a semicolon
+    CREATE TABLE t (a String DEFAULT 'x;y', `b;c` UInt8) ENGINE = Memory; /* ; */
+    SELECT 'it''s; fine', "q;q"   ;
+    ;
+    SELECT 3
+    """
+    assert split_statements(sql) == [
+        "CREATE TABLE t (a String DEFAULT 'x;y', `b;c` UInt8) ENGINE = Memory",
+        "SELECT 'it''s; fine', \"q;q\"",
+        "SELECT 3",
+    ]
