@@ -1,0 +1,152 @@
+"""`workpulse bench tagging`: how fast the tagger is next to plain JSON decoding.
+
+Both measurements run on the same ``n`` realistic encoded events in the same process:
+
+* decode: ``orjson.loads`` + ``orjson.dumps`` of every event (the floor any consumer pays);
+* tag: ``orjson.loads``, `Tagger.tag_batch` on batches of 1000 events, ``topics`` and
+  ``matched`` added, ``orjson.dumps`` — what `workpulse tag` and the ingest agent do.
+
+Each is repeated and the medians are reported, with their ratio (tag / decode).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from workpulse.tagging import Tagger, load_tagger
+
+BATCH = 1000
+
+
+def _events(n: int, seed: int) -> tuple[list[bytes], str]:
+    """``n`` encoded events from the synthetic workload (or the dev set as a fallback)."""
+    try:
+        from workpulse.generator import Workload, WorkloadConfig
+    except ImportError:  # pragma: no cover - the generator ships with the package
+        return _dev_set_events(n), "dev-set captions (generator unavailable)"
+    dumps = orjson.dumps
+    return [dumps(e) for e in Workload(WorkloadConfig(seed=seed)).events(n)], "generator"
+
+
+def _dev_set_events(n: int) -> list[bytes]:  # pragma: no cover - fallback only
+    path = Path(__file__).resolve().parents[3] / "shared" / "eval" / "dev.jsonl"
+    rows = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    out = []
+    for i in range(n):
+        row = rows[i % len(rows)]
+        event = {
+            "event_id": f"bench-{i}",
+            "kind": "publish",
+            "video_id": f"v{i}",
+            "event_time": 1_767_225_600_000 + i,
+            "author_id": f"a{i % 997}",
+            "caption": row["caption"],
+            "hashtags": row["hashtags"],
+            "lang": row["lang"],
+        }
+        out.append(orjson.dumps(event))
+    return out
+
+
+def decode_pass(lines: list[bytes]) -> int:
+    loads, dumps = orjson.loads, orjson.dumps
+    size = 0
+    for line in lines:
+        size += len(dumps(loads(line)))
+    return size
+
+
+def tag_pass(lines: list[bytes], tagger: Tagger) -> int:
+    loads, dumps = orjson.loads, orjson.dumps
+    tag_batch = tagger.tag_batch
+    size = 0
+    for i in range(0, len(lines), BATCH):
+        objs = [loads(line) for line in lines[i : i + BATCH]]
+        results = tag_batch(
+            [(o.get("caption") or "", o.get("hashtags") or (), o.get("lang")) for o in objs]
+        )
+        for obj, result in zip(objs, results, strict=True):
+            obj["topics"] = result.topics
+            obj["matched"] = result.matched
+            size += len(dumps(obj))
+    return size
+
+
+def _median_rate(
+    fn: Callable[[], Any], n: int, repeats: int, before: Callable[[], Any] | None = None
+) -> tuple[float, list[float]]:
+    rates = []
+    for _ in range(repeats):
+        if before is not None:
+            before()
+        start = time.perf_counter()
+        fn()
+        rates.append(n / (time.perf_counter() - start))
+    return statistics.median(rates), rates
+
+
+def run_tagging_bench(
+    n: int, seed: int = 7, repeats: int = 5, tagger: Tagger | None = None
+) -> dict[str, Any]:
+    """Measure decode-only and decode+tag throughput on the same ``n`` events."""
+    if n <= 0:
+        raise ValueError("n must be positive")
+    load_start = time.perf_counter()
+    tagger = tagger if tagger is not None else load_tagger()
+    load_s = time.perf_counter() - load_start
+    lines, source = _events(n, seed)
+    publish = sum(1 for line in lines if b'"kind":"publish"' in line)
+
+    decode_pass(lines)  # warm-up (allocator, code paths)
+    tag_pass(lines, tagger)
+
+    decode_rate, decode_all = _median_rate(lambda: decode_pass(lines), n, repeats)
+    # The tagger's caches are emptied before every timed pass: each pass meets these
+    # captions for the first time, as a worker does (repeats inside a pass still hit).
+    tag_rate, tag_all = _median_rate(
+        lambda: tag_pass(lines, tagger), n, repeats, before=tagger.clear_caches
+    )
+    warm_rate, _ = _median_rate(lambda: tag_pass(lines, tagger), n, 1)
+    return {
+        "n": n,
+        "publish_events": publish,
+        "seed": seed,
+        "source": source,
+        "repeats": repeats,
+        "batch": BATCH,
+        "decode_events_per_s": round(decode_rate),
+        "tag_events_per_s": round(tag_rate),
+        "ratio": round(tag_rate / decode_rate, 3),
+        "tag_events_per_s_all_cached": round(warm_rate),
+        "decode_runs": [round(r) for r in decode_all],
+        "tag_runs": [round(r) for r in tag_all],
+        "taxonomy_version": tagger.version,
+        "lexicon_load_s": round(load_s, 3),
+        "lexicon": dict(tagger.lexicon.stats),
+        "machine": {
+            "platform": platform.platform(),
+            "machine": platform.machine(),
+            "processor": platform.processor() or platform.machine(),
+            "python": sys.version.split()[0],
+            "implementation": platform.python_implementation(),
+            "cpu_count": os.cpu_count(),
+        },
+    }
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(
+        orjson.dumps(
+            run_tagging_bench(int(sys.argv[1]) if len(sys.argv) > 1 else 50_000),
+            option=orjson.OPT_INDENT_2,
+        ).decode()
+    )

@@ -1,0 +1,23 @@
+"""Pure tagging core: captions and hashtags → the work topics of TAXONOMY.md.
+
+No Faust, Kafka or ClickHouse imports here. The lexicon is data
+(``schemas/lexicons/*.json``, see its README); this package compiles it into one
+Aho-Corasick automaton over normalised text and applies the context rules.
+"""
+
+from workpulse.tagging.lexicon import TOPICS, LexiconError
+from workpulse.tagging.normalise import normalise, split_hashtag
+from workpulse.tagging.reload import TaggerReloader
+from workpulse.tagging.tagger import Tagger, TagResult, default_lexicon_dir, load_tagger
+
+__all__ = [
+    "TOPICS",
+    "LexiconError",
+    "TagResult",
+    "Tagger",
+    "TaggerReloader",
+    "default_lexicon_dir",
+    "load_tagger",
+    "normalise",
+    "split_hashtag",
+]

@@ -1,0 +1,141 @@
+"""Text normalisation shared by the lexicon compiler and the tagger.
+
+Both sides go through the same function, so a lexicon term and a caption meet in one
+canonical form:
+
+* Unicode NFKC, then case folding;
+* accents and Arabic diacritics removed (NFD, then combining marks dropped), so
+  "démission" and "demission" are the same word, and أ إ آ ؤ ئ lose their hamza/madda;
+* Arabic letters folded: ٱ → ا, ى → ي, ة → ه, Persian ی ک → ي ك, tatweel removed,
+  Arabic-Indic digits → ASCII digits;
+* text cut into tokens of letters and digits, joined by single spaces; sentence
+  punctuation (. ! ? ؟ ; ؛ … newline) is kept as one-character tokens so rules can stay
+  inside one sentence. Everything else (emoji, quotes, apostrophes, hyphens, '#', '_')
+  is a separator: "d'embauche" → "d embauche", "burn-out" → "burn out".
+
+Word boundaries are therefore script independent: a term matches whole tokens only.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+SENTENCE = "."
+"""The sentence break written between hashtags; any of `SENTENCE_CHARS` is one too."""
+
+SENTENCE_CHARS = ".!?;\n\r…؟؛۔。！？"
+"""Characters kept as one-character tokens: rules never reach across them."""
+
+_MARKS_RE = re.compile(
+    "["
+    "\u0300-\u036f"  # Latin combining accents (after NFKD: é → e + ◌́)
+    "\u0610-\u061a"  # Arabic small signs
+    "\u064b-\u065f"  # harakat, tanwin, shadda, sukun, hamza/madda above and below
+    "\u0670"  # superscript alef
+    "\u06d6-\u06dc\u06df-\u06e8\u06ea-\u06ed"  # Quranic marks
+    "\u08d3-\u08ff"  # extended Arabic marks
+    "\u0640"  # tatweel
+    "\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"  # zero-width and direction marks
+    "]+"
+)
+_LETTER_FOLDS = (
+    ("ٱ", "ا"),
+    ("ى", "ي"),
+    ("ی", "ي"),
+    ("ة", "ه"),
+    ("ۀ", "ه"),
+    ("ک", "ك"),
+    ("ڪ", "ك"),
+)
+_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
+_TOKEN_RE = re.compile(r"[^\W_]+|[" + re.escape(SENTENCE_CHARS) + r"\x00]")
+_tokens = _TOKEN_RE.findall
+_SENTENCE_RE = re.compile("[" + re.escape(SENTENCE_CHARS) + "]")
+sentence_break = _SENTENCE_RE.search
+"""``sentence_break(text, lo, hi)`` is not None when a sentence ends between lo and hi."""
+_unicode_normalize = unicodedata.normalize
+
+
+def fold(text: str) -> str:
+    """Compatibility-decompose (NFKD), casefold, drop accents and Arabic diacritics,
+    fold Arabic letter variants and digits. Keeps punctuation and spacing.
+
+    (NFKD then dropping marks gives the same letters as NFKC + NFD + dropping marks,
+    in one pass: أ إ آ → ا, é → e, ﬁ → fi, full-width and styled letters → plain.)
+    """
+    if text.isascii():
+        return text.lower()
+    text = _MARKS_RE.sub("", _unicode_normalize("NFKD", text).casefold())
+    for src, dst in _LETTER_FOLDS:
+        if src in text:
+            text = text.replace(src, dst)
+    if not text.isascii():
+        text = text.translate(_DIGITS) if _has_eastern_digits(text) else text
+    return text
+
+
+_EASTERN_DIGITS_RE = re.compile("[٠-٩۰-۹]")
+
+
+def _has_eastern_digits(text: str) -> bool:
+    return _EASTERN_DIGITS_RE.search(text) is not None
+
+
+def normalise(text: str) -> str:
+    """Canonical token form: tokens joined by single spaces, sentence breaks kept.
+
+    >>> normalise("Je DÉMISSIONNE, j'en peux plus!")
+    "je demissionne j en peux plus !"
+    >>> normalise("الإرهاق الوظيفيّ")
+    'الارهاق الوظيفي'
+    """
+    return " ".join(_tokens(fold(text)))
+
+
+def normalise_many(texts: list[str]) -> list[str]:
+    """`normalise` for many texts at once: each C routine runs once over the batch.
+
+    The results may carry a leading/trailing space (harmless for matching).
+    """
+    if not texts:
+        return []
+    joined = "\x00".join(texts)
+    if "\x00" in joined.replace("\x00", "", len(texts) - 1):  # a text contains NUL
+        return [normalise(t) for t in texts]
+    out = " ".join(_tokens(fold(joined))).split("\x00")
+    if len(out) != len(texts):  # pragma: no cover - folding produced a NUL
+        return [normalise(t) for t in texts]
+    return out
+
+
+# Hashtags ------------------------------------------------------------------------------
+
+_UPPER = "A-ZÀ-ÖØ-Þ"
+_LOWER = "a-zß-öø-ÿ"
+_CAMEL_RE = re.compile(
+    rf"(?<=[{_LOWER}])(?=[{_UPPER}])"  # quitMy → quit My
+    rf"|(?<=[{_UPPER}])(?=[{_UPPER}][{_LOWER}])"  # WFHLife → WFH Life
+    r"|(?<=[^\W\d_])(?=\d)"  # layoffs2024 → layoffs 2024
+    r"|(?<=\d)(?=[^\W\d_])"  # 9to5 → 9 to 5
+)
+
+
+def split_hashtag(tag: str) -> str:
+    """Split a hashtag's visible word structure, before normalisation.
+
+    camelCase / PascalCase, acronym+Word, letter/digit changes; '_' and '-' are already
+    separators for `normalise`.
+
+    >>> split_hashtag("#QuitMyJob")
+    'Quit My Job'
+    >>> split_hashtag("WFHLife")
+    'WFH Life'
+    """
+    tag = tag.lstrip("#＃")
+    return _CAMEL_RE.sub(" ", tag)
+
+
+def compact(text: str) -> str:
+    """A normalised text with its spaces removed (the key used to segment hashtags)."""
+    return text.replace(" ", "")

@@ -1,0 +1,132 @@
+"""`workpulse tag` core: JSONL events in, tagged JSONL out, bad lines reported."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import orjson
+import pytest
+
+from workpulse.tag_command import BATCH_LINES, run_tag
+from workpulse.tagging import load_tagger
+
+
+@pytest.fixture(scope="module")
+def tagger():
+    return load_tagger()
+
+
+def publish(i: int, caption: str, hashtags: list[str] | None = None, **extra) -> dict:
+    event = {
+        "event_id": f"e{i}",
+        "kind": "publish",
+        "video_id": f"v{i}",
+        "event_time": 1_767_225_600_000 + i,
+        "author_id": f"a{i}",
+        "caption": caption,
+        "hashtags": hashtags or [],
+        **extra,
+    }
+    return event
+
+
+def run(tagger, data: bytes) -> tuple[int, list[dict], list[str]]:
+    out, err = io.BytesIO(), io.StringIO()
+    code = run_tag(io.BytesIO(data), out, err, tagger)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    return code, lines, err.getvalue().splitlines()
+
+
+def test_tags_and_keeps_fields(tagger) -> None:
+    event = publish(1, "I quit my job today", ["QuitMyJob"], lang="en", extra_field=[1, 2])
+    code, lines, errors = run(tagger, orjson.dumps(event) + b"\n")
+    assert code == 0 and errors == []
+    (row,) = lines
+    assert row["topics"] == ["resignation"]
+    assert "quit my job" in row["matched"]["resignation"]
+    assert {k: v for k, v in row.items() if k not in ("topics", "matched")} == event
+
+
+def test_stats_events_get_empty_topics(tagger) -> None:
+    stats = {"event_id": "s1", "kind": "stats", "video_id": "v1", "event_time": 5, "views": 10}
+    _, lines, _ = run(tagger, orjson.dumps(stats) + b"\n")
+    assert lines[0]["topics"] == [] and lines[0]["matched"] == {}
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (b"not json at all", "not_json"),
+        (b"[1, 2]", "not_object"),
+        (b'{"kind": "publish"}', "missing_field"),
+        (b'{"event_id": 1, "kind": "stats", "video_id": "v", "event_time": 1, "views": 1}', ""),
+        (
+            b'{"event_id": "x", "kind": "publish", "video_id": "v", "event_time": 1}',
+            "missing_field",
+        ),
+        (b"\xff\xfe{}", "invalid_utf8"),
+    ],
+)
+def test_invalid_lines_reported_with_line_numbers(tagger, bad: bytes, reason: str) -> None:
+    good1 = orjson.dumps(publish(1, "Grève des profs", lang="fr"))
+    good2 = orjson.dumps(publish(2, "Working from home again"))
+    code, lines, errors = run(tagger, b"\n".join([good1, bad, good2]) + b"\n")
+    assert code == 0
+    assert [row["event_id"] for row in lines] == ["e1", "e2"]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"line 2: {reason}")  # reason codes: workpulse.events
+
+
+def test_blank_lines_and_crlf(tagger) -> None:
+    data = orjson.dumps(publish(1, "laid off")) + b"\r\n\r\n" + orjson.dumps(publish(2, "wfh"))
+    code, lines, errors = run(tagger, data)
+    assert code == 0 and errors == []
+    assert [row["topics"] for row in lines] == [["layoffs"], ["remote_work"]]
+
+
+def test_streaming_order_across_batches(tagger) -> None:
+    captions = ["I quit my job", "my dog learned a trick", "Teachers on strike", ""]
+    n = BATCH_LINES * 2 + 37
+    parts = []
+    for i in range(n):
+        if i % 500 == 250:
+            parts.append(b"{broken")
+        else:
+            parts.append(orjson.dumps(publish(i, captions[i % len(captions)])))
+    code, lines, errors = run(tagger, b"\n".join(parts) + b"\n")
+    assert code == 0
+    expected_ids = [f"e{i}" for i in range(n) if i % 500 != 250]
+    assert [row["event_id"] for row in lines] == expected_ids
+    assert len(errors) == len([i for i in range(n) if i % 500 == 250])
+    assert errors[0].startswith("line 251: not_json")
+    by_caption = {row["caption"]: row["topics"] for row in lines}
+    assert by_caption["I quit my job"] == ["resignation"]
+    assert by_caption["Teachers on strike"] == ["labor_action"]
+    assert by_caption["my dog learned a trick"] == []
+
+
+def test_reads_lazily(tagger) -> None:
+    """The input is consumed batch by batch, not read whole."""
+
+    class Lines(io.RawIOBase):
+        def __init__(self) -> None:
+            self.served = 0
+
+        def __iter__(self):
+            for i in range(3 * BATCH_LINES):
+                self.served += 1
+                yield orjson.dumps(publish(i, "hybrid work")) + b"\n"
+
+    source = Lines()
+    out = io.BytesIO()
+    writes: list[int] = []
+
+    class Out(io.BytesIO):
+        def write(self, data) -> int:  # type: ignore[override]
+            writes.append(source.served)
+            return out.write(data)
+
+    assert run_tag(source, Out(), io.StringIO(), tagger) == 0  # type: ignore[arg-type]
+    assert writes[0] <= BATCH_LINES + 1  # first batch written before the rest was read
+    assert len(out.getvalue().splitlines()) == 3 * BATCH_LINES

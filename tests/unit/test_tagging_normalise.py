@@ -1,0 +1,189 @@
+"""Normalisation: Unicode, accents, Arabic folding and prefixes, hashtag splitting."""
+
+from __future__ import annotations
+
+import pytest
+
+from workpulse.tagging import load_tagger
+from workpulse.tagging.lexicon import Morphology, expand
+from workpulse.tagging.normalise import fold, normalise, normalise_many, split_hashtag
+
+
+@pytest.fixture(scope="module")
+def tagger():
+    return load_tagger()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I QUIT my Job", "i quit my job"),
+        ("Je DÉMISSIONNE, j'en peux plus", "je demissionne j en peux plus"),
+        ("Préavis de démission", "preavis de demission"),
+        ("Burn-out", "burn out"),
+        ("télétravail", "teletravail"),
+        ("teletravail", "teletravail"),
+        ("Straße", "strasse"),
+        ("ＱＵＩＴ ｍｙ ｊｏｂ", "quit my job"),  # full-width
+        ("𝐪𝐮𝐢𝐭", "quit"),  # styled letters
+        ("two weeks’ notice", "two weeks notice"),
+        ("quit 🔥 my job", "quit my job"),
+        ("#QuitMyJob", "quitmyjob"),
+        ("quit_my_job", "quit my job"),
+    ],
+)
+def test_latin(text: str, expected: str) -> None:
+    assert normalise(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("استقالة", "استقاله"),  # ta marbuta → ha
+        ("إضراب", "اضراب"),  # alef with hamza below
+        ("أستقيل", "استقيل"),  # alef with hamza above
+        ("آخر يوم", "اخر يوم"),  # alef madda
+        ("ٱلعمل", "العمل"),  # alef wasla
+        ("على", "علي"),  # alef maqsura → ya
+        ("الوظيفيّ", "الوظيفي"),  # shadda
+        ("رَاتِب", "راتب"),  # harakat
+        ("استقالـــة", "استقاله"),  # tatweel
+        ("راتبي ٥٠٠٠", "راتبي 5000"),  # Arabic-Indic digits
+        ("هل وجدت شغفك؟ نعم", "هل وجدت شغفك ؟ نعم"),  # Arabic question mark = break
+    ],
+)
+def test_arabic(text: str, expected: str) -> None:
+    assert normalise(text) == expected
+
+
+def test_sentence_breaks_are_tokens() -> None:
+    assert normalise("Strike! Summer lookbook") == "strike ! summer lookbook"
+    assert normalise("a. b? c; d\ne") == "a . b ? c ; d \n e"
+
+
+def test_fold_keeps_spacing() -> None:
+    assert fold("Élan, VITAL") == "elan, vital"
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["I quit!", "", "الإرهاق الوظيفي", "Grève 🔥 des profs"],
+        ["only ascii", "two"],
+        [""],
+    ],
+)
+def test_normalise_many_matches_normalise(texts: list[str]) -> None:
+    assert [n.strip() for n in normalise_many(texts)] == [normalise(t) for t in texts]
+
+
+@pytest.mark.parametrize(
+    ("tag", "expected"),
+    [
+        ("QuitMyJob", "Quit My Job"),
+        ("#quitMyJob", "quit My Job"),
+        ("WFHLife", "WFH Life"),
+        ("layoffs2024", "layoffs 2024"),
+        ("9to5", "9 to 5"),
+        ("GrandeDémission", "Grande Démission"),
+        ("quit_my_job", "quit_my_job"),  # underscores are separators for normalise
+    ],
+)
+def test_split_hashtag(tag: str, expected: str) -> None:
+    assert split_hashtag(tag) == expected
+
+
+@pytest.mark.parametrize(
+    ("tag", "words"),
+    [
+        ("QuitMyJob", "quit my job"),
+        ("quit_my_job", "quit my job"),
+        ("quitmyjob", "quit my job"),
+        ("greatresignation", "great resignation"),
+        ("quietquitting", "quiet quitting"),
+        ("wfhlife", "wfh life"),
+        ("remotework", "remote work"),
+        ("toxicboss", "toxic boss"),
+        ("techlayoffs", "tech layoffs"),
+        ("googlelayoffs", "google layoffs"),  # unknown word around a long term
+        ("salarytransparency", "salary transparency"),
+        ("العمل_عن_بعد", "العمل عن بعد"),
+    ],
+)
+def test_hashtag_segmentation(tagger, tag: str, words: str) -> None:
+    assert tagger.hashtag_text(tag).startswith(words)
+
+
+@pytest.mark.parametrize("tag", ["fyp", "FYP", "pourtoi", "viral", "اكسبلور", "ForYouPage"])
+def test_generic_hashtags_are_empty(tagger, tag: str) -> None:
+    assert tagger.hashtag_text(tag) == ""
+
+
+@pytest.mark.parametrize("tag", ["reunion", "unionjack", "strikeforce2"])
+def test_hashtags_not_oversegmented(tagger, tag: str) -> None:
+    assert tagger.tag("", [tag]).topics == ()
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("quit my job", ["quit my job"]),
+        ("(quit|quitting) my job", ["quit my job", "quitting my job"]),
+        ("(my|) job", ["my job", "job"]),
+        ("sous-pay(é|ée)", ["sous-payé", "sous-payée"]),
+    ],
+)
+def test_expand(pattern: str, expected: list[str]) -> None:
+    assert expand(pattern) == expected
+
+
+def test_expand_rejects_nesting() -> None:
+    with pytest.raises(ValueError):
+        expand("(a|(b|c))")
+
+
+ARABIC = Morphology(
+    prefixes=("و", "ف", "ب", "ل", "ك", "وب"),
+    article="ال",
+    article_prefixes=("ال", "وال", "بال", "لل", "وبال"),
+    suffixes=("ي", "ك", "ها"),
+    stem_changes=(("ه", "ت"),),
+)
+
+
+@pytest.mark.parametrize(
+    ("term", "surface"),
+    [
+        ("راتب", "راتب"),
+        ("راتب", "الراتب"),
+        ("راتب", "وبالراتب"),
+        ("راتب", "للراتب"),
+        ("راتب", "وراتب"),
+        ("استقاله", "استقالتي"),  # ta marbuta + suffix
+        ("استقاله", "واستقالتها"),
+        ("الاحتراق الوظيفي", "والاحتراق الوظيفي"),
+        ("الاحتراق الوظيفي", "احتراق الوظيفي"),
+    ],
+)
+def test_arabic_morphology(term: str, surface: str) -> None:
+    variants = ARABIC.variants(term, wildcard=False)
+    ok = False
+    for text, endings in variants:
+        if endings is None:
+            ok |= text == surface
+        elif surface.startswith(text):
+            ok |= surface[len(text) :] in endings
+    assert ok, (term, surface)
+
+
+@pytest.mark.parametrize(
+    ("caption", "topic"),
+    [
+        ("وبالراتب الجديد اشتريت سيارة", "salary"),
+        ("قدّمتُ استقالتي اليوم", "resignation"),
+        ("والإضراب مستمر", "labor_action"),
+        ("للعمل عن بعد مزايا", "remote_work"),
+    ],
+)
+def test_arabic_prefixes_and_diacritics_end_to_end(tagger, caption: str, topic: str) -> None:
+    assert topic in tagger.tag(caption, (), "ar").topics

@@ -1,0 +1,158 @@
+"""Hot reload of the lexicon with a temporary lexicon directory and a fake clock."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from workpulse.tagging import LexiconError, TaggerReloader, load_tagger
+
+COMMON = {
+    "version": "test.1",
+    "languages": {"en": {}, "fr": {}},
+    "contexts": {"habits": {"en": ["smoking", "sugar"]}},
+    "generic_hashtags": ["fyp"],
+    "hashtag_words": ["life", "my"],
+}
+TOPIC = {
+    "topic": "resignation",
+    "terms": {"en": ["quit my job", {"term": "i quit", "unless": ["@habits"], "window": 3}]},
+}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def write(directory: Path, name: str, data: object, bump: int = 0) -> None:
+    path = directory / name
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    if bump:  # make sure the mtime moves even on coarse filesystems
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + bump * 1_000_000_000))
+
+
+@pytest.fixture
+def lexdir(tmp_path: Path) -> Path:
+    write(tmp_path, "common.json", COMMON)
+    write(tmp_path, "resignation.json", TOPIC)
+    return tmp_path
+
+
+def test_load_temp_lexicon(lexdir: Path) -> None:
+    tagger = load_tagger(lexdir)
+    assert tagger.version == "test.1"
+    assert tagger.tag("I quit my job").topics == ("resignation",)
+    assert tagger.tag("I quit smoking").topics == ()
+
+
+def test_reload_on_change_respects_interval(lexdir: Path) -> None:
+    clock = FakeClock()
+    reloader = TaggerReloader(lexdir, interval_s=10, clock=clock)
+    first = reloader.current()
+    assert first.tag("we are hiring").topics == ()
+
+    job = {"topic": "job_search", "terms": {"en": ["we are hiring"]}}
+    write(lexdir, "job_search.json", job, bump=5)
+    write(lexdir, "common.json", {**COMMON, "version": "test.2"}, bump=5)
+
+    clock.now += 5  # not due yet: no file system access, no change
+    assert reloader.maybe_reload() is False
+    assert reloader.current() is first
+
+    clock.now += 6
+    assert reloader.maybe_reload() is True
+    second = reloader.current()
+    assert second is not first
+    assert second.version == "test.2"
+    assert second.tag("we are hiring").topics == ("job_search",)
+    assert reloader.reloads == 1
+
+    clock.now += 11  # due, but nothing changed
+    assert reloader.maybe_reload() is False
+    assert reloader.current() is second
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("common.json", "{not json"),
+        ("resignation.json", json.dumps({"topic": "not_a_topic", "terms": {}})),
+        ("resignation.json", json.dumps({"topic": "resignation", "terms": {"xx": ["a"]}})),
+        (
+            "resignation.json",
+            json.dumps({"topic": "resignation", "terms": {"en": [{"term": "a", "if": ["@nope"]}]}}),
+        ),
+        ("resignation.json", json.dumps({"topic": "resignation", "terms": {"en": ["(a|b"]}})),
+        ("common.json", json.dumps({**COMMON, "version": ""})),
+    ],
+)
+def test_broken_lexicon_keeps_old_tagger(lexdir: Path, name: str, content: str) -> None:
+    clock = FakeClock()
+    errors: list[Exception] = []
+    reloader = TaggerReloader(lexdir, interval_s=1, clock=clock, on_error=errors.append)
+    old = reloader.current()
+
+    (lexdir / name).write_text(content, encoding="utf-8")
+    st = (lexdir / name).stat()
+    os.utime(lexdir / name, ns=(st.st_atime_ns, st.st_mtime_ns + 3_000_000_000))
+    clock.now += 2
+    outcome = reloader.maybe_reload()
+
+    assert isinstance(outcome, LexiconError)
+    assert errors == [outcome]
+    assert reloader.last_error is outcome
+    assert reloader.current() is old
+    assert old.tag("I quit my job").topics == ("resignation",)
+
+    clock.now += 2  # the same broken files are not compiled again
+    assert reloader.maybe_reload() is False
+    assert len(errors) == 1
+
+    write(lexdir, "common.json", COMMON, bump=9)  # fixed again
+    write(lexdir, "resignation.json", TOPIC, bump=9)
+    clock.now += 2
+    assert reloader.maybe_reload() is True
+    assert reloader.last_error is None
+
+
+def test_error_callback_failure_is_contained(lexdir: Path) -> None:
+    clock = FakeClock()
+
+    def explode(exc: Exception) -> None:
+        raise RuntimeError("callback broke")
+
+    reloader = TaggerReloader(lexdir, interval_s=1, clock=clock, on_error=explode)
+    write(lexdir, "common.json", {"languages": {}}, bump=4)
+    clock.now += 2
+    assert isinstance(reloader.maybe_reload(), Exception)
+
+
+def test_deleted_directory_keeps_old_tagger(lexdir: Path) -> None:
+    clock = FakeClock()
+    reloader = TaggerReloader(lexdir, interval_s=1, clock=clock)
+    old = reloader.current()
+    for path in lexdir.iterdir():
+        path.unlink()
+    clock.now += 2
+    assert isinstance(reloader.maybe_reload(), LexiconError)
+    assert reloader.current() is old
+
+
+def test_force_reload(lexdir: Path) -> None:
+    reloader = TaggerReloader(lexdir, interval_s=3600, clock=FakeClock())
+    first = reloader.current()
+    assert reloader.maybe_reload(force=True) is True
+    assert reloader.current() is not first
+
+
+def test_default_lexicon_directory_loads() -> None:
+    reloader = TaggerReloader(interval_s=60, clock=FakeClock())
+    assert reloader.current().version

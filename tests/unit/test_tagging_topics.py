@@ -1,0 +1,231 @@
+"""Topics: positives per topic and language, TAXONOMY negatives, hashtags, explanations."""
+
+from __future__ import annotations
+
+import pytest
+
+from workpulse.tagging import TOPICS, TagResult, load_tagger
+
+
+@pytest.fixture(scope="module")
+def tagger():
+    return load_tagger()
+
+
+def test_topics_constant() -> None:
+    assert TOPICS == (
+        "resignation",
+        "salary",
+        "career_meaning",
+        "harassment",
+        "job_search",
+        "layoffs",
+        "remote_work",
+        "burnout",
+        "labor_action",
+    )
+
+
+POSITIVES = [
+    # resignation
+    ("en", "Handed in my resignation this morning", "resignation"),
+    ("en", "Why I'm quitting my 9-5 after six years", "resignation"),
+    ("en", "POV: you tell your boss you're quitting", "resignation"),
+    ("en", "Put in my two weeks notice today!!", "resignation"),
+    ("en", "quietly quitting and thriving", "resignation"),
+    ("fr", "J'ai démissionné hier, aucun regret", "resignation"),
+    ("fr", "Je quitte mon CDI pour voyager", "resignation"),
+    ("ar", "قررت أستقيل من الشركة", "resignation"),
+    ("ar", "تركت وظيفتي بعد خمس سنوات", "resignation"),
+    # salary
+    ("en", "Negotiated my salary up by 15k, here's the script", "salary"),
+    ("en", "I'm so underpaid it's not even funny", "salary"),
+    ("en", "Got a raise after asking my manager twice", "salary"),
+    ("en", "How much nurses make in Texas", "salary"),
+    ("fr", "Mon salaire de prof après 10 ans", "salary"),
+    ("fr", "Sous-payée depuis trois ans", "salary"),
+    ("ar", "كم راتبك في السعودية؟", "salary"),
+    ("ar", "طلبت زيادة من المدير", "salary"),
+    # career_meaning
+    ("en", "Career change at 40: from law to baking", "career_meaning"),
+    ("en", "Does your job give you any purpose?", "career_meaning"),
+    ("en", "I hate my job but I love my coworkers", "career_meaning"),
+    ("fr", "Ma reconversion dans le bois", "career_meaning"),
+    ("fr", "Perte de sens au travail, on en parle ?", "career_meaning"),
+    ("ar", "غيرت مساري المهني بعد عشر سنوات", "career_meaning"),
+    # harassment
+    ("en", "My manager yelled at me in front of the whole office", "harassment"),
+    ("en", "Being harassed at work by a senior colleague", "harassment"),
+    ("en", "Workplace bullying is real", "harassment"),
+    ("fr", "Mon patron toxique m'humilie en réunion", "harassment"),
+    ("fr", "Harcelée par un collègue depuis des mois", "harassment"),
+    ("ar", "مديري يصرخ علي كل يوم في الشغل", "harassment"),
+    ("ar", "المدير السام وكيف تتعامل معه", "harassment"),
+    # job_search
+    ("en", "My resume got 10 callbacks after this change", "job_search"),
+    ("en", "Applied to 200 jobs and finally got an offer", "job_search"),
+    ("en", "Interview questions you should prepare for", "job_search"),
+    ("fr", "Mon CV refusé 30 fois", "job_search"),
+    ("fr", "Je cherche un stage en marketing", "job_search"),
+    ("ar", "أبحث عن وظيفة في الرياض", "job_search"),
+    ("ar", "نصائح للمقابلة الشخصية للوظيفة", "job_search"),
+    # layoffs
+    ("en", "I got fired today and I don't know what to do", "layoffs"),
+    ("en", "Our whole team was let go this morning", "layoffs"),
+    ("en", "Made redundant after 12 years", "layoffs"),
+    ("fr", "Licenciée du jour au lendemain", "layoffs"),
+    ("fr", "Plan social chez Michelin", "layoffs"),
+    ("ar", "تم فصلي من الشغل بدون سبب", "layoffs"),
+    ("ar", "طردوني من الشغل", "layoffs"),
+    # remote_work
+    ("en", "Working from home with a toddler", "remote_work"),
+    ("en", "Return to office mandate starts Monday", "remote_work"),
+    ("en", "Digital nomad in Bali: week 3", "remote_work"),
+    ("fr", "Deux jours de télétravail par semaine", "remote_work"),
+    ("ar", "أشتغل من البيت منذ سنتين", "remote_work"),
+    # burnout
+    ("en", "I'm completely burnt out from this job", "burnout"),
+    ("en", "Overworked nurses are leaving", "burnout"),
+    ("en", "Work stress is ruining my sleep", "burnout"),
+    ("fr", "Mon burn-out, deux ans après", "burnout"),
+    ("fr", "Épuisée par le boulot", "burnout"),
+    ("ar", "ضغط الشغل خلاني أتعب", "burnout"),
+    # labor_action
+    ("en", "Teachers strike enters day three", "labor_action"),
+    ("en", "We unionized our Starbucks", "labor_action"),
+    ("en", "Join us on the picket line tomorrow", "labor_action"),
+    ("fr", "Les cheminots en grève ce week-end", "labor_action"),
+    ("fr", "Je me suis syndiquée", "labor_action"),
+    ("ar", "إضراب عمال النقل اليوم", "labor_action"),
+    ("ar", "النقابة تدعو إلى الإضراب", "labor_action"),
+]
+
+
+@pytest.mark.parametrize(("lang", "caption", "topic"), POSITIVES)
+def test_positive(tagger, lang: str, caption: str, topic: str) -> None:
+    result = tagger.tag(caption, (), lang)
+    assert topic in result.topics, result
+
+
+NEGATIVES = [
+    # "not this topic" column of TAXONOMY.md
+    ("en", "Quitting smoking: day 30", "resignation"),
+    ("en", "I quit sugar for a month", "resignation"),
+    ("en", "Rage quit after that boss fight", "resignation"),
+    ("en", "I quit social media and feel great", "resignation"),
+    ("en", "I quit keto after two weeks", "resignation"),
+    ("fr", "J'ai arrêté de fumer il y a un an", "resignation"),
+    ("fr", "J'ai quitté Instagram pendant un mois", "resignation"),
+    ("ar", "تركت التدخين من سنة", "resignation"),
+    ("en", "Salary cap space explained", "salary"),
+    ("en", "Crypto gains this week", "salary"),
+    ("en", "My allowance went up by $5", "salary"),
+    ("en", "Raise your hand if you love tacos", "salary"),
+    ("fr", "Plafond salarial en NBA", "salary"),
+    ("fr", "Mon argent de poche a augmenté", "salary"),
+    ("fr", "Augmentation des prix à la pompe", "salary"),
+    ("ar", "مصروفي زاد خمسين ريال", "salary"),
+    ("en", "Choosing my college major: art or science?", "career_meaning"),
+    ("en", "Online trolls harassed me all week", "harassment"),
+    ("en", "Bullied in middle school, now I'm thriving", "harassment"),
+    ("en", "Sat down for an interview with Drake", "job_search"),
+    ("en", "My college application essay", "job_search"),
+    ("fr", "Entretien exclusif avec Angèle", "job_search"),
+    ("fr", "Résumé du match d'hier", "job_search"),
+    ("ar", "مقابلة حصرية مع عمرو دياب", "job_search"),
+    ("en", "I'm fired up about this new recipe", "layoffs"),
+    ("en", "He fired the gun at the range", "layoffs"),
+    ("en", "Kitchen fire drill gone wrong", "layoffs"),
+    ("fr", "Petite virée entre copines à Lyon", "layoffs"),
+    ("ar", "تسريحة شعر للعروس", "layoffs"),
+    ("en", "Best remote control cars for kids", "remote_work"),
+    ("en", "Lost the TV remote again", "remote_work"),
+    ("en", "Remote island with no wifi", "remote_work"),
+    ("fr", "La télécommande a disparu", "remote_work"),
+    ("en", "Burnt the garlic bread again", "burnout"),
+    ("en", "Exhausted after leg day at the gym", "burnout"),
+    ("ar", "الكيكة احترقت في الفرن", "burnout"),
+    ("en", "Strike! Bowling night with the crew", "labor_action"),
+    ("en", "Strike a pose, summer lookbook", "labor_action"),
+    ("en", "Air strike hits the city", "labor_action"),
+    ("en", "The European Union explained", "labor_action"),
+    ("en", "What a strike from Saka!", "labor_action"),
+    ("fr", "Grève de la faim du chat", "labor_action"),
+    ("fr", "L'Union européenne expliquée", "labor_action"),
+    ("ar", "سترايك في البولينج", "labor_action"),
+]
+
+
+@pytest.mark.parametrize(("lang", "caption", "topic"), NEGATIVES)
+def test_negative(tagger, lang: str, caption: str, topic: str) -> None:
+    result = tagger.tag(caption, (), lang)
+    assert topic not in result.topics, result
+
+
+@pytest.mark.parametrize(
+    ("caption", "hashtags", "lang", "expected"),
+    [
+        ("", ["QuitMyJob"], "en", ("resignation",)),
+        ("", ["quit_my_job"], None, ("resignation",)),
+        ("", ["quitmyjob"], None, ("resignation",)),
+        ("", ["wfhlife"], "en", ("remote_work",)),
+        ("", ["fyp", "viral", "pourtoi", "اكسبلور"], None, ()),
+        ("", ["bowling", "strike"], "en", ()),
+        ("Strike! 🎳 finally broke 200 #bowling #strike", [], "en", ()),
+        ("day one #quitsmoking", [], "en", ()),
+    ],
+)
+def test_hashtag_only(tagger, caption, hashtags, lang, expected) -> None:
+    assert tagger.tag(caption, hashtags, lang).topics == expected
+
+
+@pytest.mark.parametrize(
+    ("caption", "hashtags", "lang", "topics"),
+    [
+        ("قدمت استقالتي اليوم", ["QuitMyJob", "fyp"], "ar", {"resignation"}),
+        ("الحمد لله", ["burnout", "corporatelife"], "ar", {"burnout"}),
+        ("Mon manager m'a dit 'you're fired' 😭", [], "fr", {"layoffs"}),
+        ("Day in my life #wfh #télétravail", [], None, {"remote_work"}),
+        ("Le salaire d'un nurse in London vs Paris", [], None, {"salary"}),
+    ],
+)
+def test_code_switching(tagger, caption, hashtags, lang, topics) -> None:
+    assert set(tagger.tag(caption, hashtags, lang).topics) == topics
+
+
+def test_lang_may_be_none(tagger) -> None:
+    for caption in ("I quit my job", "Je démissionne", "استقلت من وظيفتي"):
+        assert tagger.tag(caption).topics == ("resignation",)
+
+
+def test_result_shape_and_explanations(tagger) -> None:
+    result = tagger.tag("Laid off and burnt out #techlayoffs", ["WFH"], "en")
+    assert isinstance(result, TagResult)
+    assert result.topics == tuple(sorted(result.topics))
+    assert set(result.matched) == set(result.topics)
+    assert "laid off" in result.matched["layoffs"]
+    assert any(label.startswith("#") for label in result.matched["remote_work"])
+    assert all(result.matched[t] == tuple(sorted(result.matched[t])) for t in result.topics)
+
+
+def test_empty_inputs(tagger) -> None:
+    assert tagger.tag("").topics == ()
+    assert tagger.tag("", []).matched == {}
+
+
+def test_tag_batch_equals_tag(tagger) -> None:
+    items = [
+        ("I quit my job", ["QuitMyJob"], "en"),
+        ("", [], None),
+        ("Grève des enseignants", [], "fr"),
+        ("مزايا العمل عن بعد", [], "ar"),
+        ("Strike a pose", ["fashion"], "en"),
+        ("I quit my job", ["QuitMyJob"], "en"),  # repeated input (cache)
+    ]
+    fresh = load_tagger()
+    assert fresh.tag_batch(items) == [tagger.tag(c, h, lang) for c, h, lang in items]
+    assert tagger.tag_batch([]) == []
+
+
+def test_version(tagger) -> None:
+    assert tagger.version == "2026.11.1"
