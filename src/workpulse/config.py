@@ -38,9 +38,7 @@ class Settings:
     )
     kafka_sasl_mechanism: str | None = _setting(None, "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
     kafka_sasl_username: str | None = _setting(None, "SASL user name.")
-    kafka_sasl_password: str | None = _setting(
-        None, "SASL password (never printed).", secret=True
-    )
+    kafka_sasl_password: str | None = _setting(None, "SASL password (never printed).", secret=True)
     kafka_ssl_cafile: str | None = _setting(None, "CA bundle for SSL/SASL_SSL.")
     input_topic: str = _setting("video-events", "Topic carrying the input events.")
     dlq_topic: str = _setting("video-events-dlq", "Dead-letter topic for rejected messages.")
@@ -118,7 +116,9 @@ def _convert(f: dataclasses.Field[Any], raw: Any) -> Any:
     return raw
 
 
-def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
+def load_settings(
+    overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+) -> Settings:
     """Defaults, then WORKPULSE_* variables, then explicit overrides (flags)."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}

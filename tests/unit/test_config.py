@@ -24,7 +24,9 @@ def test_defaults() -> None:
         ({}, {"metrics_port": None}, "metrics_port", 9108),
     ],
 )
-def test_precedence(environ: dict[str, str], overrides: dict[str, object], field: str, value: object) -> None:
+def test_precedence(
+    environ: dict[str, str], overrides: dict[str, object], field: str, value: object
+) -> None:
     assert getattr(load_settings(overrides, environ=environ), field) == value
 
 

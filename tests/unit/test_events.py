@@ -84,7 +84,13 @@ def test_accepted(changes: dict[str, object], event_time_ms: int) -> None:
 def test_event_fields() -> None:
     e = decode_event(enc(caption="I quit", hashtags=["QuitMyJob"], views=3, lang="en"))
     assert isinstance(e, Event)
-    assert (e.caption, e.hashtags, e.views, e.likes, e.lang) == ("I quit", ["QuitMyJob"], 3, None, "en")
+    assert (e.caption, e.hashtags, e.views, e.likes, e.lang) == (
+        "I quit",
+        ["QuitMyJob"],
+        3,
+        None,
+        "en",
+    )
 
 
 def test_max_bytes_is_configurable() -> None:

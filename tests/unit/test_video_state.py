@@ -11,11 +11,17 @@ from workpulse.video_state import RECENT_IDS, VideoState
         ([(10, None, None, None)], [(10, 0, 0, 0)], 10),
         ([(10, 1, 0, 0), (25, 2, 1, 0)], [(10, 1, 0, 0), (15, 1, 1, 0)], 25),
         # out of order: a smaller cumulative value never gives a negative delta
-        ([(30, None, None, None), (20, None, None, None), (35, None, None, None)], [(30, 0, 0, 0), (0, 0, 0, 0), (5, 0, 0, 0)], 35),
+        (
+            [(30, None, None, None), (20, None, None, None), (35, None, None, None)],
+            [(30, 0, 0, 0), (0, 0, 0, 0), (5, 0, 0, 0)],
+            35,
+        ),
         ([(None, 5, None, None)], [(0, 5, 0, 0)], 0),
     ],
 )
-def test_deltas(updates: list[tuple[int | None, ...]], deltas: list[tuple[int, ...]], final_views: int) -> None:
+def test_deltas(
+    updates: list[tuple[int | None, ...]], deltas: list[tuple[int, ...]], final_views: int
+) -> None:
     state = VideoState()
     got = [state.advance_counters(*u) for u in updates]
     assert got == deltas

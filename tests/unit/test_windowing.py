@@ -21,7 +21,9 @@ M = WINDOW_MS
         ([(0, 1)], M + 500, 500, [(0, 1)]),
     ],
 )
-def test_close(adds: list[tuple[int, int]], watermark: int, grace: int, closed: list[tuple[int, int]]) -> None:
+def test_close(
+    adds: list[tuple[int, int]], watermark: int, grace: int, closed: list[tuple[int, int]]
+) -> None:
     w = TopicWindows()
     for start, videos in adds:
         assert w.add(start, {"videos": videos})
@@ -48,7 +50,9 @@ def test_round_trip() -> None:
 
 def test_merge_aggregate() -> None:
     a = {"videos": 1, "views": 10, "langs": {"fr": 1}}
-    merge_aggregate(a, {"videos": 2, "views": 5, "langs": {"fr": 1, "ar": 1}, "hashtags": {"quitmyjob": 2}})
+    merge_aggregate(
+        a, {"videos": 2, "views": 5, "langs": {"fr": 1, "ar": 1}, "hashtags": {"quitmyjob": 2}}
+    )
     assert a["videos"] == 3 and a["views"] == 15
     assert a["langs"] == {"fr": 2, "ar": 1}
     assert a["hashtags"] == {"quitmyjob": 2}

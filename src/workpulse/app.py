@@ -1,0 +1,187 @@
+"""The Faust application: topics, tables and two thin agents.
+
+The agents only move Faust events in and out of `pipeline.IngestStep` /
+`pipeline.CountsStep`; everything they decide lives in pure modules.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import orjson
+from faust.types import EventT
+
+from workpulse.config import Settings
+from workpulse.ingest import Message
+from workpulse.pipeline import CountsStep, IngestStep
+
+log = logging.getLogger(__name__)
+
+
+def deltas_topic_name(settings: Settings) -> str:
+    return f"{settings.app_id}-topic-deltas"
+
+
+def broker_credentials(settings: Settings) -> Any:
+    protocol = settings.kafka_security_protocol.upper()
+    if protocol == "PLAINTEXT":
+        return None
+    context = (
+        ssl.create_default_context(cafile=settings.kafka_ssl_cafile) if "SSL" in protocol else None
+    )
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context)
+
+
+def faust_settings(settings: Settings, bootstrap: str) -> dict[str, Any]:
+    """Faust App keyword arguments. Timeouts are tuned so that joining the consumer
+    group is quick (see docs/broker-and-faust.md for the measurements)."""
+    return {
+        "broker": ",".join(f"kafka://{b.strip()}" for b in bootstrap.split(",")),
+        "broker_credentials": broker_credentials(settings),
+        "store": "memory://",
+        "datadir": str(settings.data_dir / "faust"),
+        "web_enabled": False,
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": 1,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "consumer_auto_offset_reset": "earliest",
+        "producer_acks": -1,
+        "broker_session_timeout": 10.0,
+        "broker_heartbeat_interval": 1.0,
+        "broker_rebalance_timeout": 10.0,
+        "broker_commit_every": 1000,
+        "broker_commit_interval": 1.0,
+        "stream_buffer_maxsize": 8192,
+        "table_standby_replicas": 0,
+        "logging_config": None,
+    }
+
+
+class FaustTable:
+    """`pipeline.StateTable` over a Faust table, writing each key's changelog to the
+    partition of the source messages that changed it (a batch holds messages of
+    several partitions, so Faust's "partition of the current event" would be wrong)."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def get(self, key: str) -> Any:
+        return self._table.data.get(key)
+
+    def put(self, key: str, value: Any, partition: int) -> None:
+        self._table.data[key] = value
+        self._table.send_changelog(partition, key, value)
+
+
+class FaustPublisher:
+    """Sends raw messages to output topics, creating each (with the given
+    partition count) on first use if it does not exist."""
+
+    def __init__(self, app: faust.App, partitions: dict[str, int] | None = None) -> None:
+        self._app = app
+        self._partitions = partitions or {}
+        self._topics: dict[str, Any] = {}
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> None:
+        channel = self._topics.get(topic)
+        if channel is None:
+            channel = self._app.topic(
+                topic,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=self._partitions.get(topic),
+                internal=True,
+            )
+            await channel.maybe_declare()
+            self._topics[topic] = channel
+        await channel.send(key=key, value=value, headers=list(headers or []))
+
+
+def to_message(event: EventT) -> Message:
+    m = event.message
+    return Message(
+        m.topic, m.partition, m.offset, m.key, m.value or b"", int((m.timestamp or 0) * 1000)
+    )
+
+
+@dataclass
+class WorkerApp:
+    app: faust.App
+    videos: Any
+    windows: Any
+
+
+def create_app(settings: Settings, bootstrap: str) -> WorkerApp:
+    app = faust.App(settings.app_id, **faust_settings(settings, bootstrap))
+    videos = app.Table(
+        "videos",
+        partitions=settings.partitions,
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+        help="Per video: topics, author, language, last counters, recent event ids.",
+    )
+    windows = app.Table(
+        "topic-windows",
+        partitions=settings.partitions,
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+        help="Per topic: open one-minute windows and the spike baseline.",
+    )
+    return WorkerApp(app, videos, windows)
+
+
+def attach_agents(
+    worker: WorkerApp,
+    settings: Settings,
+    ingest: IngestStep,
+    counts: CountsStep,
+) -> None:
+    app = worker.app
+    input_topic = app.topic(settings.input_topic, key_serializer="raw", value_serializer="raw")
+    deltas = app.topic(
+        deltas_topic_name(settings),
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+        internal=True,  # Faust creates it
+    )
+
+    @app.agent(input_topic, name="ingest")
+    async def ingest_agent(stream: Any) -> None:
+        async for events in stream.take_events(
+            settings.batch_size, within=settings.batch_timeout_s
+        ):
+            await ingest.handle([to_message(e) for e in events])
+
+    @app.agent(deltas, name="counts")
+    async def counts_agent(stream: Any) -> None:
+        async for events in stream.take_events(
+            settings.batch_size, within=settings.batch_timeout_s
+        ):
+            items = [
+                (e.message.key.decode(), e.message.partition, orjson.loads(e.message.value))
+                for e in events
+            ]
+            await counts.handle(items)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def forget_offsets(app: Any, revoked: Any, **kwargs: Any) -> None:
+        # Another worker may write these partitions now: ask ClickHouse afresh later.
+        ingest.offsets.clear()

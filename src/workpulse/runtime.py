@@ -1,0 +1,177 @@
+"""Assembles a worker from settings and runs it inside the caller's event loop.
+
+Used by `workpulse worker` (production) and `workpulse demo` (embedded parts),
+so both run exactly the same pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from workpulse.app import (
+    FaustPublisher,
+    FaustTable,
+    WorkerApp,
+    attach_agents,
+    create_app,
+    deltas_topic_name,
+)
+from workpulse.clickhouse import Database
+from workpulse.config import Settings
+from workpulse.ingest import BatchProcessor
+from workpulse.metrics import Metrics
+from workpulse.pipeline import CountsStep, DurableOffsetCache, IngestStep, Progress
+from workpulse.sink import Sink
+from workpulse.spikes import SpikeDetector
+from workpulse.tagging import TaggerReloader
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Worker:
+    settings: Settings
+    faust: WorkerApp
+    sink: Sink
+    metrics: Metrics
+    progress: Progress
+    tagger: TaggerReloader
+    metrics_url: str | None = None
+    _server: Any = field(default=None, repr=False)
+
+    @property
+    def app(self) -> Any:
+        return self.faust.app
+
+    async def start(self) -> None:
+        await self.app.start()
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.app.stop()
+        self.sink.close()
+        if self._server is not None:
+            self._server.shutdown()
+
+    async def wait_idle(self, timeout_s: float = 15.0) -> bool:
+        """Until the counts agent has handled every aggregate the ingest agent sent."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.progress.deltas_handled >= self.progress.deltas_sent:
+                return True
+            await asyncio.sleep(0.1)
+        return False
+
+    async def wait_assigned(self, timeout_s: float = 60.0) -> bool:
+        """Until the consumer has its partitions of the input topic (or timeout)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            consumer = getattr(self.app, "_consumer", None)
+            if consumer is not None:
+                assigned = consumer.assignment()
+                if any(tp.topic == self.settings.input_topic for tp in assigned):
+                    return True
+            await asyncio.sleep(0.1)
+        return False
+
+
+def build_worker(
+    settings: Settings,
+    bootstrap: str,
+    db: Database,
+    *,
+    registry: CollectorRegistry | None = None,
+    serve_metrics: bool = True,
+    wall_clock: Callable[[], float] = time.time,
+) -> Worker:
+    # install_fast_drain()  # TEMP disabled: crashed the fetcher under producer back-pressure
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    registry = registry or CollectorRegistry()
+    metrics = Metrics(registry)
+
+    def reloaded(tagger: Any) -> None:
+        metrics.lexicon_reloads.labels("ok").inc()
+        metrics.taxonomy.info({"version": tagger.version})
+        log.warning("lexicon reloaded: taxonomy version %s", tagger.version)
+
+    def reload_failed(exc: Exception) -> None:
+        metrics.lexicon_reloads.labels("failed").inc()
+        log.error("new lexicon rejected, keeping the current one: %s", exc)
+
+    reloader = TaggerReloader(
+        settings.lexicon_dir, interval_s=5.0, on_reload=reloaded, on_error=reload_failed
+    )
+    metrics.taxonomy.info({"version": reloader.current().version})
+
+    def current_tagger() -> Any:
+        reloader.maybe_reload()
+        return reloader.current()
+
+    sink = Sink(db, metrics, retry_max_s=settings.sink_retry_max_s)
+    progress = Progress()
+    faust_app = create_app(settings, bootstrap)
+    publisher = FaustPublisher(
+        faust_app.app,
+        {
+            settings.dlq_topic: settings.partitions,
+            settings.spikes_topic: 1,
+            deltas_topic_name(settings): settings.partitions,
+        },
+    )
+
+    ingest = IngestStep(
+        processor=BatchProcessor(current_tagger, settings.max_message_bytes),
+        sink=sink,
+        offsets=DurableOffsetCache(db),
+        videos=FaustTable(faust_app.videos),
+        publisher=publisher,
+        metrics=metrics,
+        progress=progress,
+        dlq_topic=settings.dlq_topic,
+        deltas_topic=deltas_topic_name(settings),
+        wall_clock=wall_clock,
+    )
+    counts = CountsStep(
+        windows=FaustTable(faust_app.windows),
+        detector=SpikeDetector(),
+        sink=sink,
+        publisher=publisher,
+        metrics=metrics,
+        progress=progress,
+        spikes_topic=settings.spikes_topic,
+        grace_ms=int(settings.window_grace_s * 1000),
+        taxonomy_version=lambda: reloader.current().version,
+        wall_clock=wall_clock,
+    )
+    attach_agents(faust_app, settings, ingest, counts)
+    worker = Worker(settings, faust_app, sink, metrics, progress, reloader)
+    if serve_metrics:
+        server, _thread = start_http_server(
+            settings.metrics_port, addr=settings.metrics_host, registry=registry
+        )
+        worker._server = server
+        worker.metrics_url = f"http://{settings.metrics_host}:{server.server_port}/metrics"
+    return worker
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def run_until(worker: Worker, stop: asyncio.Event) -> None:
+    await worker.start()
+    try:
+        await stop.wait()
+    finally:
+        await worker.stop()
