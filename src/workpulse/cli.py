@@ -98,13 +98,14 @@ def demo(
     from rich.console import Console
 
     from workpulse.demo import run_demo
+    from workpulse.runtime import run_async
 
     settings = settings_from(kwargs)
     log_file = settings.data_dir / "demo.log"
     setup_logging(settings.log_level, log_file)
     console = Console(stderr=as_json)
     console.print(f"[dim]workpulse demo: logs in {log_file}, Ctrl-C stops[/dim]")
-    summary = asyncio.run(
+    summary = run_async(
         run_demo(settings, console, events=events, input_path=input_path, seed=seed)
     )
     if as_json:
@@ -141,7 +142,7 @@ def worker(**kwargs: Any) -> None:
     committed only after rows are durable in ClickHouse; SIGTERM stops cleanly.
     """
     from workpulse.clickhouse import connect
-    from workpulse.runtime import build_worker, install_stop_signals, run_until
+    from workpulse.runtime import build_worker, install_stop_signals, run_async, run_until
 
     settings = settings_from(kwargs)
     setup_logging(settings.log_level)
@@ -157,7 +158,7 @@ def worker(**kwargs: Any) -> None:
         await run_until(w, stop)
 
     try:
-        asyncio.run(run())
+        run_async(run())
     finally:
         db.close()
 
@@ -236,12 +237,18 @@ def query(sql: str, fmt: str, **kwargs: Any) -> None:
     Tables live in the `workpulse` database, e.g.
     workpulse query "SELECT topic, sum(videos) FROM workpulse.topic_counts_1m GROUP BY topic"
     """
-    from workpulse.clickhouse import connect
+    from workpulse.clickhouse import DatabaseError, connect
 
     settings = settings_from(kwargs)
     db = connect(settings.clickhouse_url, settings.data_dir)
     try:
         result = db.query(sql)
+    except DatabaseError as exc:
+        if "UNKNOWN_DATABASE" in str(exc):
+            raise UserError(
+                "no workpulse database here: run `workpulse init-db` (or `workpulse demo`) first"
+            ) from None
+        raise
     finally:
         db.close()
     cols, rows = result.column_names, result.rows

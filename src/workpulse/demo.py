@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from workpulse.runtime import Worker, build_worker, install_stop_signals
 from workpulse.summary import Summary, read_summary
 
 UNBOUNDED = 10**15
+UNBOUNDED_WAVE_AT = 11_000
+UNBOUNDED_WAVE_LENGTH = 4_000
 
 
 def file_messages(path: Path) -> Iterator[tuple[bytes | None, bytes]]:
@@ -60,12 +63,19 @@ class ProduceState:
     started: float = field(default_factory=time.monotonic)
 
 
+DRAIN_TIMEOUT_S = 60.0
+MAX_IN_FLIGHT = 20_000
+"""The demo's producer stays at most this many messages ahead of the worker, so it
+neither starves the worker (same event loop) nor runs unboundedly ahead."""
+
+
 async def produce(
     bootstrap: str,
     topic: str,
     messages: Iterator[tuple[bytes | None, bytes]],
     state: ProduceState,
     stop: asyncio.Event,
+    processed: Callable[[], int],
 ) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
@@ -82,11 +92,12 @@ async def produce(
                 break
             pending.append(await producer.send(topic, value=value, key=key))
             state.produced += 1
-            if len(pending) >= 2000:
+            if len(pending) >= 1000:
                 await asyncio.gather(*pending)
                 pending.clear()
-                # Keep the demo's producer from running far ahead of the worker.
                 await asyncio.sleep(0)
+                while state.produced - processed() > MAX_IN_FLIGHT and not stop.is_set():
+                    await asyncio.sleep(0.05)
         if pending:
             await asyncio.gather(*pending)
         await producer.flush()
@@ -168,12 +179,25 @@ async def run_demo(
             messages: Iterator[tuple[bytes | None, bytes]] = file_messages(input_path)
         else:
             state.total = events
-            workload = Workload(
-                WorkloadConfig(seed=seed, bad_fraction=0.01, duplicate_fraction=0.01)
-            )
-            messages = workload.messages(events if events is not None else UNBOUNDED)
+            n = events if events is not None else UNBOUNDED
+            config = WorkloadConfig(seed=seed, bad_fraction=0.01, duplicate_fraction=0.01)
+            if events is None:
+                # Endless stream: the wave still comes after ~an hour of simulated time.
+                config = dataclasses.replace(
+                    config,
+                    wave_start_fraction=UNBOUNDED_WAVE_AT / n,
+                    wave_length_fraction=UNBOUNDED_WAVE_LENGTH / n,
+                )
+            messages = Workload(config).messages(n)
         producer = asyncio.create_task(
-            produce(broker.bootstrap, settings.input_topic, messages, state, stop)
+            produce(
+                broker.bootstrap,
+                settings.input_topic,
+                messages,
+                state,
+                stop,
+                lambda: worker.progress.processed if worker else 0,
+            )
         )
 
         with Live(
@@ -187,9 +211,15 @@ async def run_demo(
                     break
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=0.25)
+            stop.set()
+            await producer
+            # Ctrl-C: no new messages, but those already sent are processed and
+            # persisted before the summary (a few seconds at most).
+            deadline = time.monotonic() + DRAIN_TIMEOUT_S
+            while worker.progress.processed < state.produced and time.monotonic() < deadline:
+                live.update(progress_view(worker, state, worker.metrics_url))
+                await asyncio.sleep(0.25)
             live.update(progress_view(worker, state, worker.metrics_url))
-        stop.set()
-        await producer
         await worker.wait_idle()
         return await worker.sink.run(lambda: read_summary(db, worker.progress, state.produced))
     finally:

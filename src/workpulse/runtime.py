@@ -11,9 +11,9 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -35,6 +35,7 @@ from workpulse.spikes import SpikeDetector
 from workpulse.tagging import TaggerReloader
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -161,6 +162,25 @@ def build_worker(
         worker._server = server
         worker.metrics_url = f"http://{settings.metrics_host}:{server.server_port}/metrics"
     return worker
+
+
+def run_async(main: Coroutine[Any, Any, T], cleanup_timeout_s: float = 5.0) -> T:
+    """Like asyncio.run, but never hangs on exit: tasks left behind by Faust/mode
+    services that ignore cancellation get `cleanup_timeout_s`, then the loop closes."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            waiter = asyncio.wait(pending, timeout=cleanup_timeout_s)
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(waiter)
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

@@ -1,0 +1,169 @@
+"""The command line as a person uses it: real processes, real engines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from workpulse.generator import Workload, WorkloadConfig
+
+pytestmark = pytest.mark.integration
+
+WORKPULSE = str(Path(sys.executable).parent / "workpulse")
+
+
+def run(
+    *args: str, stdin: bytes | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKPULSE_")}
+    return subprocess.run(
+        [WORKPULSE, *args], input=stdin, capture_output=True, timeout=timeout, env=env, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("verb", "variables"),
+    [
+        (
+            "worker",
+            ["WORKPULSE_KAFKA_BOOTSTRAP", "WORKPULSE_CLICKHOUSE_URL", "WORKPULSE_BATCH_SIZE"],
+        ),
+        ("demo", ["WORKPULSE_DATA_DIR", "WORKPULSE_METRICS_PORT"]),
+        ("query", ["WORKPULSE_CLICKHOUSE_URL", "WORKPULSE_DATA_DIR"]),
+        ("produce", ["WORKPULSE_KAFKA_BOOTSTRAP", "WORKPULSE_INPUT_TOPIC"]),
+        ("tag", ["WORKPULSE_LEXICON_DIR"]),
+    ],
+)
+def test_help_names_the_variables(verb: str, variables: list[str]) -> None:
+    result = run(verb, "--help")
+    assert result.returncode == 0
+    text = result.stdout.decode()
+    for variable in variables:
+        assert variable in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["worker"], "no Kafka"),
+        (["produce"], "no Kafka"),
+        (["query", "SELECT * FROM system.no_such_table"], "no_such_table"),
+        (["query", "SELECT * FROM workpulse.video_events"], "workpulse init-db"),
+        (["query", "SELECT 1", "--clickhouse-url", "ftp://x"], "http"),
+    ],
+)
+def test_errors_are_one_line(args: list[str], message: str, tmp_path: Path) -> None:
+    result = run(*args, "--data-dir", str(tmp_path)) if args[0] == "query" else run(*args)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.decode().splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr.decode()
+
+
+def test_init_db_is_idempotent_and_query_formats(tmp_path: Path) -> None:
+    for _ in range(2):
+        result = run("init-db", "--data-dir", str(tmp_path))
+        assert result.returncode == 0, result.stderr
+    sql = "SELECT name FROM system.tables WHERE database = 'workpulse' ORDER BY name"
+    rows = [
+        json.loads(line)
+        for line in run(
+            "query", sql, "--format", "jsonl", "--data-dir", str(tmp_path)
+        ).stdout.splitlines()
+    ]
+    names = {r["name"] for r in rows}
+    assert {
+        "video_events",
+        "dead_letters",
+        "topic_spikes",
+        "topic_counts_1m",
+        "topic_counts_1h",
+        "topic_counts_1d",
+    } <= names
+    csv_out = run(
+        "query", "SELECT 1 AS a, 'x' AS b", "--format", "csv", "--data-dir", str(tmp_path)
+    ).stdout.decode()
+    assert csv_out.splitlines() == ["a,b", "1,x"]
+    as_json = json.loads(
+        run("query", "SELECT 1 AS a", "--format", "json", "--data-dir", str(tmp_path)).stdout
+    )
+    assert as_json == [{"a": 1}]
+    table = run("query", "SELECT 42 AS answer", "--data-dir", str(tmp_path))
+    assert "answer" in table.stdout.decode() and "42" in table.stdout.decode()
+
+
+def test_tag_reads_stdin_and_reports_bad_lines() -> None:
+    lines = [
+        orjson.dumps(
+            {
+                "event_id": "1",
+                "kind": "publish",
+                "video_id": "v",
+                "event_time": 0,
+                "author_id": "a",
+                "caption": "I quit my job today",
+            }
+        ),
+        b"{broken",
+        orjson.dumps(
+            {
+                "event_id": "2",
+                "kind": "publish",
+                "video_id": "w",
+                "event_time": 0,
+                "author_id": "a",
+                "caption": "Recette facile de crêpes",
+            }
+        ),
+    ]
+    result = run("tag", stdin=b"\n".join(lines) + b"\n")
+    assert result.returncode == 0
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["topics"] for o in out] == [["resignation"], []]
+    assert "line 2" in result.stderr.decode()
+
+
+def test_demo_replays_a_file_and_accounts_for_every_line(tmp_path: Path) -> None:
+    """Broken and duplicate lines included; afterwards `query` reads the same store."""
+    messages = [v for _, v in Workload(WorkloadConfig(seed=3)).messages(1500)]
+    lines = [
+        *messages[:1000],
+        b"not json at all",
+        b"",
+        messages[10],
+        messages[20],
+        b'{"kind": "stats"}',
+        *messages[1000:],
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    data_dir = tmp_path / "var"
+
+    result = run(
+        "demo", "--input", str(path), "--json", "--data-dir", str(data_dir), "--metrics-port", "0"
+    )
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    summary = json.loads(result.stdout)
+    assert summary["messages"] == len(lines)
+    assert summary["accounted"] is True
+    assert summary["counts_match_recount"] is True
+    assert summary["duplicates"] == 2
+    assert summary["dead_letters"] == 3
+    assert summary["accepted_events"] == 1500
+
+    counted = run(
+        "query",
+        "SELECT count() AS n FROM workpulse.video_events",
+        "--format",
+        "jsonl",
+        "--data-dir",
+        str(data_dir),
+    )
+    assert json.loads(counted.stdout) == {"n": 1500}
