@@ -18,6 +18,7 @@ from faust.types import EventT
 
 from workpulse.config import Settings
 from workpulse.ingest import Message
+from workpulse.metrics import Metrics
 from workpulse.pipeline import CountsStep, IngestStep
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,17 @@ def to_message(event: EventT) -> Message:
     )
 
 
+def report_consumer_lag(app: faust.App, events: Sequence[EventT], metrics: Metrics) -> None:
+    """Messages between the batch's last offset and the end of each partition."""
+    last: dict[Any, int] = {}
+    for event in events:
+        last[event.message.tp] = event.message.offset
+    for tp, offset in last.items():
+        highwater = app.consumer.highwater(tp)
+        if highwater is not None:
+            metrics.consumer_lag.labels(str(tp.partition)).set(max(0, highwater - offset - 1))
+
+
 @dataclass
 class WorkerApp:
     app: faust.App
@@ -169,6 +181,7 @@ def attach_agents(
             settings.batch_size, within=settings.batch_timeout_s
         ):
             await ingest.handle([to_message(e) for e in events])
+            report_consumer_lag(app, events, ingest.metrics)
 
     @app.agent(deltas, name="counts")
     async def counts_agent(stream: Any) -> None:

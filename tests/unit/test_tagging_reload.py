@@ -39,6 +39,12 @@ def write(directory: Path, name: str, data: object, bump: int = 0) -> None:
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + bump * 1_000_000_000))
 
 
+def settle(reloader: TaggerReloader) -> bool | Exception:
+    """Finish a reload started by `maybe_reload` (compiled in a background thread)."""
+    assert reloader.wait_pending(timeout=60)
+    return reloader.maybe_reload()
+
+
 @pytest.fixture
 def lexdir(tmp_path: Path) -> Path:
     write(tmp_path, "common.json", COMMON)
@@ -68,7 +74,9 @@ def test_reload_on_change_respects_interval(lexdir: Path) -> None:
     assert reloader.current() is first
 
     clock.now += 6
-    assert reloader.maybe_reload() is True
+    assert reloader.maybe_reload() is False  # compiling in the background
+    assert reloader.current() is first  # the old tagger serves meanwhile
+    assert settle(reloader) is True
     second = reloader.current()
     assert second is not first
     assert second.version == "test.2"
@@ -104,7 +112,8 @@ def test_broken_lexicon_keeps_old_tagger(lexdir: Path, name: str, content: str) 
     st = (lexdir / name).stat()
     os.utime(lexdir / name, ns=(st.st_atime_ns, st.st_mtime_ns + 3_000_000_000))
     clock.now += 2
-    outcome = reloader.maybe_reload()
+    assert reloader.maybe_reload() is False
+    outcome = settle(reloader)
 
     assert isinstance(outcome, LexiconError)
     assert errors == [outcome]
@@ -119,7 +128,8 @@ def test_broken_lexicon_keeps_old_tagger(lexdir: Path, name: str, content: str) 
     write(lexdir, "common.json", COMMON, bump=9)  # fixed again
     write(lexdir, "resignation.json", TOPIC, bump=9)
     clock.now += 2
-    assert reloader.maybe_reload() is True
+    assert reloader.maybe_reload() is False
+    assert settle(reloader) is True
     assert reloader.last_error is None
 
 
@@ -132,7 +142,8 @@ def test_error_callback_failure_is_contained(lexdir: Path) -> None:
     reloader = TaggerReloader(lexdir, interval_s=1, clock=clock, on_error=explode)
     write(lexdir, "common.json", {"languages": {}}, bump=4)
     clock.now += 2
-    assert isinstance(reloader.maybe_reload(), Exception)
+    reloader.maybe_reload()
+    assert isinstance(settle(reloader), Exception)
 
 
 def test_deleted_directory_keeps_old_tagger(lexdir: Path) -> None:
@@ -142,7 +153,8 @@ def test_deleted_directory_keeps_old_tagger(lexdir: Path) -> None:
     for path in lexdir.iterdir():
         path.unlink()
     clock.now += 2
-    assert isinstance(reloader.maybe_reload(), LexiconError)
+    reloader.maybe_reload()
+    assert isinstance(settle(reloader), LexiconError)
     assert reloader.current() is old
 
 
@@ -156,3 +168,40 @@ def test_force_reload(lexdir: Path) -> None:
 def test_default_lexicon_directory_loads() -> None:
     reloader = TaggerReloader(interval_s=60, clock=FakeClock())
     assert reloader.current().version
+
+
+def test_force_reload_errors_are_synchronous(lexdir: Path) -> None:
+    reloader = TaggerReloader(lexdir, interval_s=3600, clock=FakeClock())
+    old = reloader.current()
+    (lexdir / "common.json").write_text("{broken", encoding="utf-8")
+    assert isinstance(reloader.maybe_reload(force=True), LexiconError)
+    assert reloader.current() is old
+
+
+def test_reload_does_not_block_the_caller(lexdir: Path, monkeypatch) -> None:
+    """The compilation runs in a thread: maybe_reload returns while it is still going."""
+    import threading
+
+    from workpulse.tagging import reload as reload_mod
+
+    gate = threading.Event()
+    real = reload_mod.load_tagger
+
+    def slow(path):
+        gate.wait(30)
+        return real(path)
+
+    clock = FakeClock()
+    reloader = TaggerReloader(lexdir, interval_s=1, clock=clock)
+    old = reloader.current()
+    monkeypatch.setattr(reload_mod, "load_tagger", slow)
+    write(lexdir, "common.json", {**COMMON, "version": "test.3"}, bump=7)
+    clock.now += 2
+    assert reloader.maybe_reload() is False
+    assert reloader.pending
+    assert reloader.maybe_reload() is False  # still compiling
+    assert reloader.current() is old
+    gate.set()
+    assert settle(reloader) is True
+    assert reloader.current().version == "test.3"
+    assert not reloader.pending

@@ -229,3 +229,36 @@ def test_tag_batch_equals_tag(tagger) -> None:
 
 def test_version(tagger) -> None:
     assert tagger.version == "2026.11.1"
+
+
+@pytest.mark.parametrize(
+    ("caption", "hashtags", "lang", "expected"),
+    [
+        # overlapping terms: only the maximal spans ("quit", "quit my" are inside "quit my job")
+        (
+            "I quit my job",
+            ["QuitMyJob"],
+            "en",
+            {"resignation": ("#QuitMyJob", "i quit", "quit my job")},
+        ),
+        # a hashtag is named once, as written, however many terms fired inside it
+        (
+            "I quit my job today #QuitMyJob #quitmyjob",
+            [],
+            "en",
+            {"resignation": ("#QuitMyJob", "i quit", "quit my job")},
+        ),
+        ("", ["quit_my_job", "QuitMyJob"], None, {"resignation": ("#quit_my_job",)}),
+        # a context rule that fired is named with the context found
+        (
+            "Negotiated my salary up by 15k",
+            [],
+            "en",
+            {"salary": ("negotiat* (if salary)", "salary")},
+        ),
+        ("Sat down for a job interview today", [], "en", {"job_search": ("job interview",)}),
+        ("قدمت استقالتي اليوم", [], "ar", {"resignation": ("استقاله",)}),
+    ],
+)
+def test_matched_is_not_redundant(tagger, caption, hashtags, lang, expected) -> None:
+    assert tagger.tag(caption, hashtags, lang).matched == expected

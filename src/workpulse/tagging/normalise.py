@@ -93,6 +93,15 @@ def normalise(text: str) -> str:
     return " ".join(_tokens(fold(text)))
 
 
+def normalise_word(word: str) -> str:
+    """`normalise` of one whitespace-free chunk of text (used through a word cache).
+
+    Tokens never span whitespace, so normalising a text word by word and joining the
+    non-empty results with single spaces gives `normalise` of the text.
+    """
+    return " ".join(_tokens(fold(word)))
+
+
 def normalise_many(texts: list[str]) -> list[str]:
     """`normalise` for many texts at once: each C routine runs once over the batch.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,13 +14,14 @@ from workpulse.tagging.lexicon import (
     CompiledLexicon,
     CondRule,
     Hit,
+    KeyValue,
     compile_lexicon,
 )
 from workpulse.tagging.normalise import (
     SENTENCE_CHARS,
     compact,
     normalise,
-    normalise_many,
+    normalise_word,
     sentence_break,
     split_hashtag,
 )
@@ -31,6 +33,15 @@ _ZONE = " \x1d "  # between the caption and its hashtags (never inside a token)
 _HT_SEP = " . "  # between two hashtags: a term never spans two hashtags
 _HASHTAG_CACHE_MAX = 200_000
 _RESULT_CACHE_MAX = 50_000
+_WORD_CACHE_MAX = 500_000
+_STAT_KEYS = (
+    "result_lookups",
+    "result_hits",
+    "word_lookups",
+    "word_hits",
+    "tags_lookups",
+    "tags_hits",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +68,15 @@ def default_lexicon_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "schemas" / "lexicons"
 
 
-_Segment = tuple[str, tuple[Hit, ...]]
+_Segment = tuple[str, tuple[Hit, ...], str]
+"""A hashtag: (normalised, segmented text; direct topic hits; compact key)."""
 _Span = tuple[int, int, tuple[CondRule, ...]]
 _CtxSpan = tuple[int, int, tuple[int, ...]]
+_Fired = tuple[int, int, str]
+"""(start, end, label) of a fired term; start -1: a hashtag named in the lexicon."""
+_TagZone = tuple[str, tuple[int, ...], tuple[str, ...], tuple[tuple[str, str], ...]]
+"""Hashtags of a video: (text appended to the caption, offsets of each hashtag's text
+after the zone mark, the label of each ("#QuitMyJob"), direct (topic, label) hits)."""
 
 _FRENCH_HINT = re.compile(
     r"\b(?:les|des|du|une|est|sont|avec|pour|dans|pas|mon|ma|mes|je|j|l|d|qu|c|n|au|aux"
@@ -113,7 +130,7 @@ def _near(
     return window is None or text.count(" ", lo, hi) <= window
 
 
-def _any_near(
+def _find_near(
     text: str,
     zone: int,
     s: int,
@@ -122,11 +139,38 @@ def _any_near(
     contexts: list[_CtxSpan],
     window: int | None,
     blocking: bool,
-) -> bool:
+) -> str | None:
+    """The first context of ``ids`` near the term at [s, e] (its text), or None."""
     for cs, ce, cids in contexts:
         if not ids.isdisjoint(cids) and _near(text, zone, s, e, cs, ce, window, blocking):
-            return True
-    return False
+            phrase = text[cs + 1 : ce].strip()
+            return "#" + phrase if cs > zone else phrase
+    return None
+
+
+def _explain(fired: list[_Fired], zone: int, tagzone: _TagZone | None) -> tuple[str, ...]:
+    """The labels of one topic: each term once, only maximal spans, hashtags by name."""
+    if len(fired) == 1:
+        s, _, label = fired[0]
+        if s <= zone or tagzone is None:
+            return (label,)
+    labels: set[str] = set()
+    kept: list[tuple[int, int]] = []
+    if len(fired) > 1:
+        fired = sorted(fired, key=lambda f: f[0] - f[1])  # longest first (stable)
+    for s, e, label in fired:
+        if s < 0:  # a hashtag the lexicon names
+            labels.add(label)
+        elif s > zone and tagzone is not None:  # inside a hashtag: name the hashtag
+            labels.add(tagzone[2][bisect_right(tagzone[1], s - zone + 1) - 1])
+        else:
+            for ks, ke in kept:
+                if ks <= s and e <= ke:
+                    break
+            else:
+                kept.append((s, e))
+                labels.add(label)
+    return tuple(sorted(labels))
 
 
 class Tagger:
@@ -134,6 +178,10 @@ class Tagger:
 
     Immutable after construction apart from its internal caches, so one instance can be
     shared; build a new one (see `TaggerReloader`) to change the lexicon.
+
+    The hot path is `tag_batch`: the batch's new captions are normalised with C-level
+    string operations and a word cache, the whole batch is scanned in one Aho-Corasick
+    pass, and Python-level work is only spent on captions where a term fired.
     """
 
     __slots__ = (
@@ -146,9 +194,12 @@ class Tagger:
         "_results",
         "_short",
         "_strong",
+        "_tags_cache",
         "_vocab",
+        "_words",
         "lexicon",
         "path",
+        "stats",
         "version",
     )
 
@@ -165,7 +216,11 @@ class Tagger:
         self._maxlen = lexicon.max_compact_len
         self._short = lexicon.short_words
         self._ht_cache: dict[str, _Segment] = {}
+        self._tags_cache: dict[tuple[str, ...], _TagZone] = {}
+        self._words: dict[str, str] = {"\x00": "\x00"}
         self._results: dict[tuple[str, tuple[str, ...], str | None], TagResult] = {}
+        self.stats: dict[str, int] = dict.fromkeys(_STAT_KEYS, 0)
+        """Counters of the caches (for benchmarks): lookups and hits."""
 
     # Public API ------------------------------------------------------------------------
     def tag(self, caption: str, hashtags: Sequence[str] = (), lang: str | None = None) -> TagResult:
@@ -177,120 +232,219 @@ class Tagger:
         """
         if not caption and not hashtags:
             return EMPTY
-        key = (caption, tuple(hashtags), lang)
-        result = self._results.get(key)
-        if result is None:
-            result = self._tag_one(normalise(caption) if caption else "", caption, hashtags, lang)
-            self._remember(key, result)
-        return result
+        return self.tag_batch(((caption, hashtags, lang),))[0]
 
     def tag_batch(self, items: Sequence[tuple[str, Sequence[str], str | None]]) -> list[TagResult]:
-        """`tag` for many videos at once: one normalisation pass over the batch's new
-        captions; repeated (caption, hashtags, lang) inputs are answered from a cache."""
+        """`tag` for many videos at once (the fast path).
+
+        Items without caption and hashtags (stats events) cost one test each. Repeated
+        (caption, hashtags, lang) inputs are answered from a bounded cache; the new
+        captions are normalised together and scanned in one automaton pass.
+        """
         results: list[TagResult] = [EMPTY] * len(items)
         cache = self._results
-        todo: list[int] = []
-        keys: list[tuple[str, tuple[str, ...], str | None]] = []
+        todo: dict[tuple[str, tuple[str, ...], str | None], list[int]] = {}
+        looked = 0
         for i, (caption, tags, lang) in enumerate(items):
             if caption or tags:
-                key = (caption, tuple(tags), lang)
+                looked += 1
+                key = (caption, tags if type(tags) is tuple else tuple(tags), lang)
                 hit = cache.get(key)
-                if hit is None:
-                    todo.append(i)
-                    keys.append(key)
-                else:
+                if hit is not None:
                     results[i] = hit
-        if todo:
-            norms = normalise_many([key[0] for key in keys])
-            run = self._tag_one
-            for i, key, norm in zip(todo, keys, norms, strict=True):
-                result = results[i] = run(norm, key[0], key[1], key[2])
-                self._remember(key, result)
+                    continue
+                slots = todo.get(key)
+                if slots is None:
+                    todo[key] = [i]
+                else:
+                    slots.append(i)
+        stats = self.stats
+        stats["result_lookups"] += looked
+        stats["result_hits"] += looked - sum(len(v) for v in todo.values())
+        if not todo:
+            return results
+        keys = list(todo)
+        if len(cache) + len(keys) > _RESULT_CACHE_MAX:
+            cache.clear()
+        for key, result in zip(keys, self._tag_new(keys), strict=True):
+            cache[key] = result
+            for i in todo[key]:
+                results[i] = result
         return results
 
-    def _remember(self, key: tuple[str, tuple[str, ...], str | None], result: TagResult) -> None:
-        cache = self._results
-        if len(cache) >= _RESULT_CACHE_MAX:
-            cache.clear()
-        cache[key] = result
-
     def clear_caches(self) -> None:
-        """Forget cached results and hashtag segmentations (benchmarks, tests)."""
+        """Forget cached results, words and hashtag segmentations (benchmarks, tests)."""
         self._results.clear()
         self._ht_cache.clear()
+        self._tags_cache.clear()
+        self._words.clear()
+        self._words["\x00"] = "\x00"
+        for k in self.stats:
+            self.stats[k] = 0
 
     def hashtag_text(self, tag: str) -> str:
         """The normalised, segmented text a hashtag is matched as (for tests and docs)."""
         return self._hashtag(tag)[0]
 
     # Internals -------------------------------------------------------------------------
-    def _tag_one(
-        self, norm: str, caption: str, hashtags: Sequence[str], lang: str | None
-    ) -> TagResult:
-        if "#" in caption or "＃" in caption:
-            hashtags = [*hashtags, *_HASHTAG_IN_TEXT.findall(caption)]
-        direct: list[Hit] | None = None
-        if hashtags:
-            cache = self._ht_cache
-            parts = []
-            for tag in hashtags:
-                seg = cache.get(tag)
-                if seg is None:
-                    seg = self._hashtag(tag)
-                if seg[0]:
-                    parts.append(seg[0])
-                if seg[1]:
-                    if direct is None:
-                        direct = []
-                    direct.extend(seg[1])
-            text = " " + norm + _ZONE + _HT_SEP.join(parts) + " "
-        else:
-            text = " " + norm + " "
-        return self._match(text, len(norm) + 2, direct, lang)
+    def _normalise_captions(self, captions: list[str]) -> list[str]:
+        """Each caption normalised and padded with one space on each side.
 
-    def _match(self, text: str, zone: int, direct: list[Hit] | None, lang: str | None) -> TagResult:
-        found: dict[str, set[str]] | None = None
+        One C-level pass over the batch: split on whitespace, map every word through a
+        cache of normalised words (new words are normalised once), join, cut back into
+        captions. Equivalent to `normalise` (sentence breaks that are whitespace, such as
+        newlines, become ".").
+        """
+        joined = "\x00 " + " \x00 ".join(captions) + " \x00"
+        if joined.count("\x00") != len(captions) + 1:  # a caption contains NUL
+            return [" " + normalise(c) + " " for c in captions]
+        if "\n" in joined or "\r" in joined:
+            joined = joined.replace("\n", " . ").replace("\r", " . ")
+        words = joined.split()
+        cache = self._words
+        missing = set(words).difference(cache)
+        stats = self.stats
+        stats["word_lookups"] += len(words)
+        stats["word_hits"] += len(words) - len(missing)
+        if missing:
+            if len(cache) + len(missing) > _WORD_CACHE_MAX:
+                cache.clear()
+                cache["\x00"] = "\x00"
+            for word in missing:
+                cache[word] = normalise_word(word)
+        out = " ".join(filter(None, map(cache.__getitem__, words))).split("\x00")
+        if len(out) != len(captions) + 2:  # pragma: no cover - folding produced a NUL
+            return [" " + normalise(c) + " " for c in captions]
+        return out[1:-1]
+
+    def _tag_zone(self, tags: tuple[str, ...]) -> _TagZone:
+        """The hashtag part of the scanned text for these hashtags (cached per tuple)."""
+        zone = self._tags_cache.get(tags)
+        self.stats["tags_lookups"] += 1
+        if zone is not None:
+            self.stats["tags_hits"] += 1
+            return zone
+        ht_cache = self._ht_cache
+        parts: list[str] = []
+        starts: list[int] = []
+        labels: list[str] = []
+        direct: list[tuple[str, str]] = []
+        first: dict[str, str] = {}  # compact key -> first spelling (the label)
+        pos = 2  # after "\x1d "
+        for tag in dict.fromkeys(tags):
+            seg = ht_cache.get(tag)
+            if seg is None:
+                seg = self._hashtag(tag)
+            text, hits, key = seg
+            if not key:
+                continue
+            label = first.get(key)
+            if label is None:
+                label = first[key] = "#" + tag.lstrip("#＃")
+                for topic, _ in hits:
+                    direct.append((topic, label))
+            if text and text not in parts:
+                parts.append(text)
+                starts.append(pos)
+                labels.append(label)
+                pos += len(text) + len(_HT_SEP)
+        body = ("\x1d " + _HT_SEP.join(parts) + " ") if parts else ""
+        zone = (body, tuple(starts), tuple(labels), tuple(direct))
+        if len(self._tags_cache) >= _HASHTAG_CACHE_MAX:
+            self._tags_cache.clear()
+        self._tags_cache[tags] = zone
+        return zone
+
+    def _tag_new(self, keys: list[tuple[str, tuple[str, ...], str | None]]) -> list[TagResult]:
+        norms = self._normalise_captions([key[0] for key in keys])
+        texts: list[str] = []
+        zones: list[_TagZone | None] = []
+        tag_zone = self._tag_zone
+        for (caption, tags, _), norm in zip(keys, norms, strict=True):
+            if "#" in caption or "＃" in caption:
+                tags = (*tags, *_HASHTAG_IN_TEXT.findall(caption))
+            if tags:
+                zone = tag_zone(tags)
+                if zone[0] or zone[3]:
+                    texts.append(norm + zone[0])
+                    zones.append(zone)
+                    continue
+            texts.append(norm)
+            zones.append(None)
+        results: list[TagResult] = [EMPTY] * len(keys)
+        # One automaton pass over the batch; hits arrive in order of their end offset
+        # and are handed to the caption they fall in (texts are separated by NUL, which
+        # no key contains, and each text starts and ends with a space).
+        big = "\x00".join(texts)
+        bounds: list[int] = []
+        pos = 0
+        for text in texts:
+            pos += len(text)
+            bounds.append(pos)
+            pos += 1
+        groups: list[tuple[int, list[tuple[int, KeyValue]]]] = []
+        limit = -1
+        base = 0
+        cur: list[tuple[int, KeyValue]] = []
+        for end, value in self._ac_iter(big):
+            if end >= limit:
+                j = bisect_right(bounds, end)
+                limit = bounds[j]
+                base = limit - len(texts[j])
+                cur = []
+                groups.append((j, cur))
+            cur.append((end - base, value))
+        seen: set[int] = set()
+        for j, hits in groups:
+            seen.add(j)
+            results[j] = self._match(texts[j], len(norms[j]), hits, zones[j], keys[j][2])
+        for j, tz in enumerate(zones):  # direct hashtag hits without any term
+            if tz is not None and tz[3] and j not in seen:
+                results[j] = self._match(texts[j], len(norms[j]), [], tz, keys[j][2])
+        return results
+
+    def _match(
+        self,
+        text: str,
+        zone: int,
+        hits: list[tuple[int, KeyValue]],
+        tagzone: _TagZone | None,
+        lang: str | None,
+    ) -> TagResult:
+        found: dict[str, list[_Fired]] = {}
         pending: list[_Span] | None = None
-        for end, (klen, hits, rules, endings) in self._ac_iter(text):
+        for end, (klen, uhits, rules, endings) in hits:
             start = end - klen + 1
             if endings is not None:  # an attached suffix (Arabic): check the word's rest
                 nxt = text.find(" ", end)
                 if text[end + 1 : nxt] not in endings:
                     continue
                 end = nxt
-            if hits:
-                if found is None:
-                    found = {}
-                for topic, label in hits:
-                    if end > zone:
-                        label = "#" + label
-                    labels = found.get(topic)
-                    if labels is None:
-                        found[topic] = {label}
+            if uhits:
+                for topic, label in uhits:
+                    fired = found.get(topic)
+                    if fired is None:
+                        found[topic] = [(start, end, label)]
                     else:
-                        labels.add(label)
+                        fired.append((start, end, label))
             if rules:
                 if pending is None:
                     pending = [(start, end, rules)]
                 else:
                     pending.append((start, end, rules))
         if pending is not None:
-            if found is None:
-                found = {}
             self._conditional(text, zone, pending, self._contexts(text), found, _primary(lang))
-        if direct:
-            if found is None:
-                found = {}
-            for topic, label in direct:
-                labels = found.get(topic)
-                if labels is None:
-                    found[topic] = {label}
+        if tagzone is not None:
+            for topic, label in tagzone[3]:
+                fired = found.get(topic)
+                if fired is None:
+                    found[topic] = [(-1, -1, label)]
                 else:
-                    labels.add(label)
+                    fired.append((-1, -1, label))
         if not found:
             return EMPTY
         topics = tuple(sorted(found))
-        return TagResult(topics, {t: tuple(sorted(found[t])) for t in topics})
+        return TagResult(topics, {t: _explain(found[t], zone, tagzone) for t in topics})
 
     def _contexts(self, text: str) -> list[_CtxSpan]:
         out = []
@@ -310,7 +464,7 @@ class Tagger:
         zone: int,
         pending: list[_Span],
         contexts: list[_CtxSpan],
-        found: dict[str, set[str]],
+        found: dict[str, list[_Fired]],
         lang: str | None,
     ) -> None:
         guessed = False
@@ -322,25 +476,29 @@ class Tagger:
                     if lang in rule.not_langs:
                         continue
                 window = rule.window
-                need = rule.need
-                if need is not None and not _any_near(
-                    text, zone, s, e, need, contexts, window, False
-                ):
-                    continue
-                need = rule.also_need
-                if need is not None and not _any_near(
-                    text, zone, s, e, need, contexts, window, False
-                ):
-                    continue
                 block = rule.block
-                if block is not None and _any_near(text, zone, s, e, block, contexts, window, True):
+                if block is not None and _find_near(
+                    text, zone, s, e, block, contexts, window, True
+                ):
                     continue
-                label = "#" + rule.label if e > zone else rule.label
-                labels = found.get(rule.topic)
-                if labels is None:
-                    found[rule.topic] = {label}
+                label = rule.label
+                need = rule.need
+                if need is not None:
+                    why = _find_near(text, zone, s, e, need, contexts, window, False)
+                    if why is None:
+                        continue
+                    need = rule.also_need
+                    if need is not None:
+                        also = _find_near(text, zone, s, e, need, contexts, window, False)
+                        if also is None:
+                            continue
+                        why = why + ", " + also if also != why else why
+                    label = label + " (if " + why + ")"
+                fired = found.get(rule.topic)
+                if fired is None:
+                    found[rule.topic] = [(s, e, label)]
                 else:
-                    labels.add(label)
+                    fired.append((s, e, label))
 
     # Hashtags --------------------------------------------------------------------------
     def _hashtag(self, tag: str) -> _Segment:
@@ -349,15 +507,15 @@ class Tagger:
         for ch in SENTENCE_CHARS:
             key = key.replace(ch, "")
         if not key or key in self._generic:
-            seg: _Segment = ("", ())
+            seg: _Segment = ("", (), "")
         else:
             hits = self._ht_hits.get(key, ())
             if " " in norm:
                 # #MeToo → "me too metoo": its words, and its one-word form
                 words = " ".join(w for w in norm.split(" ") if w not in SENTENCE_CHARS)
-                seg = (words + " " + key, hits)
+                seg = (words + " " + key, hits, key)
             else:
-                seg = (self._segment(norm) or norm, hits)
+                seg = (self._segment(norm) or norm, hits, key)
         cache = self._ht_cache
         if len(cache) >= _HASHTAG_CACHE_MAX:
             cache.clear()

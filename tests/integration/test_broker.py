@@ -1,0 +1,271 @@
+"""The embedded broker with kafka-python, aiokafka and an in-process Faust app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient
+
+from workpulse.broker import BrokerError, EmbeddedBroker, create_topics, wait_for_assignment
+
+pytestmark = pytest.mark.integration
+
+
+@contextlib.asynccontextmanager
+async def running(app: Any, timeout_s: float = 30.0) -> AsyncIterator[Any]:
+    """Starts a Faust app in the current event loop, waits until its first
+    rebalance is complete (partitions assigned, tables recovered) and always
+    stops it, so that its consumer thread does not outlive the test."""
+    ready = asyncio.Event()
+
+    async def on_ready(sender: Any, **kwargs: Any) -> None:
+        ready.set()
+
+    app.on_rebalance_complete.connect(on_ready)
+    await app.start()
+    try:
+        await asyncio.wait_for(ready.wait(), timeout_s)
+        yield app
+    finally:
+        await app.stop()
+
+
+def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    try:
+        for key, value in messages:
+            producer.send(topic, key=key, value=value)
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
+
+
+def committed_offsets(bootstrap: str, group: str) -> dict[int, int]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        offsets = admin.list_group_offsets({group: None}).get(group, {})
+        return {tp.partition: meta.offset for tp, meta in offsets.items()}
+    finally:
+        admin.close()
+
+
+def keyed_messages(n: int, keys: int = 16) -> list[tuple[bytes, bytes]]:
+    return [(f"k{i % keys}".encode(), f"{i % keys}:{i}".encode()) for i in range(n)]
+
+
+def assert_in_order(seen: list[tuple[int, int, bytes]]) -> None:
+    """Per partition: offsets strictly increase, and per key values keep the
+    order in which they were produced."""
+    by_partition: dict[int, list[int]] = defaultdict(list)
+    by_key: dict[bytes, list[int]] = defaultdict(list)
+    for partition, offset, value in seen:
+        by_partition[partition].append(offset)
+        key, seq = value.split(b":")
+        by_key[key].append(int(seq))
+    for offsets in by_partition.values():
+        assert offsets == sorted(set(offsets))
+    for seqs in by_key.values():
+        assert seqs == sorted(seqs)
+
+
+def test_broker_start_stop_is_idempotent(tmp_path: Path) -> None:
+    b = EmbeddedBroker(log_path=tmp_path / "b.log")
+    with b:
+        assert b.pid is not None
+        pid = b.pid
+        b.start()  # already running: no second process
+        assert b.pid == pid
+    b.stop()  # second stop is a no-op
+    assert b.process is None
+
+
+def test_broker_error_names_the_log(tmp_path: Path) -> None:
+    fake = tmp_path / "fake-broker"
+    fake.write_text("#!/bin/sh\necho 'fatal: no storage' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    b = EmbeddedBroker(log_path=tmp_path / "fake.log", binary=str(fake))
+    with pytest.raises(BrokerError, match=r"code 3.*fatal: no storage"):
+        b.start(timeout_s=5)
+    assert b.process is None
+
+
+def test_create_topics_is_idempotent(broker: EmbeddedBroker, topic_name: str) -> None:
+    create_topics(broker.bootstrap, {topic_name: 4})
+    create_topics(broker.bootstrap, {topic_name: 4, f"{topic_name}-b": 2})
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics()}
+    finally:
+        admin.close()
+    assert described[topic_name] == 4
+    assert described[f"{topic_name}-b"] == 2
+
+
+def test_kafka_python_produce_aiokafka_group_consume(
+    broker: EmbeddedBroker, topic_name: str
+) -> None:
+    n = 2000
+    create_topics(broker.bootstrap, {topic_name: 4})
+    produce(broker.bootstrap, topic_name, keyed_messages(n))
+
+    async def consume() -> tuple[list[tuple[int, int, bytes]], float]:
+        consumer = AIOKafkaConsumer(
+            topic_name,
+            bootstrap_servers=broker.bootstrap,
+            group_id=f"g-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest",
+            session_timeout_ms=2000,  # Tansu answers JoinGroup after ~session/2
+            heartbeat_interval_ms=500,
+        )
+        t0 = time.monotonic()
+        await consumer.start()
+        try:
+            assigned = await wait_for_assignment(consumer.assignment, {topic_name}, 30)
+            joined = time.monotonic() - t0
+            assert {tp.partition for tp in assigned} == {0, 1, 2, 3}
+            seen: list[tuple[int, int, bytes]] = []
+            while len(seen) < n:
+                batch = await consumer.getmany(timeout_ms=1000)
+                for records in batch.values():
+                    seen.extend((r.partition, r.offset, r.value) for r in records)
+                assert time.monotonic() - t0 < 30, f"only {len(seen)} of {n} messages"
+            return seen, joined
+        finally:
+            await consumer.stop()
+
+    seen, joined = asyncio.run(consume())
+    assert len(seen) == n
+    assert len({(p, o) for p, o, _ in seen}) == n
+    assert_in_order(seen)
+    assert joined < 5, f"group join took {joined:.1f}s"
+
+
+def test_faust_agent_and_table_in_process(
+    broker: EmbeddedBroker, topic_name: str, faust_app_factory: Callable[..., Any]
+) -> None:
+    n = 500
+    create_topics(broker.bootstrap, {topic_name: 4})
+    app = faust_app_factory("agent")
+    topic = app.topic(topic_name, key_serializer="raw", value_serializer="raw")
+    counts = app.Table("counts", default=int, partitions=4)
+    seen: list[tuple[int, int, bytes]] = []
+    assigned_tps: set[Any] = set()
+    all_seen = asyncio.Event()
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
+        assigned_tps.update(assigned)
+
+    @app.agent(topic)
+    async def count(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            counts[event.key.decode()] += 1
+            seen.append((message.partition, message.offset, event.value))
+            if len(seen) >= n:
+                all_seen.set()
+
+    async def main() -> None:
+        async with running(app):
+            assert {tp.partition for tp in assigned_tps if tp.topic == topic_name} == {0, 1, 2, 3}
+            await asyncio.to_thread(produce, broker.bootstrap, topic_name, keyed_messages(n))
+            await asyncio.wait_for(all_seen.wait(), 30)
+            assert sum(counts.values()) == n
+            assert counts["k0"] == len(range(0, n, 16))
+        leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert leftover == []
+
+    threads_before = {t.ident for t in threading.enumerate()}
+    asyncio.run(main())
+    # Faust's aiokafka consumer runs in its own thread: it must be gone after stop
+    assert {t.ident for t in threading.enumerate()} <= threads_before
+    assert_in_order(seen)
+    assert len(seen) == n
+
+
+def test_faust_noack_take_commits_only_after_the_batch_is_acked(
+    broker: EmbeddedBroker, topic_name: str, faust_app_factory: Callable[..., Any]
+) -> None:
+    """The pattern for "commit only after the batch is durably written":
+    `stream.noack_take()` + `stream.ack(event)` after the write. While the agent
+    is still writing, nothing is committed; after it acks, the batch is."""
+    create_topics(broker.bootstrap, {topic_name: 1})
+    produce(broker.bootstrap, topic_name, [(b"k", str(i).encode()) for i in range(10)])
+    app = faust_app_factory("noack")
+    topic = app.topic(topic_name, key_serializer="raw", value_serializer="raw")
+    got_batch = asyncio.Event()
+    written = asyncio.Event()
+    batches: list[list[bytes]] = []
+
+    @app.agent(topic)
+    async def sink(stream: Any) -> None:
+        async for events in stream.noack_take(5, within=0.5):
+            batches.append([e.value for e in events])
+            got_batch.set()
+            await written.wait()  # stands for the ClickHouse insert
+            for event in events:
+                await stream.ack(event)
+
+    async def main() -> None:
+        async with running(app):
+            await asyncio.wait_for(got_batch.wait(), 30)
+            await asyncio.sleep(1.0)  # five commit intervals
+            assert await asyncio.to_thread(committed_offsets, broker.bootstrap, app.conf.id) == {}
+            written.set()
+            deadline = time.monotonic() + 10
+            while True:
+                offsets = await asyncio.to_thread(committed_offsets, broker.bootstrap, app.conf.id)
+                if offsets.get(0) == 10 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            assert offsets == {0: 10}
+
+    asyncio.run(main())
+    assert [len(b) for b in batches] == [5, 5]
+
+
+def test_faust_take_commits_a_failed_batch(
+    broker: EmbeddedBroker, topic_name: str, faust_app_factory: Callable[..., Any]
+) -> None:
+    """Why plain `take()` is not enough: when the agent raises while handling a
+    batch (the write failed), take()'s `finally` acks the batch anyway, and its
+    offsets are committed: at-most-once for that batch."""
+    create_topics(broker.bootstrap, {topic_name: 1})
+    produce(broker.bootstrap, topic_name, [(b"k", str(i).encode()) for i in range(10)])
+    app = faust_app_factory("take")
+    topic = app.topic(topic_name, key_serializer="raw", value_serializer="raw")
+    batches: list[list[bytes]] = []
+    second = asyncio.Event()
+    hold = asyncio.Event()
+
+    @app.agent(topic)
+    async def sink(stream: Any) -> None:
+        async for batch in stream.take(5, within=0.5):
+            batches.append(list(batch))
+            if len(batches) == 1:
+                raise RuntimeError("ClickHouse insert failed")
+            second.set()
+            await hold.wait()
+
+    async def main() -> None:
+        async with running(app):
+            await asyncio.wait_for(second.wait(), 30)
+            await asyncio.sleep(1.0)
+            offsets = await asyncio.to_thread(committed_offsets, broker.bootstrap, app.conf.id)
+            hold.set()
+        # the failed first batch (offsets 0-4) is committed; it is never redelivered
+        assert offsets == {0: 5}
+        assert [b[0] for b in batches] == [b"0", b"5"]
+
+    asyncio.run(main())

@@ -1,0 +1,136 @@
+"""Faust agents still get every message, in order per partition, with the fast
+drain patch installed: on the fast path (callback never waits) and on the slow
+path (a tiny stream buffer makes the callback wait for the agent)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from faust.transport.consumer import Consumer
+from kafka import KafkaProducer
+
+from workpulse.broker import EmbeddedBroker, create_topics
+from workpulse.faust_tuning import install_fast_drain, is_installed, uninstall_fast_drain
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def fast_drain() -> Iterator[None]:
+    original = Consumer.wait_first
+    assert install_fast_drain()
+    assert install_fast_drain()  # idempotent: still one layer
+    assert Consumer.wait_first.__wrapped__ is original  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        uninstall_fast_drain()
+        assert not is_installed()
+        assert Consumer.wait_first is original
+
+
+@contextlib.asynccontextmanager
+async def running(app: Any, timeout_s: float = 30.0) -> AsyncIterator[Any]:
+    ready = asyncio.Event()
+
+    async def on_ready(sender: Any, **kwargs: Any) -> None:
+        ready.set()
+
+    app.on_rebalance_complete.connect(on_ready)
+    await app.start()
+    try:
+        await asyncio.wait_for(ready.wait(), timeout_s)
+        yield app
+    finally:
+        await app.stop()
+
+
+def produce(bootstrap: str, topic: str, n: int, keys: int) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    try:
+        for i in range(n):
+            producer.send(topic, key=f"k{i % keys}".encode(), value=f"{i % keys}:{i}".encode())
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
+
+
+@pytest.mark.parametrize(
+    ("buffer_maxsize", "slow_every"),
+    [(4096, 0), (8, 50)],
+    ids=["fast-path", "full-buffer"],
+)
+def test_agent_gets_everything_in_order_with_fast_drain(
+    fast_drain: None,
+    broker: EmbeddedBroker,
+    topic_name: str,
+    faust_app_factory: Callable[..., Any],
+    buffer_maxsize: int,
+    slow_every: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import workpulse.faust_tuning as tuning
+
+    slow_path = 0
+    resume = tuning._resume
+
+    def counting_resume(coro: Any, yielded: Any) -> Any:
+        nonlocal slow_path
+        slow_path += 1
+        return resume(coro, yielded)
+
+    monkeypatch.setattr(tuning, "_resume", counting_resume)
+    n, keys = 3000, 32
+    create_topics(broker.bootstrap, {topic_name: 4})
+    app = faust_app_factory("drain", stream_buffer_maxsize=buffer_maxsize)
+    topic = app.topic(topic_name, key_serializer="raw", value_serializer="raw")
+    seen: list[tuple[int, int, bytes]] = []
+    done = asyncio.Event()
+
+    @app.agent(topic)
+    async def count(stream: Any) -> None:
+        async for event in stream.events():
+            m = event.message
+            seen.append((m.partition, m.offset, event.value))
+            if slow_every and len(seen) % slow_every == 0:
+                await asyncio.sleep(0.001)  # lets the buffer fill up
+            if len(seen) >= n:
+                done.set()
+
+    async def main() -> None:
+        async with running(app):
+            assert is_installed()
+            await asyncio.to_thread(produce, broker.bootstrap, topic_name, n, keys)
+            await asyncio.wait_for(done.wait(), 60)
+            await asyncio.sleep(0.2)  # nothing beyond n arrives
+
+    asyncio.run(main())
+    assert len(seen) == n
+    assert len({(p, o) for p, o, _ in seen}) == n
+    by_partition: dict[int, list[int]] = defaultdict(list)
+    by_key: dict[bytes, list[int]] = defaultdict(list)
+    for partition, offset, value in seen:
+        by_partition[partition].append(offset)
+        key, seq = value.split(b":")
+        by_key[key].append(int(seq))
+    assert set(by_partition) == {0, 1, 2, 3}
+    for offsets in by_partition.values():
+        assert offsets == list(range(offsets[0], offsets[0] + len(offsets)))
+    for seqs in by_key.values():
+        assert seqs == sorted(seqs)
+    if slow_every:
+        assert slow_path > 0  # the callback had to wait: the original path was used
+
+
+def test_install_is_a_noop_on_other_faust_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    import workpulse.faust_tuning as tuning
+
+    original = Consumer.wait_first
+    monkeypatch.setattr(tuning, "_faust_version", lambda: "0.99.0")
+    assert tuning.install_fast_drain() is False
+    assert Consumer.wait_first is original

@@ -1,0 +1,55 @@
+"""Metric names follow Prometheus conventions and live in one registry per Metrics."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from workpulse.metrics import Metrics
+
+DESIGN_METRICS = [
+    "workpulse_events_total",  # events in by kind and outcome
+    "workpulse_invalid_events_total",  # invalid events by reason
+    "workpulse_tagging_batch_seconds",  # tagging batch latency
+    "workpulse_topic_events_total",  # events per topic
+    "workpulse_event_time_lag_seconds",
+    "workpulse_consumer_lag",
+    "workpulse_window_videos",
+    "workpulse_spike_score",
+    "workpulse_sink_rows_total",
+    "workpulse_sink_seconds",
+    "workpulse_sink_failures_total",
+    "workpulse_sink_buffered_rows",
+]
+
+
+def metric_names(registry: CollectorRegistry) -> set[str]:
+    names = set()
+    for family in registry.collect():
+        names.add(family.name + ("_total" if family.type == "counter" else ""))
+    return names
+
+
+@pytest.mark.parametrize("name", DESIGN_METRICS)
+def test_design_metrics_exist(name: str) -> None:
+    assert name in metric_names(Metrics(CollectorRegistry()).registry)
+
+
+def test_names_use_prefix_and_base_units() -> None:
+    for family in Metrics(CollectorRegistry()).registry.collect():
+        assert family.name.startswith("workpulse_")
+        assert not any(u in family.name for u in ("_ms", "_milliseconds", "_minutes"))
+        if family.type == "histogram" and "seconds" not in family.name:
+            assert family.name.endswith("_events")
+
+
+def test_fresh_registries_are_independent() -> None:
+    a, b = Metrics(CollectorRegistry()), Metrics(CollectorRegistry())
+    a.events.labels("publish", "accepted").inc(3)
+    assert (
+        b.registry.get_sample_value(
+            "workpulse_events_total", {"kind": "publish", "outcome": "accepted"}
+        )
+        is None
+    )
+    assert b"workpulse_events_total" in generate_latest(a.registry)
