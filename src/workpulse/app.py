@@ -45,9 +45,22 @@ def broker_credentials(settings: Settings) -> Any:
     return faust.SSLCredentials(context)
 
 
+EMBEDDED_SESSION_TIMEOUT_S = 2.0
+CLUSTER_SESSION_TIMEOUT_S = 10.0
+
+
+def session_timeout_s(settings: Settings) -> float:
+    """The consumer group session timeout: short on the embedded broker, where joining a
+    group takes about half of it (docs/broker-and-faust.md), safer on a real cluster."""
+    if settings.kafka_session_timeout_s is not None:
+        return settings.kafka_session_timeout_s
+    return CLUSTER_SESSION_TIMEOUT_S
+
+
 def faust_settings(settings: Settings, bootstrap: str) -> dict[str, Any]:
     """Faust App keyword arguments. Timeouts are tuned so that joining the consumer
     group is quick (see docs/broker-and-faust.md for the measurements)."""
+    session = session_timeout_s(settings)
     return {
         "broker": ",".join(f"kafka://{b.strip()}" for b in bootstrap.split(",")),
         "broker_credentials": broker_credentials(settings),
@@ -60,9 +73,9 @@ def faust_settings(settings: Settings, bootstrap: str) -> dict[str, Any]:
         "value_serializer": "raw",
         "consumer_auto_offset_reset": "earliest",
         "producer_acks": -1,
-        "broker_session_timeout": 10.0,
-        "broker_heartbeat_interval": 1.0,
-        "broker_rebalance_timeout": 10.0,
+        "broker_session_timeout": session,
+        "broker_heartbeat_interval": max(0.1, session / 4),
+        "broker_rebalance_timeout": session,
         "broker_commit_every": 1000,
         "broker_commit_interval": 1.0,
         "stream_buffer_maxsize": 8192,
@@ -159,6 +172,12 @@ def create_app(settings: Settings, bootstrap: str) -> WorkerApp:
     return WorkerApp(app, videos, windows)
 
 
+async def ack_all(stream: Any, events: Sequence[EventT]) -> None:
+    """Mark a handled batch done: Faust commits offsets up to acked messages only."""
+    for event in events:
+        await stream.ack(event)
+
+
 def attach_agents(
     worker: WorkerApp,
     settings: Settings,
@@ -175,24 +194,25 @@ def attach_agents(
         internal=True,  # Faust creates it
     )
 
+    # `noack_take`, not `take_events`: the latter acks a batch even when its handler
+    # raised or was cancelled, and an acked offset is committed. Here a batch is acked
+    # only once its rows are durable, so a crash or an outage replays it.
     @app.agent(input_topic, name="ingest")
     async def ingest_agent(stream: Any) -> None:
-        async for events in stream.take_events(
-            settings.batch_size, within=settings.batch_timeout_s
-        ):
+        async for events in stream.noack_take(settings.batch_size, within=settings.batch_timeout_s):
             await ingest.handle([to_message(e) for e in events])
+            await ack_all(stream, events)
             report_consumer_lag(app, events, ingest.metrics)
 
     @app.agent(deltas, name="counts")
     async def counts_agent(stream: Any) -> None:
-        async for events in stream.take_events(
-            settings.batch_size, within=settings.batch_timeout_s
-        ):
+        async for events in stream.noack_take(settings.batch_size, within=settings.batch_timeout_s):
             items = [
                 (e.message.key.decode(), e.message.partition, orjson.loads(e.message.value))
                 for e in events
             ]
             await counts.handle(items)
+            await ack_all(stream, events)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_offsets(app: Any, revoked: Any, **kwargs: Any) -> None:

@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import ctypes
 import logging
 import os
 import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,6 +30,31 @@ from types import TracebackType
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _libc_prctl() -> Callable[..., int] | None:
+    # Resolved here, in the parent: the child between fork and exec must do no more
+    # than call it (no imports, no locks).
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_prctl = _libc_prctl()
+
+
+def _die_with_parent() -> None:
+    """In the broker's child process: receive SIGTERM when the parent dies, so that a
+    `kill -9` of workpulse leaves no orphan broker (atexit does not run then). Linux
+    ties this to the thread that started the child, which lives as long as workpulse's
+    event loop (or is the main thread)."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class BrokerError(RuntimeError):
@@ -145,6 +172,7 @@ class EmbeddedBroker:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,  # own process group: stop() signals the group
+                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             self._close_log()

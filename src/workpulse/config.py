@@ -47,6 +47,11 @@ class Settings:
         4, "Partitions of topics the embedded broker or `init-topics` creates."
     )
     app_id: str = _setting("workpulse", "Faust application id (= consumer group).")
+    kafka_session_timeout_s: float | None = _setting(
+        None,
+        "Consumer group session timeout, in seconds. Unset: 2 s in the demo on the "
+        "embedded broker (it answers a join after about half of it), else 10 s.",
+    )
     clickhouse_url: str | None = _setting(
         None,
         "ClickHouse server, http(s)://user:password@host:8123/workpulse. "

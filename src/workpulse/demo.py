@@ -24,7 +24,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from workpulse.app import deltas_topic_name
+from workpulse.app import EMBEDDED_SESSION_TIMEOUT_S, deltas_topic_name
 from workpulse.broker import EmbeddedBroker, create_topics
 from workpulse.clickhouse import Database, apply_schema, connect
 from workpulse.config import Settings
@@ -134,6 +134,15 @@ def progress_view(worker: Worker, state: ProduceState, metrics_url: str | None) 
     return Group(head, topics, spikes)
 
 
+def embedded_worker_settings(settings: Settings, bootstrap: str) -> Settings:
+    """The worker's settings on the embedded broker: its address, and the short group
+    session timeout that makes joining quick there (unless one was configured)."""
+    return settings.replace(
+        kafka_bootstrap=bootstrap,
+        kafka_session_timeout_s=settings.kafka_session_timeout_s or EMBEDDED_SESSION_TIMEOUT_S,
+    )
+
+
 def reset_embedded_database(settings: Settings) -> Database:
     path = settings.chdb_path
     if path.exists():
@@ -169,7 +178,7 @@ async def run_demo(
             await asyncio.to_thread(create_topics, broker.bootstrap, topics)
             db = await asyncio.to_thread(reset_embedded_database, settings)
             worker = build_worker(
-                settings.replace(kafka_bootstrap=broker.bootstrap), broker.bootstrap, db
+                embedded_worker_settings(settings, broker.bootstrap), broker.bootstrap, db
             )
             await worker.start()
 
@@ -219,8 +228,10 @@ async def run_demo(
             while worker.progress.processed < state.produced and time.monotonic() < deadline:
                 live.update(progress_view(worker, state, worker.metrics_url))
                 await asyncio.sleep(0.25)
+            # The counts agent finishes the last aggregates (and may find a spike in
+            # them): the last frame must agree with the summary below it.
+            await worker.wait_idle()
             live.update(progress_view(worker, state, worker.metrics_url))
-        await worker.wait_idle()
         return await worker.sink.run(lambda: read_summary(db, worker.progress, state.produced))
     finally:
         if worker is not None:

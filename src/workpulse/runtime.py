@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -27,6 +28,7 @@ from workpulse.app import (
 )
 from workpulse.clickhouse import Database
 from workpulse.config import Settings
+from workpulse.faust_tuning import install_fast_drain
 from workpulse.ingest import BatchProcessor
 from workpulse.metrics import Metrics
 from workpulse.pipeline import CountsStep, DurableOffsetCache, IngestStep, Progress
@@ -94,7 +96,9 @@ def build_worker(
     serve_metrics: bool = True,
     wall_clock: Callable[[], float] = time.time,
 ) -> Worker:
-    # install_fast_drain()  # TEMP disabled: crashed the fetcher under producer back-pressure
+    # Faust's consumer loop spends most of its time creating tasks per message; the
+    # patch delivers messages inline while the flow runs (docs/broker-and-faust.md).
+    install_fast_drain()
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     registry = registry or CollectorRegistry()
     metrics = Metrics(registry)
@@ -112,6 +116,9 @@ def build_worker(
         settings.lexicon_dir, interval_s=5.0, on_reload=reloaded, on_error=reload_failed
     )
     metrics.taxonomy.info({"version": reloader.current().version})
+    # The lexicon is about a million long-lived objects: keep them out of the cycle
+    # collector's full scans, which otherwise run every few thousand events.
+    gc.freeze()
 
     def current_tagger() -> Any:
         reloader.maybe_reload()

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -88,6 +92,42 @@ def test_broker_start_stop_is_idempotent(tmp_path: Path) -> None:
         assert b.pid == pid
     b.stop()  # second stop is a no-op
     assert b.process is None
+
+
+def test_broker_dies_with_its_parent(tmp_path: Path) -> None:
+    """`kill -9` of the process that started the broker leaves no orphan broker."""
+    script = (
+        "import time\n"
+        "from workpulse.broker import EmbeddedBroker\n"
+        "b = EmbeddedBroker()\n"
+        "b.start()\n"
+        "print(b.process.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    broker_pid = None
+    try:
+        assert parent.stdout is not None
+        broker_pid = int(parent.stdout.readline())
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while _alive(broker_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(broker_pid)
+    finally:
+        parent.kill()
+        if broker_pid is not None and _alive(broker_pid):
+            os.kill(broker_pid, signal.SIGKILL)  # do not leave it behind when failing
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for init to reap it counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_broker_error_names_the_log(tmp_path: Path) -> None:

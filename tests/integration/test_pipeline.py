@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
+from workpulse.app import EMBEDDED_SESSION_TIMEOUT_S
 from workpulse.broker import EmbeddedBroker, create_topics
 from workpulse.clickhouse import Database, EmbeddedDatabase, apply_schema, connect
 from workpulse.config import Settings
@@ -61,6 +62,7 @@ def worker_settings(tmp_path: Path, input_topic: str, app_id: str) -> Settings:
         metrics_port=0,
         batch_size=500,
         batch_timeout_s=0.2,
+        kafka_session_timeout_s=EMBEDDED_SESSION_TIMEOUT_S,
     )
 
 
