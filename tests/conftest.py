@@ -1,0 +1,28 @@
+"""Shared by all tests: a place for measured figures, printed at the end of the run.
+
+Tests that measure something (the dev-set quality, insert rates) hand their lines to
+the `figures` fixture; `make test` prints them in a "workpulse figures" section after
+the results, whatever the capture mode, so they are in every CI log.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+_FIGURES = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture
+def figures(pytestconfig: pytest.Config) -> list[str]:
+    """Append lines to show them in the run's summary."""
+    return pytestconfig.stash.setdefault(_FIGURES, [])
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    lines = config.stash.get(_FIGURES, [])
+    if lines:
+        terminalreporter.section("workpulse figures")
+        for line in lines:
+            terminalreporter.write_line(line)
