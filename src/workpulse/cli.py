@@ -124,6 +124,7 @@ def demo(
     "dlq_topic",
     "spikes_topic",
     "app_id",
+    "kafka_session_timeout_s",
     "partitions",
     "metrics_host",
     "metrics_port",
