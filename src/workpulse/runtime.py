@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import time
@@ -116,9 +115,6 @@ def build_worker(
         settings.lexicon_dir, interval_s=5.0, on_reload=reloaded, on_error=reload_failed
     )
     metrics.taxonomy.info({"version": reloader.current().version})
-    # The lexicon is about a million long-lived objects: keep them out of the cycle
-    # collector's full scans, which otherwise run every few thousand events.
-    gc.freeze()
 
     def current_tagger() -> Any:
         reloader.maybe_reload()

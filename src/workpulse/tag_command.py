@@ -14,7 +14,7 @@ from typing import Any, BinaryIO, TextIO
 import orjson
 
 from workpulse.events import Event, Rejection, decode_event
-from workpulse.tagging import Tagger
+from workpulse.tagging import Tagger, freeze_lexicon_objects
 
 BATCH_LINES = 1000
 
@@ -37,6 +37,8 @@ def run_tag(infile: BinaryIO, outfile: BinaryIO, errfile: TextIO, tagger: Tagger
 
     Returns 0 (bad lines are reported, not fatal). Blank lines are skipped silently.
     """
+    # The lexicon lives for the whole run: keep it out of the cycle collector's scans.
+    freeze_lexicon_objects()
     dumps = orjson.dumps
     for batch in _batches(infile, BATCH_LINES):
         events: list[tuple[int, dict[str, Any], Event]] = []

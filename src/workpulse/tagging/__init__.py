@@ -8,7 +8,13 @@ Aho-Corasick automaton over normalised text and applies the context rules.
 from workpulse.tagging.lexicon import TOPICS, LexiconError
 from workpulse.tagging.normalise import normalise, split_hashtag
 from workpulse.tagging.reload import TaggerReloader
-from workpulse.tagging.tagger import Tagger, TagResult, default_lexicon_dir, load_tagger
+from workpulse.tagging.tagger import (
+    Tagger,
+    TagResult,
+    default_lexicon_dir,
+    freeze_lexicon_objects,
+    load_tagger,
+)
 
 __all__ = [
     "TOPICS",
@@ -17,6 +23,7 @@ __all__ = [
     "Tagger",
     "TaggerReloader",
     "default_lexicon_dir",
+    "freeze_lexicon_objects",
     "load_tagger",
     "normalise",
     "split_hashtag",

@@ -9,11 +9,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 from workpulse.tagging.lexicon import iter_lexicon_mtimes
-from workpulse.tagging.tagger import Tagger, default_lexicon_dir, load_tagger
+from workpulse.tagging.tagger import (
+    Tagger,
+    default_lexicon_dir,
+    freeze_lexicon_objects,
+    load_tagger,
+)
 
 __all__ = ["TaggerReloader"]
 
 Stamp = tuple[tuple[str, int, int], ...]
+
+
+def _load_frozen(path: Path) -> Tagger:
+    """`load_tagger`, then `freeze_lexicon_objects` (the tagger lives until a reload)."""
+    tagger = load_tagger(path)
+    freeze_lexicon_objects()
+    return tagger
 
 
 class TaggerReloader:
@@ -28,6 +40,10 @@ class TaggerReloader:
     passed to ``on_error``) and kept in `last_error`, and the same broken files are not
     retried until they change again. It never raises. ``force=True`` compiles
     synchronously (tests, CLI).
+
+    Every lexicon it loads is frozen out of the cycle collector's scans
+    (`freeze_lexicon_objects`): a reload is rare, and the replaced lexicon is acyclic,
+    so reference counting still frees it.
     """
 
     def __init__(
@@ -46,7 +62,7 @@ class TaggerReloader:
         self._on_error = on_error
         self._on_reload = on_reload
         self._stamp = self._snapshot()
-        self._tagger = tagger if tagger is not None else load_tagger(self.path)
+        self._tagger = tagger if tagger is not None else _load_frozen(self.path)
         self._next_check = clock() + interval_s
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -71,7 +87,7 @@ class TaggerReloader:
 
     def _compile(self) -> None:
         try:
-            outcome: Tagger | Exception = load_tagger(self.path)
+            outcome: Tagger | Exception = _load_frozen(self.path)
         except Exception as exc:
             outcome = exc
         with self._lock:
@@ -114,7 +130,7 @@ class TaggerReloader:
             self._stamp = self._snapshot()
             self._next_check = self._clock() + self.interval_s
             try:
-                outcome: Tagger | Exception = load_tagger(self.path)
+                outcome: Tagger | Exception = _load_frozen(self.path)
             except Exception as exc:
                 outcome = exc
             return self._install(outcome)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 
 from workpulse.tagging.lexicon import (
@@ -26,7 +28,15 @@ from workpulse.tagging.normalise import (
     split_hashtag,
 )
 
-__all__ = ["TOPICS", "TagResult", "Tagger", "default_lexicon_dir", "guess_lang", "load_tagger"]
+__all__ = [
+    "TOPICS",
+    "TagResult",
+    "Tagger",
+    "default_lexicon_dir",
+    "freeze_lexicon_objects",
+    "guess_lang",
+    "load_tagger",
+]
 
 _HASHTAG_IN_TEXT = re.compile(r"[#＃]([^\W_]\w*)")
 _ZONE = " \x1d "  # between the caption and its hashtags (never inside a token)
@@ -37,6 +47,8 @@ _WORD_CACHE_MAX = 500_000
 _STAT_KEYS = (
     "result_lookups",
     "result_hits",
+    "normalised_lookups",
+    "normalised_hits",
     "word_lookups",
     "word_hits",
     "tags_lookups",
@@ -68,8 +80,12 @@ def default_lexicon_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "schemas" / "lexicons"
 
 
+_Key = tuple[str, tuple[str, ...], str | None]
+"""(caption, hashtags, lang) of a video: the key of the result cache."""
 _Segment = tuple[str, tuple[Hit, ...], str]
 """A hashtag: (normalised, segmented text; direct topic hits; compact key)."""
+_NormKey = tuple[str, "_TagZone | None", str | None]
+"""(normalised caption, hashtag zone, lang): the key of the normalised-result cache."""
 _Span = tuple[int, int, tuple[CondRule, ...]]
 _CtxSpan = tuple[int, int, tuple[int, ...]]
 _Fired = tuple[int, int, str]
@@ -173,6 +189,25 @@ def _explain(fired: list[_Fired], zone: int, tagzone: _TagZone | None) -> tuple[
     return tuple(sorted(labels))
 
 
+def _covered(fired: list[_Fired], s: int, e: int) -> bool:
+    """Does a fired span contain the caption span [s, e]? (Spans in hashtags start after
+    the caption, direct hashtag hits end at -1: neither can.)"""
+    return any(fs <= s and e <= fe for fs, fe, _ in fired)
+
+
+def _result(found: dict[str, list[_Fired]], zone: int, tagzone: _TagZone | None) -> TagResult:
+    """The result for what fired; a topic with one caption term needs no `_explain`."""
+    topics = tuple(sorted(found))
+    matched: dict[str, tuple[str, ...]] = {}
+    for topic in topics:
+        fired = found[topic]
+        if len(fired) == 1 and (fired[0][0] <= zone or tagzone is None):
+            matched[topic] = (fired[0][2],)
+        else:
+            matched[topic] = _explain(fired, zone, tagzone)
+    return TagResult(topics, matched)
+
+
 class Tagger:
     """Tags captions with the topics of TAXONOMY.md using a compiled lexicon.
 
@@ -191,6 +226,7 @@ class Tagger:
         "_ht_cache",
         "_ht_hits",
         "_maxlen",
+        "_norm_results",
         "_results",
         "_short",
         "_strong",
@@ -218,7 +254,8 @@ class Tagger:
         self._ht_cache: dict[str, _Segment] = {}
         self._tags_cache: dict[tuple[str, ...], _TagZone] = {}
         self._words: dict[str, str] = {"\x00": "\x00"}
-        self._results: dict[tuple[str, tuple[str, ...], str | None], TagResult] = {}
+        self._results: dict[_Key, TagResult] = {}
+        self._norm_results: dict[_NormKey, TagResult] = {}
         self.stats: dict[str, int] = dict.fromkeys(_STAT_KEYS, 0)
         """Counters of the caches (for benchmarks): lookups and hits."""
 
@@ -243,7 +280,7 @@ class Tagger:
         """
         results: list[TagResult] = [EMPTY] * len(items)
         cache = self._results
-        todo: dict[tuple[str, tuple[str, ...], str | None], list[int]] = {}
+        todo: dict[_Key, list[int]] = {}
         looked = 0
         for i, (caption, tags, lang) in enumerate(items):
             if caption or tags:
@@ -275,6 +312,7 @@ class Tagger:
     def clear_caches(self) -> None:
         """Forget cached results, words and hashtag segmentations (benchmarks, tests)."""
         self._results.clear()
+        self._norm_results.clear()
         self._ht_cache.clear()
         self._tags_cache.clear()
         self._words.clear()
@@ -318,12 +356,8 @@ class Tagger:
         return out[1:-1]
 
     def _tag_zone(self, tags: tuple[str, ...]) -> _TagZone:
-        """The hashtag part of the scanned text for these hashtags (cached per tuple)."""
-        zone = self._tags_cache.get(tags)
-        self.stats["tags_lookups"] += 1
-        if zone is not None:
-            self.stats["tags_hits"] += 1
-            return zone
+        """Build the hashtag part of the scanned text for these hashtags, and cache it
+        (the caller looks in ``_tags_cache`` first)."""
         ht_cache = self._ht_cache
         parts: list[str] = []
         starts: list[int] = []
@@ -355,85 +389,135 @@ class Tagger:
         self._tags_cache[tags] = zone
         return zone
 
-    def _tag_new(self, keys: list[tuple[str, tuple[str, ...], str | None]]) -> list[TagResult]:
+    def _tag_new(self, keys: list[_Key]) -> list[TagResult]:
+        """Tag inputs the result cache does not hold.
+
+        Captions are normalised and hashtag zones built first; inputs that only differ in
+        case, accents, emoji, punctuation or generic hashtags give the same normalised
+        key and are matched once (a second, bounded cache keyed by the normalised
+        caption, the hashtag zone and the language).
+        """
         norms = self._normalise_captions([key[0] for key in keys])
-        texts: list[str] = []
-        zones: list[_TagZone | None] = []
-        tag_zone = self._tag_zone
+        results: list[TagResult] = [EMPTY] * len(keys)
+        cache = self._norm_results
+        todo: dict[_NormKey, list[int]] = {}
+        zoned = zip(self._zones(keys, norms), keys, strict=True)
+        for i, ((norm, zone), (_, _, lang)) in enumerate(zoned):
+            nkey = (norm, zone, lang)
+            hit = cache.get(nkey)
+            if hit is not None:
+                results[i] = hit
+                continue
+            slots = todo.get(nkey)
+            if slots is None:
+                todo[nkey] = [i]
+            else:
+                slots.append(i)
+        self.stats["normalised_lookups"] += len(keys)
+        self.stats["normalised_hits"] += len(keys) - sum(map(len, todo.values()))
+        if todo:
+            nkeys = list(todo)
+            if len(cache) + len(nkeys) > _RESULT_CACHE_MAX:
+                cache.clear()
+            for nkey, result in zip(nkeys, self._tag_normalised(nkeys), strict=True):
+                cache[nkey] = result
+                for i in todo[nkey]:
+                    results[i] = result
+        return results
+
+    def _zones(self, keys: list[_Key], norms: list[str]) -> list[tuple[str, _TagZone | None]]:
+        """(normalised caption, hashtag zone or None) of each input (hashtags written in
+        the caption count too)."""
+        out: list[tuple[str, _TagZone | None]] = []
+        tags_cache = self._tags_cache
+        find_tags = _HASHTAG_IN_TEXT.findall
+        n_zones = n_new = 0
         for (caption, tags, _), norm in zip(keys, norms, strict=True):
             if "#" in caption or "＃" in caption:
-                tags = (*tags, *_HASHTAG_IN_TEXT.findall(caption))
+                tags = (*tags, *find_tags(caption))
             if tags:
-                zone = tag_zone(tags)
+                n_zones += 1
+                zone = tags_cache.get(tags)
+                if zone is None:
+                    n_new += 1
+                    zone = self._tag_zone(tags)
                 if zone[0] or zone[3]:
-                    texts.append(norm + zone[0])
-                    zones.append(zone)
+                    out.append((norm, zone))
                     continue
-            texts.append(norm)
-            zones.append(None)
-        results: list[TagResult] = [EMPTY] * len(keys)
-        # One automaton pass over the batch; hits arrive in order of their end offset
-        # and are handed to the caption they fall in (texts are separated by NUL, which
-        # no key contains, and each text starts and ends with a space).
-        big = "\x00".join(texts)
-        bounds: list[int] = []
-        pos = 0
-        for text in texts:
-            pos += len(text)
-            bounds.append(pos)
-            pos += 1
-        groups: list[tuple[int, list[tuple[int, KeyValue]]]] = []
-        limit = -1
-        base = 0
-        cur: list[tuple[int, KeyValue]] = []
-        for end, value in self._ac_iter(big):
-            if end >= limit:
-                j = bisect_right(bounds, end)
-                limit = bounds[j]
-                base = limit - len(texts[j])
-                cur = []
-                groups.append((j, cur))
-            cur.append((end - base, value))
-        seen: set[int] = set()
-        for j, hits in groups:
-            seen.add(j)
-            results[j] = self._match(texts[j], len(norms[j]), hits, zones[j], keys[j][2])
-        for j, tz in enumerate(zones):  # direct hashtag hits without any term
-            if tz is not None and tz[3] and j not in seen:
-                results[j] = self._match(texts[j], len(norms[j]), [], tz, keys[j][2])
+            out.append((norm, None))
+        self.stats["tags_lookups"] += n_zones
+        self.stats["tags_hits"] += n_zones - n_new
+        return out
+
+    def _tag_normalised(self, nkeys: list[_NormKey]) -> list[TagResult]:
+        """Tag (normalised caption, hashtag zone, lang) keys: one scan for all of them."""
+        texts = [norm + zone[0] if zone is not None else norm for norm, zone, _ in nkeys]
+        results: list[TagResult] = [EMPTY] * len(nkeys)
+        match = self._match
+        for j, base, hits in self._scan(texts):
+            norm, zone, lang = nkeys[j]
+            results[j] = match(texts[j], base, len(norm), hits, zone, lang)
+        for j, (norm, zone, lang) in enumerate(nkeys):
+            if zone is not None and zone[3] and results[j] is EMPTY:
+                # a hashtag the lexicon names, in a video without any term
+                results[j] = match(texts[j], 0, len(norm), (), zone, lang)
         return results
+
+    def _scan(self, texts: list[str]) -> list[tuple[int, int, list[tuple[int, KeyValue]]]]:
+        """One automaton pass over all texts: (index, offset, hits) of each text with a hit.
+
+        The texts are joined with NUL (no key contains it, and each text starts and ends
+        with a space); hits arrive in order of their end offset (relative to the joined
+        string: subtract the text's offset) and are handed to the text they fall in.
+        """
+        ends = list(accumulate(map((1).__add__, map(len, texts))))  # just past each NUL
+        groups: list[tuple[int, int, list[tuple[int, KeyValue]]]] = []
+        append = groups.append
+        limit = -1
+        cur: list[tuple[int, KeyValue]] = []
+        for hit in self._ac_iter("\x00".join(texts)):
+            if hit[0] >= limit:
+                j = bisect_right(ends, hit[0])
+                limit = ends[j]
+                cur = [hit]
+                append((j, limit - len(texts[j]) - 1, cur))
+            else:
+                cur.append(hit)
+        return groups
 
     def _match(
         self,
         text: str,
+        base: int,
         zone: int,
-        hits: list[tuple[int, KeyValue]],
+        hits: Sequence[tuple[int, KeyValue]],
         tagzone: _TagZone | None,
         lang: str | None,
     ) -> TagResult:
+        """The result of one video from its automaton hits (offsets ``base`` + position)."""
         found: dict[str, list[_Fired]] = {}
         pending: list[_Span] | None = None
         for end, (klen, uhits, rules, endings) in hits:
+            end -= base
             start = end - klen + 1
             if endings is not None:  # an attached suffix (Arabic): check the word's rest
                 nxt = text.find(" ", end)
                 if text[end + 1 : nxt] not in endings:
                     continue
                 end = nxt
-            if uhits:
-                for topic, label in uhits:
-                    fired = found.get(topic)
-                    if fired is None:
-                        found[topic] = [(start, end, label)]
-                    else:
-                        fired.append((start, end, label))
+            for topic, label in uhits:
+                fired = found.get(topic)
+                if fired is None:
+                    found[topic] = [(start, end, label)]
+                else:
+                    fired.append((start, end, label))
             if rules:
                 if pending is None:
                     pending = [(start, end, rules)]
                 else:
                     pending.append((start, end, rules))
         if pending is not None:
-            self._conditional(text, zone, pending, self._contexts(text), found, _primary(lang))
+            self._conditional(text, zone, pending, found, lang)
         if tagzone is not None:
             for topic, label in tagzone[3]:
                 fired = found.get(topic)
@@ -443,11 +527,12 @@ class Tagger:
                     fired.append((-1, -1, label))
         if not found:
             return EMPTY
-        topics = tuple(sorted(found))
-        return TagResult(topics, {t: _explain(found[t], zone, tagzone) for t in topics})
+        return _result(found, zone, tagzone)
 
-    def _contexts(self, text: str) -> list[_CtxSpan]:
+    def _contexts(self, text: str) -> tuple[list[_CtxSpan], set[int]]:
+        """The context phrases in ``text`` (in order of their end) and the set ids seen."""
         out = []
+        seen: set[int] = set()
         for end, (klen, ids, endings) in self._ctx_iter(text):
             start = end - klen + 1
             if endings is not None:
@@ -456,45 +541,63 @@ class Tagger:
                     continue
                 end = nxt
             out.append((start, end, ids))
-        return out
+            seen.update(ids)
+        return out, seen
 
-    @staticmethod
     def _conditional(
+        self,
         text: str,
         zone: int,
         pending: list[_Span],
-        contexts: list[_CtxSpan],
         found: dict[str, list[_Fired]],
         lang: str | None,
     ) -> None:
+        """Fire the conditional rules of ``pending`` whose contexts allow it, into ``found``.
+
+        The context scan is run only when a rule needs it, and a rule is not evaluated
+        when its label could not show: its topic already fired on a caption span that
+        contains this one (`_explain` keeps maximal spans only).
+        """
+        contexts: list[_CtxSpan] | None = None
+        seen: set[int] = set()
+        primary: str | None = _primary(lang)
         guessed = False
         for s, e, rules in pending:
+            in_caption = s <= zone
             for rule in rules:
-                if rule.not_langs is not None:
-                    if lang is None and not guessed:
-                        lang, guessed = guess_lang(text), True
-                    if lang in rule.not_langs:
-                        continue
-                window = rule.window
-                block = rule.block
-                if block is not None and _find_near(
-                    text, zone, s, e, block, contexts, window, True
-                ):
-                    continue
-                label = rule.label
-                need = rule.need
-                if need is not None:
-                    why = _find_near(text, zone, s, e, need, contexts, window, False)
-                    if why is None:
-                        continue
-                    need = rule.also_need
-                    if need is not None:
-                        also = _find_near(text, zone, s, e, need, contexts, window, False)
-                        if also is None:
-                            continue
-                        why = why + ", " + also if also != why else why
-                    label = label + " (if " + why + ")"
                 fired = found.get(rule.topic)
+                if fired is not None and in_caption and _covered(fired, s, e):
+                    continue
+                if rule.not_langs is not None:
+                    if primary is None and not guessed:
+                        primary, guessed = guess_lang(text), True
+                    if primary in rule.not_langs:
+                        continue
+                label = rule.label
+                block, need = rule.block, rule.need
+                if block is not None or need is not None:
+                    if contexts is None:
+                        contexts, seen = self._contexts(text)
+                    window = rule.window
+                    if (
+                        block is not None
+                        and not block.isdisjoint(seen)
+                        and _find_near(text, zone, s, e, block, contexts, window, True)
+                    ):
+                        continue
+                    if need is not None:
+                        if need.isdisjoint(seen):
+                            continue
+                        why = _find_near(text, zone, s, e, need, contexts, window, False)
+                        if why is None:
+                            continue
+                        need = rule.also_need
+                        if need is not None:
+                            also = _find_near(text, zone, s, e, need, contexts, window, False)
+                            if also is None:
+                                continue
+                            why = why + ", " + also if also != why else why
+                        label = label + " (if " + why + ")"
                 if fired is None:
                     found[rule.topic] = [(s, e, label)]
                 else:
@@ -571,6 +674,24 @@ class Tagger:
                     ]
                     return " ".join(p for p in out if p)
         return None
+
+
+def freeze_lexicon_objects() -> None:
+    """Take the objects alive now — above all a loaded lexicon — out of the cycle GC's scans.
+
+    Call it once a tagger is loaded (the CLI, the benchmark and the reloader do). A
+    compiled lexicon is ~80k long-lived GC-tracked objects (automaton values, rules,
+    context sets) plus an automaton the collector traverses: each full collection, which
+    the allocations of ordinary event decoding trigger every few thousand events, costs
+    ~40 ms with them and ~10 µs once they are frozen (`gc.freeze`).
+
+    Frozen objects are never examined by the cycle collector again, only freed by
+    reference counting. A lexicon is acyclic and is freed normally when a reload drops
+    it; anything else caught in a cycle at freeze time would leak, so garbage is
+    collected first and freezing happens only at load and at the (rare) reloads.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def load_tagger(path: Path | None = None) -> Tagger:
