@@ -1,0 +1,52 @@
+"""Faust settings derived from workpulse settings (no broker needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from workpulse.app import (
+    CLUSTER_SESSION_TIMEOUT_S,
+    EMBEDDED_SESSION_TIMEOUT_S,
+    faust_settings,
+    session_timeout_s,
+)
+from workpulse.config import Settings
+from workpulse.demo import embedded_worker_settings
+
+
+@pytest.mark.parametrize(
+    ("configured", "expected"),
+    [
+        (None, CLUSTER_SESSION_TIMEOUT_S),  # a real cluster: the safe default
+        (6.0, 6.0),
+        (2.0, 2.0),
+    ],
+)
+def test_session_timeout(configured: float | None, expected: float) -> None:
+    settings = Settings(kafka_bootstrap="kafka:9092", kafka_session_timeout_s=configured)
+    assert session_timeout_s(settings) == expected
+    conf = faust_settings(settings, "kafka:9092")
+    assert conf["broker_session_timeout"] == expected
+    assert conf["broker_rebalance_timeout"] == expected
+    assert conf["broker_heartbeat_interval"] < expected / 3  # several beats per session
+
+
+@pytest.mark.parametrize(
+    ("configured", "expected"),
+    [(None, EMBEDDED_SESSION_TIMEOUT_S), (5.0, 5.0)],
+)
+def test_demo_uses_short_session_on_the_embedded_broker(
+    configured: float | None, expected: float
+) -> None:
+    settings = embedded_worker_settings(
+        Settings(data_dir=Path("var"), kafka_session_timeout_s=configured), "127.0.0.1:9999"
+    )
+    assert settings.kafka_bootstrap == "127.0.0.1:9999"
+    assert session_timeout_s(settings) == expected
+
+
+def test_bootstrap_list_becomes_faust_urls() -> None:
+    conf = faust_settings(Settings(), "k1:9092, k2:9092")
+    assert conf["broker"] == "kafka://k1:9092,kafka://k2:9092"
