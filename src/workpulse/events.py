@@ -73,9 +73,49 @@ def load_schema(path: Path | None = None) -> dict[str, Any]:
     return schema
 
 
+def kind_schema(schema: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The contract as it applies to events of one kind.
+
+    Each rule of the schema's top-level ``allOf`` written as "if kind is X then S" is
+    replaced by S for kind X and dropped for the other kinds. Validating with this
+    schema gives the same verdict as the full schema for an event of that kind, without
+    evaluating the conditions: fastjsonschema checks an ``if`` (or an ``anyOf`` branch)
+    by raising and catching an exception, which cost ~12 µs per event, more than the
+    rest of the validation.
+    """
+    rules = []
+    for rule in schema.get("allOf", []):
+        condition = rule.get("if", {})
+        const = condition.get("properties", {}).get("kind", {}).get("const")
+        if const is None or set(rule) - {"if", "then", "description"}:
+            rules.append(rule)  # not a kind rule: keep it as it is
+        elif const == kind:
+            rules.append(rule.get("then", {}))
+    out = {k: v for k, v in schema.items() if k != "allOf"}
+    if rules:
+        out["allOf"] = rules
+    return out
+
+
+@dataclass(frozen=True)
+class _Validators:
+    by_kind: dict[str, Any]
+    full: Any
+
+    def validate(self, obj: dict[str, Any]) -> None:
+        kind = obj.get("kind")
+        validator = self.by_kind.get(kind) if type(kind) is str else None
+        (validator or self.full)(obj)
+
+
 @lru_cache(maxsize=1)
-def _validator() -> Any:
-    return fastjsonschema.compile(load_schema())
+def _validator() -> _Validators:
+    schema = load_schema()
+    kinds = schema["properties"]["kind"]["enum"]
+    return _Validators(
+        {kind: fastjsonschema.compile(kind_schema(schema, kind)) for kind in kinds},
+        fastjsonschema.compile(schema),
+    )
 
 
 def parse_event_time(value: str | int) -> int:
@@ -105,13 +145,10 @@ def _classify_schema_error(
     name = (exc.name or "data").removeprefix("data.").removeprefix("data")
     rule = exc.rule or ""
     if rule == "required":
-        return Rejection("missing_field", exc.message.removeprefix("data "))
-    if rule == "anyOf" and name == "":
-        # The kind-specific rules are checked before `properties`: report a bad kind first.
-        if obj.get("kind") not in ("publish", "stats"):
-            return Rejection("invalid_value", "kind must be one of ['publish', 'stats']")
-        if obj.get("kind") == "publish":
+        if "'author_id'" in exc.message:  # the publish rule (the base list lacks it)
             return Rejection("missing_field", "publish event needs author_id")
+        return Rejection("missing_field", exc.message.removeprefix("data "))
+    if rule == "anyOf" and name == "":  # the only top-level anyOf: the counters rule
         return Rejection("missing_field", "stats event carries no counter")
     if rule == "type" or (rule == "anyOf" and name == "event_time"):
         return Rejection("wrong_type", f"{name or 'event'}: {exc.message.removeprefix('data.')}")
@@ -139,7 +176,7 @@ def decode_event(payload: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Event | 
 def event_from_object(obj: dict[str, Any]) -> Event | Rejection:
     """Validate an already decoded JSON object against the contract."""
     try:
-        _validator()(obj)
+        _validator().validate(obj)
     except fastjsonschema.JsonSchemaValueException as exc:
         return _classify_schema_error(exc, obj)
     try:

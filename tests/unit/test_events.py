@@ -5,7 +5,15 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from workpulse.events import REASONS, Event, Rejection, decode_event, parse_event_time
+from workpulse.events import (
+    REASONS,
+    Event,
+    Rejection,
+    decode_event,
+    kind_schema,
+    load_schema,
+    parse_event_time,
+)
 
 BASE = {
     "event_id": "e1",
@@ -46,6 +54,9 @@ DROP = object()
         (enc(event_time=1.5), "wrong_type"),
         (enc(event_time="yesterday"), "wrong_type"),
         (enc(kind="delete"), "invalid_value"),
+        (enc(kind=["publish"]), "invalid_value"),  # unhashable: no kind-specific validator
+        (enc(kind=None), "invalid_value"),
+        (enc(kind=DROP), "missing_field"),
         (enc(views=-1), "invalid_value"),
         (enc(event_id=""), "invalid_value"),
         (enc(country="FRA"), "invalid_value"),
@@ -103,3 +114,55 @@ def test_max_bytes_is_configurable() -> None:
 )
 def test_parse_event_time(text: str | int, ms: int) -> None:
     assert parse_event_time(text) == ms
+
+
+@pytest.mark.parametrize(
+    ("changes", "detail"),
+    [
+        ({"author_id": DROP}, "publish event needs author_id"),
+        ({"kind": "stats", "author_id": DROP}, "stats event carries no counter"),
+        ({"kind": "stats"}, "stats event carries no counter"),
+        ({"kind": "delete"}, "kind must be one of ['publish', 'stats']"),
+    ],
+)
+def test_kind_rule_details(changes: dict[str, object], detail: str) -> None:
+    result = decode_event(enc(**changes))
+    assert isinstance(result, Rejection)
+    assert result.detail == detail
+
+
+@pytest.mark.parametrize(
+    ("kind", "required_by_kind_rules"),
+    [
+        ("publish", [["author_id"]]),
+        ("stats", [None]),  # the counters rule is an anyOf
+    ],
+)
+def test_kind_schema_keeps_only_that_kinds_rules(
+    kind: str, required_by_kind_rules: list[list[str] | None]
+) -> None:
+    schema = load_schema()
+    specialised = kind_schema(schema, kind)
+    rules = specialised["allOf"]
+    assert [r.get("required") for r in rules] == required_by_kind_rules
+    assert all("if" not in r for r in rules)
+    assert {k: v for k, v in specialised.items() if k != "allOf"} == {
+        k: v for k, v in schema.items() if k != "allOf"
+    }
+
+
+def test_kind_schema_keeps_rules_that_are_not_about_kind() -> None:
+    schema = {
+        "type": "object",
+        "allOf": [
+            {"required": ["a"]},
+            {"if": {"properties": {"kind": {"const": "x"}}}, "then": {"required": ["b"]}},
+            {"if": {"properties": {"n": {"const": 1}}}, "then": {"required": ["c"]}},
+        ],
+    }
+    assert kind_schema(schema, "y")["allOf"] == [schema["allOf"][0], schema["allOf"][2]]
+    assert kind_schema(schema, "x")["allOf"] == [
+        schema["allOf"][0],
+        {"required": ["b"]},
+        schema["allOf"][2],
+    ]
