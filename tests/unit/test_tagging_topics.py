@@ -27,6 +27,8 @@ def test_topics_constant() -> None:
 
 
 POSITIVES = [
+    ("ar", "الشركة سرحت نصف الموظفين", "layoffs"),
+    ("ar", "سرحوني من الشغل بدون سبب", "layoffs"),
     # resignation
     ("en", "Handed in my resignation this morning", "resignation"),
     ("en", "Why I'm quitting my 9-5 after six years", "resignation"),
@@ -37,6 +39,8 @@ POSITIVES = [
     ("fr", "Je quitte mon CDI pour voyager", "resignation"),
     ("ar", "قررت أستقيل من الشركة", "resignation"),
     ("ar", "تركت وظيفتي بعد خمس سنوات", "resignation"),
+    ("en", "I finally walked out of that toxic workplace for good", "resignation"),
+    ("en", "stormed out of the office and never came back, walked out of my job", "resignation"),
     # salary
     ("en", "Negotiated my salary up by 15k, here's the script", "salary"),
     ("en", "I'm so underpaid it's not even funny", "salary"),
@@ -108,6 +112,9 @@ def test_positive(tagger, lang: str, caption: str, topic: str) -> None:
 
 
 NEGATIVES = [
+    ("en", "I finally walked out of that toxic workplace for good", "labor_action"),
+    ("ar", "سرحت بخيالي وأنا أسمع الأغنية", "layoffs"),
+    ("ar", "سرحت شعري على طريقة جديدة", "layoffs"),
     # "not this topic" column of TAXONOMY.md
     ("en", "Quitting smoking: day 30", "resignation"),
     ("en", "I quit sugar for a month", "resignation"),
@@ -228,7 +235,7 @@ def test_tag_batch_equals_tag(tagger) -> None:
 
 
 def test_version(tagger) -> None:
-    assert tagger.version == "2026.11.1"
+    assert tagger.version == "2026.11.2"
 
 
 @pytest.mark.parametrize(
