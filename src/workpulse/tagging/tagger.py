@@ -6,10 +6,11 @@ import gc
 import os
 import re
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
+from typing import TypeVar
 
 from workpulse.tagging.lexicon import (
     TOPICS,
@@ -86,6 +87,7 @@ _Segment = tuple[str, tuple[Hit, ...], str]
 """A hashtag: (normalised, segmented text; direct topic hits; compact key)."""
 _NormKey = tuple[str, "_TagZone | None", str | None]
 """(normalised caption, hashtag zone, lang): the key of the normalised-result cache."""
+_K = TypeVar("_K", bound=Hashable)
 _Span = tuple[int, int, tuple[CondRule, ...]]
 _CtxSpan = tuple[int, int, tuple[int, ...]]
 _Fired = tuple[int, int, str]
@@ -208,6 +210,42 @@ def _result(found: dict[str, list[_Fired]], zone: int, tagzone: _TagZone | None)
     return TagResult(topics, matched)
 
 
+def _through_cache(
+    keys: Sequence[_K | None],
+    cache: dict[_K, TagResult],
+    compute: Callable[[list[_K]], list[TagResult]],
+) -> tuple[list[TagResult], int, int]:
+    """The result of each key (None: `EMPTY`): from ``cache``, else computed once per
+    distinct new key by one ``compute`` call and remembered (the cache is emptied when
+    full). Also returns the number of lookups and of cache hits."""
+    results: list[TagResult] = [EMPTY] * len(keys)
+    todo: dict[_K, list[int]] = {}
+    looked = 0
+    for i, key in enumerate(keys):
+        if key is None:
+            continue
+        looked += 1
+        hit = cache.get(key)
+        if hit is not None:
+            results[i] = hit
+            continue
+        slots = todo.get(key)
+        if slots is None:
+            todo[key] = [i]
+        else:
+            slots.append(i)
+    hits = looked - sum(map(len, todo.values()))
+    if todo:
+        new = list(todo)
+        if len(cache) + len(new) > _RESULT_CACHE_MAX:
+            cache.clear()
+        for key, result in zip(new, compute(new), strict=True):
+            cache[key] = result
+            for i in todo[key]:
+                results[i] = result
+    return results, looked, hits
+
+
 class Tagger:
     """Tags captions with the topics of TAXONOMY.md using a compiled lexicon.
 
@@ -278,35 +316,15 @@ class Tagger:
         (caption, hashtags, lang) inputs are answered from a bounded cache; the new
         captions are normalised together and scanned in one automaton pass.
         """
-        results: list[TagResult] = [EMPTY] * len(items)
-        cache = self._results
-        todo: dict[_Key, list[int]] = {}
-        looked = 0
-        for i, (caption, tags, lang) in enumerate(items):
-            if caption or tags:
-                looked += 1
-                key = (caption, tags if type(tags) is tuple else tuple(tags), lang)
-                hit = cache.get(key)
-                if hit is not None:
-                    results[i] = hit
-                    continue
-                slots = todo.get(key)
-                if slots is None:
-                    todo[key] = [i]
-                else:
-                    slots.append(i)
-        stats = self.stats
-        stats["result_lookups"] += looked
-        stats["result_hits"] += looked - sum(len(v) for v in todo.values())
-        if not todo:
-            return results
-        keys = list(todo)
-        if len(cache) + len(keys) > _RESULT_CACHE_MAX:
-            cache.clear()
-        for key, result in zip(keys, self._tag_new(keys), strict=True):
-            cache[key] = result
-            for i in todo[key]:
-                results[i] = result
+        keys: list[_Key | None] = [
+            (caption, tags if type(tags) is tuple else tuple(tags), lang)
+            if caption or tags
+            else None
+            for caption, tags, lang in items
+        ]
+        results, looked, hits = _through_cache(keys, self._results, self._tag_new)
+        self.stats["result_lookups"] += looked
+        self.stats["result_hits"] += hits
         return results
 
     def clear_caches(self) -> None:
@@ -398,31 +416,13 @@ class Tagger:
         caption, the hashtag zone and the language).
         """
         norms = self._normalise_captions([key[0] for key in keys])
-        results: list[TagResult] = [EMPTY] * len(keys)
-        cache = self._norm_results
-        todo: dict[_NormKey, list[int]] = {}
-        zoned = zip(self._zones(keys, norms), keys, strict=True)
-        for i, ((norm, zone), (_, _, lang)) in enumerate(zoned):
-            nkey = (norm, zone, lang)
-            hit = cache.get(nkey)
-            if hit is not None:
-                results[i] = hit
-                continue
-            slots = todo.get(nkey)
-            if slots is None:
-                todo[nkey] = [i]
-            else:
-                slots.append(i)
-        self.stats["normalised_lookups"] += len(keys)
-        self.stats["normalised_hits"] += len(keys) - sum(map(len, todo.values()))
-        if todo:
-            nkeys = list(todo)
-            if len(cache) + len(nkeys) > _RESULT_CACHE_MAX:
-                cache.clear()
-            for nkey, result in zip(nkeys, self._tag_normalised(nkeys), strict=True):
-                cache[nkey] = result
-                for i in todo[nkey]:
-                    results[i] = result
+        nkeys: list[_NormKey | None] = [
+            (norm, zone, lang)
+            for (norm, zone), (_, _, lang) in zip(self._zones(keys, norms), keys, strict=True)
+        ]
+        results, looked, hits = _through_cache(nkeys, self._norm_results, self._tag_normalised)
+        self.stats["normalised_lookups"] += looked
+        self.stats["normalised_hits"] += hits
         return results
 
     def _zones(self, keys: list[_Key], norms: list[str]) -> list[tuple[str, _TagZone | None]]:
