@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
@@ -12,47 +11,18 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
+from tests.support.kafka_helpers import produce, running
 
 from workpulse.broker import BrokerError, EmbeddedBroker, create_topics, wait_for_assignment
 
 pytestmark = pytest.mark.integration
-
-
-@contextlib.asynccontextmanager
-async def running(app: Any, timeout_s: float = 30.0) -> AsyncIterator[Any]:
-    """Starts a Faust app in the current event loop, waits until its first
-    rebalance is complete (partitions assigned, tables recovered) and always
-    stops it, so that its consumer thread does not outlive the test."""
-    ready = asyncio.Event()
-
-    async def on_ready(sender: Any, **kwargs: Any) -> None:
-        ready.set()
-
-    app.on_rebalance_complete.connect(on_ready)
-    await app.start()
-    try:
-        await asyncio.wait_for(ready.wait(), timeout_s)
-        yield app
-    finally:
-        await app.stop()
-
-
-def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    try:
-        for key, value in messages:
-            producer.send(topic, key=key, value=value)
-        producer.flush(timeout=30)
-    finally:
-        producer.close()
 
 
 def committed_offsets(bootstrap: str, group: str) -> dict[int, int]:

@@ -5,14 +5,13 @@ path (a tiny stream buffer makes the callback wait for the agent)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from faust.transport.consumer import Consumer
-from kafka import KafkaProducer
+from tests.support.kafka_helpers import produce, running
 
 from workpulse.broker import EmbeddedBroker, create_topics
 from workpulse.faust_tuning import install_fast_drain, is_installed, uninstall_fast_drain
@@ -34,30 +33,9 @@ def fast_drain() -> Iterator[None]:
         assert Consumer.wait_first is original
 
 
-@contextlib.asynccontextmanager
-async def running(app: Any, timeout_s: float = 30.0) -> AsyncIterator[Any]:
-    ready = asyncio.Event()
-
-    async def on_ready(sender: Any, **kwargs: Any) -> None:
-        ready.set()
-
-    app.on_rebalance_complete.connect(on_ready)
-    await app.start()
-    try:
-        await asyncio.wait_for(ready.wait(), timeout_s)
-        yield app
-    finally:
-        await app.stop()
-
-
-def produce(bootstrap: str, topic: str, n: int, keys: int) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    try:
-        for i in range(n):
-            producer.send(topic, key=f"k{i % keys}".encode(), value=f"{i % keys}:{i}".encode())
-        producer.flush(timeout=30)
-    finally:
-        producer.close()
+def keyed(n: int, keys: int) -> list[tuple[bytes | None, bytes]]:
+    """n messages over `keys` keys; the value names its key and sequence number."""
+    return [(f"k{i % keys}".encode(), f"{i % keys}:{i}".encode()) for i in range(n)]
 
 
 @pytest.mark.parametrize(
@@ -105,7 +83,7 @@ def test_agent_gets_everything_in_order_with_fast_drain(
     async def main() -> None:
         async with running(app):
             assert is_installed()
-            await asyncio.to_thread(produce, broker.bootstrap, topic_name, n, keys)
+            await asyncio.to_thread(produce, broker.bootstrap, topic_name, keyed(n, keys))
             await asyncio.wait_for(done.wait(), 60)
             await asyncio.sleep(0.2)  # nothing beyond n arrives
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
+from tests.support.kafka_helpers import produce
 
 from workpulse.app import EMBEDDED_SESSION_TIMEOUT_S
 from workpulse.broker import EmbeddedBroker, create_topics
@@ -42,14 +42,6 @@ def database(
         yield db
     finally:
         db.close()
-
-
-def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    for key, value in messages:
-        producer.send(topic, key=key, value=value)
-    producer.flush()
-    producer.close()
 
 
 def worker_settings(tmp_path: Path, input_topic: str, app_id: str) -> Settings:
