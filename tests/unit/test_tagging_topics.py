@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from workpulse.tagging import TOPICS, TagResult, load_tagger
+from workpulse.tagging.lexicon import CondRule, _effective
 
 
 @pytest.fixture(scope="module")
@@ -269,3 +270,58 @@ def test_version(tagger) -> None:
 )
 def test_matched_is_not_redundant(tagger, caption, hashtags, lang, expected) -> None:
     assert tagger.tag(caption, hashtags, lang).matched == expected
+
+
+@pytest.mark.parametrize(
+    ("caption", "hashtags", "topics"),
+    [
+        # no term in the caption: the hashtags alone decide
+        ("today was the day", ["QuitMyJob"], ("resignation",)),
+        ("today was the day", ["quitmyjob", "fyp"], ("resignation",)),
+        ("today was the day", ["fyp", "viral"], ()),
+        # a term in the caption, its blocking context only in a hashtag
+        ("Strike a pose", ["fashion"], ()),
+        # a term only in a hashtag, nothing in the caption
+        ("", ["greatresignation"], ("resignation",)),
+    ],
+)
+def test_caption_and_hashtags_are_scanned_apart(tagger, caption, hashtags, topics) -> None:
+    """Captions and hashtag zones are scanned separately; a video is skipped only when
+    neither can give a hit. Each case, in a batch and alone, on a cold tagger."""
+    fresh = load_tagger()
+    alone = fresh.tag(caption, hashtags, "en")
+    fresh.clear_caches()
+    batch = fresh.tag_batch([("nothing to see", [], "en"), (caption, hashtags, "en")])[1]
+    assert alone == batch == tagger.tag(caption, hashtags, "en")
+    assert alone.topics == topics
+
+
+def _rule(topic: str, label: str, need: int | None = None) -> CondRule:
+    return CondRule(topic, label, frozenset({need}) if need is not None else None, None, 3)
+
+
+@pytest.mark.parametrize(
+    ("hits", "rules", "kept_hits", "kept_rules"),
+    [
+        # one label per topic: the first variant of a term
+        ([("burnout", "burn out"), ("burnout", "burn-out")], [], [("burnout", "burn out")], []),
+        ([("a", "x"), ("b", "y")], [], [("a", "x"), ("b", "y")], []),
+        # a rule of a topic that fires unconditionally on the same key never shows
+        (
+            [("a", "x")],
+            [_rule("a", "r", 1), _rule("b", "s", 1)],
+            [("a", "x")],
+            [_rule("b", "s", 1)],
+        ),
+        # same topic and conditions: the first rule decides; other conditions are kept
+        ([], [_rule("b", "s", 1), _rule("b", "t", 1)], [], [_rule("b", "s", 1)]),
+        (
+            [],
+            [_rule("b", "s", 1), _rule("b", "t", 2)],
+            [],
+            [_rule("b", "s", 1), _rule("b", "t", 2)],
+        ),
+    ],
+)
+def test_only_effective_hits_and_rules_are_compiled(hits, rules, kept_hits, kept_rules) -> None:
+    assert _effective(hits, rules) == (kept_hits, kept_rules)

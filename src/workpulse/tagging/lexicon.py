@@ -460,6 +460,7 @@ class _Builder:
         contexts = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_STRING)
         for key, (hits, rules, ctx) in self.keys.items():
             endings = self.endings.get(key)
+            hits, rules = _effective(hits, rules)
             if hits or rules:
                 value: KeyValue = (len(key), tuple(hits), tuple(rules), endings)
                 automaton.add_word(key, value)
@@ -487,6 +488,32 @@ class _Builder:
                 "vocab": len(vocab),
             },
         )
+
+
+def _effective(hits: list[Hit], rules: list[CondRule]) -> tuple[list[Hit], list[CondRule]]:
+    """The hits and rules of one key that can change a result, in their order.
+
+    All hits and rules of a key fire on the same span, and a result shows one label per
+    maximal span and topic (the first one), so only the first unconditional hit of a
+    topic counts; a rule of a topic that already has an unconditional hit never shows;
+    and a rule with the same topic and conditions as an earlier one decides the same
+    way and would not show either. Variants of one term ("burn-out", "burn out") share
+    keys, so this removes most of the per-hit work of the tagger.
+    """
+    topics: set[str] = set()
+    kept_hits = []
+    for hit in hits:
+        if hit[0] not in topics:
+            topics.add(hit[0])
+            kept_hits.append(hit)
+    seen: set[tuple[Any, ...]] = set()
+    kept_rules = []
+    for rule in rules:
+        sig = (rule.topic, rule.need, rule.block, rule.window, rule.also_need, rule.not_langs)
+        if rule.topic not in topics and sig not in seen:
+            seen.add(sig)
+            kept_rules.append(rule)
+    return kept_hits, kept_rules
 
 
 def _window(value: Any, where: str) -> int | None:

@@ -83,8 +83,9 @@ def default_lexicon_dir() -> Path:
 
 _Key = tuple[str, tuple[str, ...], str | None]
 """(caption, hashtags, lang) of a video: the key of the result cache."""
-_Segment = tuple[str, tuple[Hit, ...], str]
-"""A hashtag: (normalised, segmented text; direct topic hits; compact key)."""
+_Segment = tuple[str, tuple[Hit, ...], str, bool]
+"""A hashtag: (normalised, segmented text; direct topic hits; compact key; whether it can
+give a hit: a direct hit, or a term of the automaton in its text)."""
 _NormKey = tuple[str, "_TagZone | None", str | None]
 """(normalised caption, hashtag zone, lang): the key of the normalised-result cache."""
 _K = TypeVar("_K", bound=Hashable)
@@ -95,6 +96,9 @@ _Fired = tuple[int, int, str]
 _TagZone = tuple[str, tuple[int, ...], tuple[str, ...], tuple[tuple[str, str], ...]]
 """Hashtags of a video: (text appended to the caption, offsets of each hashtag's text
 after the zone mark, the label of each ("#QuitMyJob"), direct (topic, label) hits)."""
+_ZoneEntry = tuple["_TagZone | None", list[tuple[int, KeyValue]]]
+"""A hashtag tuple's zone (None: nothing to match) and the automaton hits in its text
+(offsets relative to the start of the zone's text)."""
 
 _FRENCH_HINT = re.compile(
     r"\b(?:les|des|du|une|est|sont|avec|pour|dans|pas|mon|ma|mes|je|j|l|d|qu|c|n|au|aux"
@@ -290,7 +294,7 @@ class Tagger:
         self._maxlen = lexicon.max_compact_len
         self._short = lexicon.short_words
         self._ht_cache: dict[str, _Segment] = {}
-        self._tags_cache: dict[tuple[str, ...], _TagZone] = {}
+        self._tags_cache: dict[tuple[str, ...], _ZoneEntry] = {}
         self._words: dict[str, str] = {"\x00": "\x00"}
         self._results: dict[_Key, TagResult] = {}
         self._norm_results: dict[_NormKey, TagResult] = {}
@@ -373,9 +377,9 @@ class Tagger:
             return [" " + normalise(c) + " " for c in captions]
         return out[1:-1]
 
-    def _tag_zone(self, tags: tuple[str, ...]) -> _TagZone:
-        """Build the hashtag part of the scanned text for these hashtags, and cache it
-        (the caller looks in ``_tags_cache`` first)."""
+    def _tag_zone(self, tags: tuple[str, ...]) -> _ZoneEntry:
+        """Build the hashtag part of the scanned text for these hashtags and its automaton
+        hits, and cache them (the caller looks in ``_tags_cache`` first)."""
         ht_cache = self._ht_cache
         parts: list[str] = []
         starts: list[int] = []
@@ -387,7 +391,7 @@ class Tagger:
             seg = ht_cache.get(tag)
             if seg is None:
                 seg = self._hashtag(tag)
-            text, hits, key = seg
+            text, hits, key, _ = seg
             if not key:
                 continue
             label = first.get(key)
@@ -400,68 +404,100 @@ class Tagger:
                 starts.append(pos)
                 labels.append(label)
                 pos += len(text) + len(_HT_SEP)
-        body = ("\x1d " + _HT_SEP.join(parts) + " ") if parts else ""
-        zone = (body, tuple(starts), tuple(labels), tuple(direct))
+        if parts:
+            body = "\x1d " + _HT_SEP.join(parts) + " "
+            entry: _ZoneEntry = (
+                (body, tuple(starts), tuple(labels), tuple(direct)),
+                [*self._ac_iter(body)],
+            )
+        elif direct:
+            entry = (("", (), (), tuple(direct)), [])
+        else:
+            entry = (None, [])
         if len(self._tags_cache) >= _HASHTAG_CACHE_MAX:
             self._tags_cache.clear()
-        self._tags_cache[tags] = zone
-        return zone
+        self._tags_cache[tags] = entry
+        return entry
+
+    def _live(self, tags: tuple[str, ...]) -> bool:
+        """Could one of these hashtags give a hit (a term in its text, or a hashtag the
+        lexicon names)? False means that the hashtags add nothing to the video."""
+        ht_cache = self._ht_cache
+        for tag in tags:
+            seg = ht_cache.get(tag)
+            if seg is None:
+                seg = self._hashtag(tag)
+            if seg[3]:
+                return True
+        return False
 
     def _tag_new(self, keys: list[_Key]) -> list[TagResult]:
         """Tag inputs the result cache does not hold.
 
-        Captions are normalised and hashtag zones built first; inputs that only differ in
-        case, accents, emoji, punctuation or generic hashtags give the same normalised
-        key and are matched once (a second, bounded cache keyed by the normalised
-        caption, the hashtag zone and the language).
+        The captions are normalised and scanned in one automaton pass first. A video
+        without a hit in its caption and whose hashtags cannot give one is done (most
+        videos are: no hashtag zone is built for them). The others get their hashtag
+        zone (cached per hashtag tuple, with its own automaton hits); inputs that only
+        differ in case, accents, emoji, punctuation or generic hashtags give the same
+        normalised key and are matched once (a second, bounded cache keyed by the
+        normalised caption, the hashtag zone and the language).
         """
         norms = self._normalise_captions([key[0] for key in keys])
-        nkeys: list[_NormKey | None] = [
-            (norm, zone, lang)
-            for (norm, zone), (_, _, lang) in zip(self._zones(keys, norms), keys, strict=True)
-        ]
-        results, looked, hits = _through_cache(nkeys, self._norm_results, self._tag_normalised)
-        self.stats["normalised_lookups"] += looked
-        self.stats["normalised_hits"] += hits
-        return results
-
-    def _zones(self, keys: list[_Key], norms: list[str]) -> list[tuple[str, _TagZone | None]]:
-        """(normalised caption, hashtag zone or None) of each input (hashtags written in
-        the caption count too)."""
-        out: list[tuple[str, _TagZone | None]] = []
+        caption_hits = {j: (base, hits) for j, base, hits in self._scan(norms)}
+        nkeys: list[_NormKey | None] = [None] * len(keys)
+        todo: dict[_NormKey, tuple[int, list[tuple[int, KeyValue]]]] = {}
         tags_cache = self._tags_cache
         find_tags = _HASHTAG_IN_TEXT.findall
         n_zones = n_new = 0
-        for (caption, tags, _), norm in zip(keys, norms, strict=True):
+        for j, (caption, tags, lang) in enumerate(keys):
             if "#" in caption or "＃" in caption:
                 tags = (*tags, *find_tags(caption))
+            found = caption_hits.get(j)
+            zone: _TagZone | None = None
+            zone_hits: list[tuple[int, KeyValue]] = []
             if tags:
                 n_zones += 1
-                zone = tags_cache.get(tags)
-                if zone is None:
+                entry = tags_cache.get(tags)
+                if entry is None:
+                    if found is None and not self._live(tags):
+                        continue  # no term anywhere in this video
                     n_new += 1
-                    zone = self._tag_zone(tags)
-                if zone[0] or zone[3]:
-                    out.append((norm, zone))
+                    entry = self._tag_zone(tags)
+                zone, zone_hits = entry
+                if found is None and not zone_hits and (zone is None or not zone[3]):
                     continue
-            out.append((norm, None))
+            elif found is None:
+                continue
+            norm = norms[j]
+            nkey = nkeys[j] = (norm, zone, lang)
+            if nkey not in todo:
+                base, hits = found if found is not None else (0, [])
+                if zone_hits:
+                    shift = base + len(norm)
+                    hits = [*hits, *[(end + shift, value) for end, value in zone_hits]]
+                todo[nkey] = (base, hits)
         self.stats["tags_lookups"] += n_zones
         self.stats["tags_hits"] += n_zones - n_new
-        return out
-
-    def _tag_normalised(self, nkeys: list[_NormKey]) -> list[TagResult]:
-        """Tag (normalised caption, hashtag zone, lang) keys: one scan for all of them."""
-        texts = [norm + zone[0] if zone is not None else norm for norm, zone, _ in nkeys]
-        results: list[TagResult] = [EMPTY] * len(nkeys)
-        match = self._match
-        for j, base, hits in self._scan(texts):
-            norm, zone, lang = nkeys[j]
-            results[j] = match(texts[j], base, len(norm), hits, zone, lang)
-        for j, (norm, zone, lang) in enumerate(nkeys):
-            if zone is not None and zone[3] and results[j] is EMPTY:
-                # a hashtag the lexicon names, in a video without any term
-                results[j] = match(texts[j], 0, len(norm), (), zone, lang)
+        results, looked, cached = _through_cache(
+            nkeys, self._norm_results, lambda new: self._tag_normalised(new, todo)
+        )
+        self.stats["normalised_lookups"] += looked
+        self.stats["normalised_hits"] += cached
         return results
+
+    def _tag_normalised(
+        self, nkeys: list[_NormKey], found: dict[_NormKey, tuple[int, list[tuple[int, KeyValue]]]]
+    ) -> list[TagResult]:
+        """Tag (normalised caption, hashtag zone, lang) keys from their automaton hits
+        (offsets relative to ``base``)."""
+        match = self._match
+        out = []
+        for nkey in nkeys:
+            norm, zone, lang = nkey
+            base, hits = found[nkey]
+            text = norm + zone[0] if zone is not None else norm
+            out.append(match(text, base, len(norm), hits, zone, lang))
+        return out
 
     def _scan(self, texts: list[str]) -> list[tuple[int, int, list[tuple[int, KeyValue]]]]:
         """One automaton pass over all texts: (index, offset, hits) of each text with a hit.
@@ -610,15 +646,19 @@ class Tagger:
         for ch in SENTENCE_CHARS:
             key = key.replace(ch, "")
         if not key or key in self._generic:
-            seg: _Segment = ("", (), "")
+            seg: _Segment = ("", (), "", False)
         else:
             hits = self._ht_hits.get(key, ())
             if " " in norm:
                 # #MeToo → "me too metoo": its words, and its one-word form
                 words = " ".join(w for w in norm.split(" ") if w not in SENTENCE_CHARS)
-                seg = (words + " " + key, hits, key)
+                text = words + " " + key
             else:
-                seg = (self._segment(norm) or norm, hits, key)
+                text = self._segment(norm) or norm
+            # In a zone the text stands between spaces, and no key holds a sentence
+            # break, so its hits there are the hits of " text ".
+            live = bool(hits) or next(self._ac_iter(" " + text + " "), None) is not None
+            seg = (text, hits, key, live)
         cache = self._ht_cache
         if len(cache) >= _HASHTAG_CACHE_MAX:
             cache.clear()
