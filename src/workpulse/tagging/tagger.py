@@ -96,9 +96,15 @@ _Fired = tuple[int, int, str]
 _TagZone = tuple[str, tuple[int, ...], tuple[str, ...], tuple[tuple[str, str], ...]]
 """Hashtags of a video: (text appended to the caption, offsets of each hashtag's text
 after the zone mark, the label of each ("#QuitMyJob"), direct (topic, label) hits)."""
-_ZoneEntry = tuple["_TagZone | None", list[tuple[int, KeyValue]]]
-"""A hashtag tuple's zone (None: nothing to match) and the automaton hits in its text
-(offsets relative to the start of the zone's text)."""
+_ZoneRule = tuple[CondRule, str]
+"""A conditional rule that hit inside a hashtag, and the hashtag's label."""
+_ZoneEntry = tuple["_TagZone | None", tuple[tuple[str, str], ...], tuple[_ZoneRule, ...]]
+"""What the hashtags of a video give, computed once per hashtag tuple: their zone (None:
+no text to add), the (topic, hashtag label) pairs that fire whatever the caption says
+(hashtags the lexicon names, unconditional terms inside hashtags), and the conditional
+rules that hit inside them. A term inside a hashtag is named by its hashtag and its
+contexts may be anywhere in the video, so only the rules need the caption."""
+_NO_ZONE: _ZoneEntry = (None, (), ())
 
 _FRENCH_HINT = re.compile(
     r"\b(?:les|des|du|une|est|sont|avec|pour|dans|pas|mon|ma|mes|je|j|l|d|qu|c|n|au|aux"
@@ -170,47 +176,46 @@ def _find_near(
     return None
 
 
-def _explain(fired: list[_Fired], zone: int, tagzone: _TagZone | None) -> tuple[str, ...]:
-    """The labels of one topic: each term once, only maximal spans, hashtags by name."""
-    if len(fired) == 1:
-        s, _, label = fired[0]
-        if s <= zone or tagzone is None:
-            return (label,)
+def _span_order(fired: _Fired) -> int:
+    return fired[0] - fired[1]  # longest first
+
+
+def _explain(fired: list[_Fired]) -> tuple[str, ...]:
+    """The labels of one topic: each term once, only maximal caption spans, hashtags by
+    name (their entries start at -1 and carry the hashtag's label)."""
     labels: set[str] = set()
-    kept: list[tuple[int, int]] = []
-    if len(fired) > 1:
-        fired = sorted(fired, key=lambda f: f[0] - f[1])  # longest first (stable)
-    for s, e, label in fired:
-        if s < 0:  # a hashtag the lexicon names
-            labels.add(label)
-        elif s > zone and tagzone is not None:  # inside a hashtag: name the hashtag
-            labels.add(tagzone[2][bisect_right(tagzone[1], s - zone + 1) - 1])
+    spans: list[_Fired] = []
+    for entry in fired:
+        if entry[0] < 0:
+            labels.add(entry[2])
         else:
-            for ks, ke in kept:
-                if ks <= s and e <= ke:
-                    break
-            else:
-                kept.append((s, e))
-                labels.add(label)
+            spans.append(entry)
+    if len(spans) > 1:
+        spans.sort(key=_span_order)  # stable: equal spans keep their first label
+    kept: list[tuple[int, int]] = []
+    for s, e, label in spans:
+        for ks, ke in kept:
+            if ks <= s and e <= ke:
+                break
+        else:
+            kept.append((s, e))
+            labels.add(label)
     return tuple(sorted(labels))
 
 
 def _covered(fired: list[_Fired], s: int, e: int) -> bool:
-    """Does a fired span contain the caption span [s, e]? (Spans in hashtags start after
-    the caption, direct hashtag hits end at -1: neither can.)"""
+    """Does a fired span contain the caption span [s, e]? (Hashtag entries end at -1:
+    they cannot.)"""
     return any(fs <= s and e <= fe for fs, fe, _ in fired)
 
 
-def _result(found: dict[str, list[_Fired]], zone: int, tagzone: _TagZone | None) -> TagResult:
-    """The result for what fired; a topic with one caption term needs no `_explain`."""
+def _result(found: dict[str, list[_Fired]]) -> TagResult:
+    """The result for what fired; a topic with one entry needs no `_explain`."""
     topics = tuple(sorted(found))
     matched: dict[str, tuple[str, ...]] = {}
     for topic in topics:
         fired = found[topic]
-        if len(fired) == 1 and (fired[0][0] <= zone or tagzone is None):
-            matched[topic] = (fired[0][2],)
-        else:
-            matched[topic] = _explain(fired, zone, tagzone)
+        matched[topic] = (fired[0][2],) if len(fired) == 1 else _explain(fired)
     return TagResult(topics, matched)
 
 
@@ -404,16 +409,19 @@ class Tagger:
                 starts.append(pos)
                 labels.append(label)
                 pos += len(text) + len(_HT_SEP)
-        if parts:
-            body = "\x1d " + _HT_SEP.join(parts) + " "
-            entry: _ZoneEntry = (
-                (body, tuple(starts), tuple(labels), tuple(direct)),
-                [*self._ac_iter(body)],
-            )
-        elif direct:
-            entry = (("", (), (), tuple(direct)), [])
-        else:
-            entry = (None, [])
+        body = ("\x1d " + _HT_SEP.join(parts) + " ") if parts else ""
+        pairs: dict[tuple[str, str], None] = dict.fromkeys(direct)
+        rules: dict[_ZoneRule, None] = {}
+        for end, (klen, uhits, key_rules, endings) in self._ac_iter(body) if body else ():
+            if endings is not None and body[end + 1 : body.find(" ", end)] not in endings:
+                continue
+            label = labels[bisect_right(starts, end - klen + 2) - 1]
+            for topic, _ in uhits:
+                pairs[topic, label] = None
+            for rule in key_rules:
+                rules[rule, label] = None
+        zone = (body, tuple(starts), tuple(labels), tuple(direct)) if body or direct else None
+        entry: _ZoneEntry = (zone, tuple(pairs), tuple(rules))
         if len(self._tags_cache) >= _HASHTAG_CACHE_MAX:
             self._tags_cache.clear()
         self._tags_cache[tags] = entry
@@ -445,7 +453,7 @@ class Tagger:
         norms = self._normalise_captions([key[0] for key in keys])
         caption_hits = {j: (base, hits) for j, base, hits in self._scan(norms)}
         nkeys: list[_NormKey | None] = [None] * len(keys)
-        todo: dict[_NormKey, tuple[int, list[tuple[int, KeyValue]]]] = {}
+        todo: dict[_NormKey, tuple[tuple[int, Sequence[tuple[int, KeyValue]]], _ZoneEntry]] = {}
         tags_cache = self._tags_cache
         find_tags = _HASHTAG_IN_TEXT.findall
         n_zones = n_new = 0
@@ -453,50 +461,46 @@ class Tagger:
             if "#" in caption or "＃" in caption:
                 tags = (*tags, *find_tags(caption))
             found = caption_hits.get(j)
-            zone: _TagZone | None = None
-            zone_hits: list[tuple[int, KeyValue]] = []
+            entry = _NO_ZONE
             if tags:
                 n_zones += 1
-                entry = tags_cache.get(tags)
-                if entry is None:
+                cached = tags_cache.get(tags)
+                if cached is None:
                     if found is None and not self._live(tags):
                         continue  # no term anywhere in this video
                     n_new += 1
-                    entry = self._tag_zone(tags)
-                zone, zone_hits = entry
-                if found is None and not zone_hits and (zone is None or not zone[3]):
+                    cached = self._tag_zone(tags)
+                entry = cached
+                if found is None and not entry[1] and not entry[2]:
                     continue
             elif found is None:
                 continue
-            norm = norms[j]
-            nkey = nkeys[j] = (norm, zone, lang)
+            nkey = nkeys[j] = (norms[j], entry[0], lang)
             if nkey not in todo:
-                base, hits = found if found is not None else (0, [])
-                if zone_hits:
-                    shift = base + len(norm)
-                    hits = [*hits, *[(end + shift, value) for end, value in zone_hits]]
-                todo[nkey] = (base, hits)
+                todo[nkey] = (found if found is not None else (0, ()), entry)
         self.stats["tags_lookups"] += n_zones
         self.stats["tags_hits"] += n_zones - n_new
-        results, looked, cached = _through_cache(
+        results, looked, reused = _through_cache(
             nkeys, self._norm_results, lambda new: self._tag_normalised(new, todo)
         )
         self.stats["normalised_lookups"] += looked
-        self.stats["normalised_hits"] += cached
+        self.stats["normalised_hits"] += reused
         return results
 
     def _tag_normalised(
-        self, nkeys: list[_NormKey], found: dict[_NormKey, tuple[int, list[tuple[int, KeyValue]]]]
+        self,
+        nkeys: list[_NormKey],
+        found: dict[_NormKey, tuple[tuple[int, Sequence[tuple[int, KeyValue]]], _ZoneEntry]],
     ) -> list[TagResult]:
-        """Tag (normalised caption, hashtag zone, lang) keys from their automaton hits
-        (offsets relative to ``base``)."""
+        """Tag (normalised caption, hashtag zone, lang) keys from the automaton hits of
+        their caption (offsets relative to ``base``) and what their hashtags give."""
         match = self._match
         out = []
         for nkey in nkeys:
             norm, zone, lang = nkey
-            base, hits = found[nkey]
+            (base, hits), entry = found[nkey]
             text = norm + zone[0] if zone is not None else norm
-            out.append(match(text, base, len(norm), hits, zone, lang))
+            out.append(match(text, base, len(norm), hits, entry, lang))
         return out
 
     def _scan(self, texts: list[str]) -> list[tuple[int, int, list[tuple[int, KeyValue]]]]:
@@ -527,10 +531,11 @@ class Tagger:
         base: int,
         zone: int,
         hits: Sequence[tuple[int, KeyValue]],
-        tagzone: _TagZone | None,
+        entry: _ZoneEntry,
         lang: str | None,
     ) -> TagResult:
-        """The result of one video from its automaton hits (offsets ``base`` + position)."""
+        """The result of one video from its caption's automaton hits (offsets ``base`` +
+        position) and what its hashtags give."""
         found: dict[str, list[_Fired]] = {}
         pending: list[_Span] | None = None
         for end, (klen, uhits, rules, endings) in hits:
@@ -552,18 +557,18 @@ class Tagger:
                     pending = [(start, end, rules)]
                 else:
                     pending.append((start, end, rules))
-        if pending is not None:
-            self._conditional(text, zone, pending, found, lang)
-        if tagzone is not None:
-            for topic, label in tagzone[3]:
-                fired = found.get(topic)
-                if fired is None:
-                    found[topic] = [(-1, -1, label)]
-                else:
-                    fired.append((-1, -1, label))
+        _, pairs, zone_rules = entry
+        if pending is not None or zone_rules:
+            self._conditional(text, zone, pending or (), zone_rules, found, lang)
+        for topic, label in pairs:
+            fired = found.get(topic)
+            if fired is None:
+                found[topic] = [(-1, -1, label)]
+            else:
+                fired.append((-1, -1, label))
         if not found:
             return EMPTY
-        return _result(found, zone, tagzone)
+        return _result(found)
 
     def _contexts(self, text: str) -> tuple[list[_CtxSpan], set[int]]:
         """The context phrases in ``text`` (in order of their end) and the set ids seen."""
@@ -584,11 +589,13 @@ class Tagger:
         self,
         text: str,
         zone: int,
-        pending: list[_Span],
+        pending: Sequence[_Span],
+        zone_rules: tuple[_ZoneRule, ...],
         found: dict[str, list[_Fired]],
         lang: str | None,
     ) -> None:
-        """Fire the conditional rules of ``pending`` whose contexts allow it, into ``found``.
+        """Fire the conditional rules of ``pending`` (caption spans) and ``zone_rules``
+        (inside hashtags) whose contexts allow it, into ``found``.
 
         The context scan is run only when a rule needs it, and a rule is not evaluated
         when its label could not show: its topic already fired on a caption span that
@@ -638,6 +645,28 @@ class Tagger:
                     found[rule.topic] = [(s, e, label)]
                 else:
                     fired.append((s, e, label))
+        # Inside a hashtag, a context anywhere in the video counts (and blocks), and the
+        # hashtag names the term: only whether the rule fires matters.
+        for rule, label in zone_rules:
+            if rule.not_langs is not None:
+                if primary is None and not guessed:
+                    primary, guessed = guess_lang(text), True
+                if primary in rule.not_langs:
+                    continue
+            if rule.block is not None or rule.need is not None:
+                if contexts is None:
+                    contexts, seen = self._contexts(text)
+                if rule.block is not None and not rule.block.isdisjoint(seen):
+                    continue
+                if rule.need is not None and rule.need.isdisjoint(seen):
+                    continue
+                if rule.also_need is not None and rule.also_need.isdisjoint(seen):
+                    continue
+            fired = found.get(rule.topic)
+            if fired is None:
+                found[rule.topic] = [(-1, -1, label)]
+            else:
+                fired.append((-1, -1, label))
 
     # Hashtags --------------------------------------------------------------------------
     def _hashtag(self, tag: str) -> _Segment:
