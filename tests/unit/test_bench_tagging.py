@@ -1,0 +1,36 @@
+"""`workpulse bench tagging`: the report's shape and its figures' consistency (no timing
+thresholds: the machine is shared)."""
+
+from __future__ import annotations
+
+import pytest
+
+from workpulse.bench_tagging import run_tagging_bench
+from workpulse.tagging import load_tagger
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    return run_tagging_bench(600, seed=3, repeats=3, tagger=load_tagger())
+
+
+def test_report_names_the_run(report) -> None:
+    assert report["n"] == 600
+    assert report["source"] == "generator"
+    assert report["machine"]["cpu_count"] >= 1
+    assert report["taxonomy_version"] == load_tagger().version
+
+
+def test_rates_and_ratio_come_from_the_same_paired_runs(report) -> None:
+    assert len(report["decode_runs"]) == len(report["tag_runs"]) == len(report["ratio_runs"]) == 3
+    assert all(r > 0 for r in report["decode_runs"] + report["tag_runs"])
+    assert min(report["ratio_runs"]) <= report["ratio"] <= max(report["ratio_runs"])
+    assert report["decode_events_per_s"] > 0 and report["tag_events_per_s"] > 0
+
+
+def test_workload_and_cache_figures(report) -> None:
+    assert 0 < report["publish_events"] < report["n"]
+    assert 0 < report["events_with_topics"] <= report["publish_events"]
+    rates = report["cold_pass_cache_hit_rates"]
+    assert set(rates) == {"result", "normalised", "word", "tags"}
+    assert all(rate is None or 0.0 <= rate <= 1.0 for rate in rates.values())
