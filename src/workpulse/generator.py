@@ -776,6 +776,7 @@ class WorkloadConfig:
     wave_multiplier: float = 8.0  # ... and multiplies that topic's publish rate
     bad_fraction: float = 0.0  # share of malformed raw messages (dead-letter path)
     duplicate_fraction: float = 0.0  # share of exact re-sent messages (same event_id)
+    work_share: float = WORK_SHARE  # share of (non-wave) publishes that are work-related
 
 
 @dataclass(slots=True)
@@ -810,7 +811,7 @@ class _Sim:
         self.rng = random.Random(config.seed)
         self.now = float(config.start_ms)
         self.base_rate = config.publish_rate_per_min / 60_000.0  # per ms
-        topic_rate = self.base_rate * WORK_SHARE * TOPIC_WEIGHTS[config.wave_topic]
+        topic_rate = self.base_rate * config.work_share * TOPIC_WEIGHTS[config.wave_topic]
         self.extra_rate = topic_rate * max(config.wave_multiplier - 1.0, 0.0)
         self.wave_on = False
         self.next_pub = self.now + self.rng.expovariate(self.base_rate)
@@ -966,7 +967,7 @@ class _Sim:
         else:
             copycat = False
             _, author = self._author()
-            topic = self.text.topic.pick(rnd()) if rnd() < WORK_SHARE else None
+            topic = self.text.topic.pick(rnd()) if rnd() < cfg.work_share else None
         caption, tags, topics = self._caption(author, topic, copycat)
 
         self.video_count += 1
@@ -1094,6 +1095,8 @@ class Workload:
             raise ValueError("publish_rate_per_min must be > 0")
         if not 0.0 <= config.bad_fraction + config.duplicate_fraction <= 1.0:
             raise ValueError("bad_fraction + duplicate_fraction must be within [0, 1]")
+        if not 0.0 <= config.work_share <= 1.0:
+            raise ValueError("work_share must be within [0, 1]")
         self.config = config
 
     def wave_window(self, n: int) -> tuple[int, int]:

@@ -17,6 +17,7 @@ def report() -> dict:
 def test_report_names_the_run(report) -> None:
     assert report["n"] == 600
     assert report["source"] == "generator"
+    assert report["work_share"] == 0.35  # the demo's workload
     assert report["machine"]["cpu_count"] >= 1
     assert report["taxonomy_version"] == load_tagger().version
 
@@ -34,3 +35,9 @@ def test_workload_and_cache_figures(report) -> None:
     rates = report["cold_pass_cache_hit_rates"]
     assert set(rates) == {"result", "normalised", "word", "tags"}
     assert all(rate is None or 0.0 <= rate <= 1.0 for rate in rates.values())
+
+
+def test_work_share_changes_the_workload() -> None:
+    few = run_tagging_bench(600, seed=3, repeats=1, tagger=load_tagger(), work_share=0.0)
+    assert few["work_share"] == 0.0
+    assert few["events_with_topics"] < few["publish_events"] * 0.1

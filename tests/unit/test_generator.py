@@ -344,8 +344,19 @@ def test_wave_brings_new_authors() -> None:
         WorkloadConfig(wave_topic="nope"),
         WorkloadConfig(publish_rate_per_min=0),
         WorkloadConfig(bad_fraction=0.8, duplicate_fraction=0.5),
+        WorkloadConfig(work_share=1.5),
+        WorkloadConfig(work_share=-0.1),
     ],
 )
 def test_invalid_config_rejected(config: WorkloadConfig) -> None:
     with pytest.raises(ValueError):
         Workload(config)
+
+
+@pytest.mark.parametrize(
+    ("share", "low", "high"), [(0.0, 0.0, 0.0), (0.05, 0.02, 0.08), (1.0, 1.0, 1.0)]
+)
+def test_work_share_sets_the_mix(share: float, low: float, high: float) -> None:
+    events = Workload(WorkloadConfig(work_share=share)).labelled_events(N // 2)  # before the wave
+    pubs = [topics for event, topics in events if event["kind"] == "publish"]
+    assert low <= sum(1 for t in pubs if t) / len(pubs) <= high
