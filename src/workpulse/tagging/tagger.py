@@ -83,9 +83,10 @@ def default_lexicon_dir() -> Path:
 
 _Key = tuple[str, tuple[str, ...], str | None]
 """(caption, hashtags, lang) of a video: the key of the result cache."""
-_Segment = tuple[str, tuple[Hit, ...], str, bool]
+_Segment = tuple[str, tuple[Hit, ...], str, bool, tuple[str, ...], tuple[CondRule, ...]]
 """A hashtag: (normalised, segmented text; direct topic hits; compact key; whether it can
-give a hit: a direct hit, or a term of the automaton in its text)."""
+give a hit at all; the topics of the unconditional terms in its text; the conditional
+rules of the terms in its text)."""
 _NormKey = tuple[str, "_TagZone | None", str | None]
 """(normalised caption, hashtag zone, lang): the key of the normalised-result cache."""
 _K = TypeVar("_K", bound=Hashable)
@@ -93,9 +94,9 @@ _Span = tuple[int, int, tuple[CondRule, ...]]
 _CtxSpan = tuple[int, int, tuple[int, ...]]
 _Fired = tuple[int, int, str]
 """(start, end, label) of a fired term; start -1: a hashtag named in the lexicon."""
-_TagZone = tuple[str, tuple[int, ...], tuple[str, ...], tuple[tuple[str, str], ...]]
-"""Hashtags of a video: (text appended to the caption, offsets of each hashtag's text
-after the zone mark, the label of each ("#QuitMyJob"), direct (topic, label) hits)."""
+_TagZone = tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]
+"""Hashtags of a video: (text appended to the caption, the label ("#QuitMyJob") of each
+hashtag text in it, direct (topic, label) hits). Equal zones give equal results."""
 _ZoneRule = tuple[CondRule, str]
 """A conditional rule that hit inside a hashtag, and the hashtag's label."""
 _ZoneEntry = tuple["_TagZone | None", tuple[tuple[str, str], ...], tuple[_ZoneRule, ...]]
@@ -383,20 +384,24 @@ class Tagger:
         return out[1:-1]
 
     def _tag_zone(self, tags: tuple[str, ...]) -> _ZoneEntry:
-        """Build the hashtag part of the scanned text for these hashtags and its automaton
-        hits, and cache them (the caller looks in ``_tags_cache`` first)."""
+        """Build the hashtag part of a video's text and what its hashtags give, from each
+        hashtag's cached digest, and cache it (the caller looks in ``_tags_cache`` first).
+
+        Hashtags with the same compact form count once, named by their first spelling;
+        a text already in the zone is not repeated (its terms keep the first name).
+        """
         ht_cache = self._ht_cache
         parts: list[str] = []
-        starts: list[int] = []
         labels: list[str] = []
         direct: list[tuple[str, str]] = []
+        pairs: dict[tuple[str, str], None] = {}
+        rules: dict[_ZoneRule, None] = {}
         first: dict[str, str] = {}  # compact key -> first spelling (the label)
-        pos = 2  # after "\x1d "
         for tag in dict.fromkeys(tags):
             seg = ht_cache.get(tag)
             if seg is None:
                 seg = self._hashtag(tag)
-            text, hits, key, _ = seg
+            text, hits, key, _, topics, key_rules = seg
             if not key:
                 continue
             label = first.get(key)
@@ -406,22 +411,14 @@ class Tagger:
                     direct.append((topic, label))
             if text and text not in parts:
                 parts.append(text)
-                starts.append(pos)
                 labels.append(label)
-                pos += len(text) + len(_HT_SEP)
+                for topic in topics:
+                    pairs[topic, label] = None
+                for rule in key_rules:
+                    rules[rule, label] = None
         body = ("\x1d " + _HT_SEP.join(parts) + " ") if parts else ""
-        pairs: dict[tuple[str, str], None] = dict.fromkeys(direct)
-        rules: dict[_ZoneRule, None] = {}
-        for end, (klen, uhits, key_rules, endings) in self._ac_iter(body) if body else ():
-            if endings is not None and body[end + 1 : body.find(" ", end)] not in endings:
-                continue
-            label = labels[bisect_right(starts, end - klen + 2) - 1]
-            for topic, _ in uhits:
-                pairs[topic, label] = None
-            for rule in key_rules:
-                rules[rule, label] = None
-        zone = (body, tuple(starts), tuple(labels), tuple(direct)) if body or direct else None
-        entry: _ZoneEntry = (zone, tuple(pairs), tuple(rules))
+        zone = (body, tuple(labels), tuple(direct)) if body or direct else None
+        entry: _ZoneEntry = (zone, (*direct, *pairs), tuple(rules))
         if len(self._tags_cache) >= _HASHTAG_CACHE_MAX:
             self._tags_cache.clear()
         self._tags_cache[tags] = entry
@@ -675,7 +672,7 @@ class Tagger:
         for ch in SENTENCE_CHARS:
             key = key.replace(ch, "")
         if not key or key in self._generic:
-            seg: _Segment = ("", (), "", False)
+            seg: _Segment = ("", (), "", False, (), ())
         else:
             hits = self._ht_hits.get(key, ())
             if " " in norm:
@@ -686,13 +683,27 @@ class Tagger:
                 text = self._segment(norm) or norm
             # In a zone the text stands between spaces, and no key holds a sentence
             # break, so its hits there are the hits of " text ".
-            live = bool(hits) or next(self._ac_iter(" " + text + " "), None) is not None
-            seg = (text, hits, key, live)
+            topics, rules = self._digest(" " + text + " ")
+            seg = (text, hits, key, bool(hits or topics or rules), topics, rules)
         cache = self._ht_cache
         if len(cache) >= _HASHTAG_CACHE_MAX:
             cache.clear()
         cache[tag] = seg
         return seg
+
+    def _digest(self, text: str) -> tuple[tuple[str, ...], tuple[CondRule, ...]]:
+        """The topics of the unconditional terms in ``text`` and the conditional rules of
+        its terms, each once, in order."""
+        topics: dict[str, None] = {}
+        rules: dict[CondRule, None] = {}
+        for end, (_, uhits, key_rules, endings) in self._ac_iter(text):
+            if endings is not None and text[end + 1 : text.find(" ", end)] not in endings:
+                continue
+            for topic, _ in uhits:
+                topics[topic] = None
+            for rule in key_rules:
+                rules[rule] = None
+        return tuple(topics), tuple(rules)
 
     def _dp(self, t: str) -> list[str] | None:
         """Fewest-pieces split of ``t`` into lexicon words/phrases (or digit runs)."""
