@@ -442,10 +442,10 @@ class Tagger:
         The captions are normalised and scanned in one automaton pass first. A video
         without a hit in its caption and whose hashtags cannot give one is done (most
         videos are: no hashtag zone is built for them). The others get their hashtag
-        zone (cached per hashtag tuple, with its own automaton hits); inputs that only
-        differ in case, accents, emoji, punctuation or generic hashtags give the same
-        normalised key and are matched once (a second, bounded cache keyed by the
-        normalised caption, the hashtag zone and the language).
+        zone (cached per hashtag tuple, see `_tag_zone`); inputs that only differ in
+        case, accents, emoji, punctuation or generic hashtags give the same normalised
+        key and are matched once (a second, bounded cache keyed by the normalised
+        caption, the hashtag zone and the language).
         """
         norms = self._normalise_captions([key[0] for key in keys])
         caption_hits = {j: (base, hits) for j, base, hits in self._scan(norms)}
