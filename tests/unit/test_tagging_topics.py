@@ -103,6 +103,37 @@ POSITIVES = [
     ("fr", "Je me suis syndiquée", "labor_action"),
     ("ar", "إضراب عمال النقل اليوم", "labor_action"),
     ("ar", "النقابة تدعو إلى الإضراب", "labor_action"),
+    # 2026.11.3: slang, inflections and dialect words found missing on new captions
+    ("en", "They slashed a third of the workforce overnight", "layoffs"),
+    ("en", "Got the sack last week, what now?", "layoffs"),
+    ("fr", "Je me suis fait lourder la semaine dernière", "layoffs"),
+    ("fr", "La direction a licencié la moitié du personnel", "layoffs"),
+    ("fr", "Elle a été remerciée après quinze ans dans l'entreprise", "layoffs"),
+    ("ar", "الشركة استغنت عن مئات الموظفين", "layoffs"),
+    ("ar", "فنشوني من الدوام", "layoffs"),
+    ("en", "Told my manager I'm leaving, here's how it went", "resignation"),
+    ("en", "Walking away from my corporate job at 30", "resignation"),
+    ("fr", "J'ai posé ma dém hier", "resignation"),
+    ("fr", "Il a plaqué son boulot pour ouvrir un café", "resignation"),
+    ("ar", "خليت خدمتي بعد عشر سنين", "resignation"),
+    ("en", "My coworker earns 8k more than me", "salary"),
+    ("ar", "المرتب ما بيكفيش أسبوعين", "salary"),
+    ("ar", "الخلصة ديال هاد الشهر تعطلات", "salary"),
+    ("en", "Went from banking to teaching and never looked back", "career_meaning"),
+    ("en", "Does your job feel meaningless too?", "career_meaning"),
+    ("fr", "Elle a changé de métier à 50 ans", "career_meaning"),
+    ("en", "My boss shouts at the new hires every day", "harassment"),
+    ("en", "HR took his side after my complaint", "harassment"),
+    ("en", "Denied a promotion because I'm a woman", "harassment"),
+    ("fr", "Propos sexistes de mon supérieur", "harassment"),
+    ("ar", "مديري بيهزقني قدام العملاء", "harassment"),
+    ("ar", "قدمت على ٢٠ وظيفة هذا الشهر", "job_search"),
+    ("ar", "كنحوس على خدمة فكازا", "job_search"),
+    ("fr", "Je bosse depuis la maison trois jours par semaine", "remote_work"),
+    ("ar", "كنخدم من الدار", "remote_work"),
+    ("en", "This job is slowly killing me", "burnout"),
+    ("fr", "Sous pression au boulot depuis des semaines", "burnout"),
+    ("ar", "اشتغلت طول الليل وأنا هلكان", "burnout"),
 ]
 
 
@@ -161,6 +192,28 @@ NEGATIVES = [
     ("fr", "Grève de la faim du chat", "labor_action"),
     ("fr", "L'Union européenne expliquée", "labor_action"),
     ("ar", "سترايك في البولينج", "labor_action"),
+    # 2026.11.3: the same words outside work
+    ("fr", "Je vous remercie pour les 50k !", "layoffs"),
+    ("fr", "Il m'a viré de la soirée", "layoffs"),
+    ("en", "The quarterback got the sack on the first drive", "layoffs"),
+    ("en", "The show got the axe after two seasons", "layoffs"),
+    ("en", "Coach cut half the team after tryouts", "layoffs"),
+    ("ar", "تم طرده من المباراة بالبطاقة الحمراء", "layoffs"),
+    ("en", "Switched from nursing shoes to sneakers", "career_meaning"),
+    ("en", "Went from London to Tokyo in a week", "career_meaning"),
+    ("fr", "J'ai changé de voie sur le périph", "career_meaning"),
+    ("en", "She loves the dog more than me", "salary"),
+    ("en", "Payday loans explained", "salary"),
+    ("ar", "غرفتي مرتبة أخيراً", "salary"),
+    ("ar", "خلصت الشغل بدري اليوم", "salary"),
+    ("en", "My mom yells at us every morning before school", "harassment"),
+    ("en", "CV joint replacement, part 2", "job_search"),
+    ("fr", "Les syndicats de copropriété expliqués", "labor_action"),
+    ("fr", "Je travaille à la maison pour mes révisions", "remote_work"),
+    ("fr", "J'ai claqué la porte de la boîte de nuit", "resignation"),
+    ("en", "Told my boss I'm leaving early for the game", "resignation"),
+    ("ar", "أسعار الأسهم منهارة والشركات خايفة", "burnout"),
+    ("fr", "Je bosse mes partiels, sous pression", "burnout"),
 ]
 
 
@@ -236,7 +289,7 @@ def test_tag_batch_equals_tag(tagger) -> None:
 
 
 def test_version(tagger) -> None:
-    assert tagger.version == "2026.11.2"
+    assert tagger.version == "2026.11.3"
 
 
 @pytest.mark.parametrize(
