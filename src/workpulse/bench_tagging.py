@@ -20,13 +20,14 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import orjson
 
 from workpulse.generator import WORK_SHARE, Workload, WorkloadConfig
-from workpulse.tagging import Tagger, freeze_lexicon_objects, load_tagger
+from workpulse.tagging import Tagger, TagResult, freeze_lexicon_objects, load_tagger
+from workpulse.tagging.tagger import EMPTY
 
 BATCH = 1000
 
@@ -45,7 +46,20 @@ def decode_pass(lines: list[bytes]) -> int:
     return size
 
 
-def tag_pass(lines: list[bytes], tagger: Tagger) -> int:
+class _BatchTagger(Protocol):
+    def tag_batch(
+        self, items: Sequence[tuple[str, Sequence[str], str | None]]
+    ) -> list[TagResult]: ...
+
+
+class NullTagger:
+    """Tags nothing, at no cost: the tag pass with it measures the pass's own work."""
+
+    def tag_batch(self, items: Sequence[tuple[str, Sequence[str], str | None]]) -> list[TagResult]:
+        return [EMPTY] * len(items)
+
+
+def tag_pass(lines: list[bytes], tagger: _BatchTagger) -> int:
     """What the ingest agent does per batch: decode, tag, add topics and matched, encode."""
     loads, dumps = orjson.loads, orjson.dumps
     tag_batch = tagger.tag_batch
@@ -78,17 +92,20 @@ def _timed(fn: Callable[[], Any]) -> float:
 
 def _interleaved(
     lines: list[bytes], tagger: Tagger, repeats: int
-) -> tuple[list[float], list[float]]:
-    """Seconds of ``repeats`` decode passes and tag passes, run in pairs (decode, then
-    tag with emptied caches), so that both sides of each ratio meet the same machine."""
-    decode_s, tag_s = [], []
+) -> tuple[list[float], list[float], list[float]]:
+    """Seconds of ``repeats`` decode, null-tagger and tag passes, run together (decode,
+    tag pass with `NullTagger`, tag pass with emptied caches), so that the passes
+    compared meet the same machine."""
+    decode_s, null_s, tag_s = [], [], []
+    null = NullTagger()
     for _ in range(repeats):
         decode_s.append(_timed(lambda: decode_pass(lines)))
+        null_s.append(_timed(lambda: tag_pass(lines, null)))
         # The tagger's caches are emptied before every timed pass: each pass meets these
         # captions for the first time, as a worker does (repeats inside a pass still hit).
         tagger.clear_caches()
         tag_s.append(_timed(lambda: tag_pass(lines, tagger)))
-    return decode_s, tag_s
+    return decode_s, null_s, tag_s
 
 
 def run_tagging_bench(
@@ -116,7 +133,8 @@ def run_tagging_bench(
     decode_pass(lines)  # warm-up (allocator, code paths)
     tag_pass(lines, tagger)
 
-    decode_s, tag_s = _interleaved(lines, tagger, repeats)
+    decode_s, null_s, tag_s = _interleaved(lines, tagger, repeats)
+    median = statistics.median
     ratios = [d / t for d, t in zip(decode_s, tag_s, strict=True)]
     decode_rate = n / statistics.median(decode_s)
     tag_rate = n / statistics.median(tag_s)
@@ -137,6 +155,14 @@ def run_tagging_bench(
         "tag_events_per_s": round(tag_rate),
         "ratio": round(statistics.median(ratios), 3),
         "ratio_runs": [round(r, 3) for r in ratios],
+        # The cost model, ratio = D / (D + H + p·T): what each part costs.
+        "decode_us_per_event": round(median(decode_s) / n * 1e6, 2),
+        "pass_overhead_us_per_event": round(
+            median(n_ - d for n_, d in zip(null_s, decode_s, strict=True)) / n * 1e6, 2
+        ),
+        "tagger_us_per_publish_event": round(
+            median(t - n_ for t, n_ in zip(tag_s, null_s, strict=True)) / max(publish, 1) * 1e6, 2
+        ),
         "tag_events_per_s_all_cached": round(warm_rate),
         "cold_pass_cache_hit_rates": {
             name: round(caches[f"{name}_hits"] / caches[f"{name}_lookups"], 3)

@@ -29,6 +29,13 @@ def test_rates_and_ratio_come_from_the_same_paired_runs(report) -> None:
     assert report["decode_events_per_s"] > 0 and report["tag_events_per_s"] > 0
 
 
+def test_cost_model_parts(report) -> None:
+    """ratio = D / (D + H + p·T): the bench reports D, H and T (µs)."""
+    assert report["decode_us_per_event"] > 0
+    assert report["tagger_us_per_publish_event"] > 0
+    assert isinstance(report["pass_overhead_us_per_event"], float)
+
+
 def test_workload_and_cache_figures(report) -> None:
     assert 0 < report["publish_events"] < report["n"]
     assert 0 < report["events_with_topics"] <= report["publish_events"]
