@@ -103,6 +103,22 @@ POSITIVES = [
     ("fr", "Je me suis syndiquée", "labor_action"),
     ("ar", "إضراب عمال النقل اليوم", "labor_action"),
     ("ar", "النقابة تدعو إلى الإضراب", "labor_action"),
+    # 2026.11.4: found missing on a blind set written from TAXONOMY.md
+    ("ar", "النقابة تعلن إضراباً مفتوحاً", "labor_action"),  # accusative tanwin
+    ("ar", "أنهوا عقدي بعد خمس سنين", "layoffs"),
+    ("ar", "المصنع اتقفل والعمال في الشارع", "layoffs"),
+    ("ar", "عايز اغير مجالي بعد عشر سنين محاسبة", "career_meaning"),
+    ("ar", "تأخير الرواتب للشهر الثالث", "salary"),
+    ("ar", "اتقبلت بالوظيفة أخيرا", "job_search"),
+    ("fr", "Trois mois d'arrêt pour épuisement pro", "burnout"),
+    ("fr", "Tu touches combien comme infirmière ?", "salary"),
+    ("fr", "Mon job sert à rien et je le sais", "career_meaning"),
+    ("fr", "Qui recrute à Lyon ? Je cherche en logistique", "job_search"),
+    ("fr", "Signé ma rupture conventionnelle aujourd'hui", "resignation"),
+    ("fr", "3 jours de remote par semaine, le rêve", "remote_work"),
+    ("en", "Just got a 4% raise after two years", "salary"),
+    ("en", "I walked out of my warehouse job at lunch", "resignation"),
+    ("en", "Please accept this letter as my formal resignation", "resignation"),
     # 2026.11.3: slang, inflections and dialect words found missing on new captions
     ("en", "They slashed a third of the workforce overnight", "layoffs"),
     ("en", "Got the sack last week, what now?", "layoffs"),
@@ -192,6 +208,10 @@ NEGATIVES = [
     ("fr", "Grève de la faim du chat", "labor_action"),
     ("fr", "L'Union européenne expliquée", "labor_action"),
     ("ar", "سترايك في البولينج", "labor_action"),
+    # 2026.11.4: the same words outside work
+    ("fr", "Pique-nique sur la grève à marée basse", "labor_action"),
+    ("fr", "Ma lettre de motivation pour Parcoursup", "job_search"),
+    ("ar", "تسريحات شعر للعروس", "layoffs"),
     # 2026.11.3: the same words outside work
     ("fr", "Je vous remercie pour les 50k !", "layoffs"),
     ("fr", "Il m'a viré de la soirée", "layoffs"),
@@ -289,7 +309,7 @@ def test_tag_batch_equals_tag(tagger) -> None:
 
 
 def test_version(tagger) -> None:
-    assert tagger.version == "2026.11.3"
+    assert tagger.version == "2026.11.4"
 
 
 @pytest.mark.parametrize(
