@@ -309,7 +309,7 @@ def test_tag_batch_equals_tag(tagger) -> None:
 
 
 def test_version(tagger) -> None:
-    assert tagger.version == "2026.11.4"
+    assert tagger.version == "2026.11.5"
 
 
 @pytest.mark.parametrize(
