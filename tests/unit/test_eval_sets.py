@@ -24,6 +24,7 @@ FLOORS = {
     "blind-2.jsonl": 0.90,
     "blind-3.jsonl": 0.88,
     "blind-4.jsonl": 0.94,
+    "blind-5.jsonl": 0.92,
 }
 
 

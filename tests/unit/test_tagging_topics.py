@@ -208,6 +208,11 @@ NEGATIVES = [
     ("fr", "Grève de la faim du chat", "labor_action"),
     ("fr", "L'Union européenne expliquée", "labor_action"),
     ("ar", "سترايك في البولينج", "labor_action"),
+    # 2026.11.6: sport, pocket money, pets
+    ("en", "My arms are burnt out after that workout", "burnout"),
+    ("en", "Dad gave me a raise on my allowance", "salary"),
+    ("ar", "سقف الرواتب في الدوري الإسباني", "salary"),
+    ("fr", "Le chien m'a viré du lit cette nuit", "layoffs"),
     # 2026.11.4: the same words outside work
     ("fr", "Pique-nique sur la grève à marée basse", "labor_action"),
     ("fr", "Ma lettre de motivation pour Parcoursup", "job_search"),
@@ -309,7 +314,7 @@ def test_tag_batch_equals_tag(tagger) -> None:
 
 
 def test_version(tagger) -> None:
-    assert tagger.version == "2026.11.5"
+    assert tagger.version == "2026.11.6"
 
 
 @pytest.mark.parametrize(
