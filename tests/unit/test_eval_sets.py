@@ -25,6 +25,7 @@ FLOORS = {
     "blind-3.jsonl": 0.88,
     "blind-4.jsonl": 0.94,
     "blind-5.jsonl": 0.92,
+    "blind-6.jsonl": 0.90,
 }
 
 

@@ -208,6 +208,10 @@ NEGATIVES = [
     ("fr", "Grève de la faim du chat", "labor_action"),
     ("fr", "L'Union européenne expliquée", "labor_action"),
     ("ar", "سترايك في البولينج", "labor_action"),
+    # 2026.11.7: breakups, pancakes, interviews
+    ("fr", "Il m'a virée de sa vie, bon débarras", "layoffs"),
+    ("fr", "Burn-out culinaire : j'ai cramé les crêpes", "burnout"),
+    ("en", "Me walking out of a final round interview after that question", "labor_action"),
     # 2026.11.6: sport, pocket money, pets
     ("en", "My arms are burnt out after that workout", "burnout"),
     ("en", "Dad gave me a raise on my allowance", "salary"),
@@ -314,7 +318,7 @@ def test_tag_batch_equals_tag(tagger) -> None:
 
 
 def test_version(tagger) -> None:
-    assert tagger.version == "2026.11.6"
+    assert tagger.version == "2026.11.7"
 
 
 @pytest.mark.parametrize(
