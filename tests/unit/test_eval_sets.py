@@ -26,6 +26,7 @@ FLOORS = {
     "blind-4.jsonl": 0.94,
     "blind-5.jsonl": 0.92,
     "blind-6.jsonl": 0.90,
+    "blind-7.jsonl": 0.92,
 }
 
 

@@ -208,6 +208,10 @@ NEGATIVES = [
     ("fr", "Grève de la faim du chat", "labor_action"),
     ("fr", "L'Union européenne expliquée", "labor_action"),
     ("ar", "سترايك في البولينج", "labor_action"),
+    # 2026.11.8: pottery, union minimums, sick leave
+    ("en", "First time firing my bowls in a real kiln", "layoffs"),
+    ("fr", "Deux jours de TT, c'est le minimum syndical", "labor_action"),
+    ("en", "Two weeks of sick leave because the job is making me sick", "resignation"),
     # 2026.11.7: breakups, pancakes, interviews
     ("fr", "Il m'a virée de sa vie, bon débarras", "layoffs"),
     ("fr", "Burn-out culinaire : j'ai cramé les crêpes", "burnout"),
@@ -318,7 +322,7 @@ def test_tag_batch_equals_tag(tagger) -> None:
 
 
 def test_version(tagger) -> None:
-    assert tagger.version == "2026.11.7"
+    assert tagger.version == "2026.11.8"
 
 
 @pytest.mark.parametrize(
