@@ -322,7 +322,7 @@ def test_tag_batch_equals_tag(tagger) -> None:
 
 
 def test_version(tagger) -> None:
-    assert tagger.version == "2026.11.11"
+    assert tagger.version == "2026.11.12"
 
 
 @pytest.mark.parametrize(
