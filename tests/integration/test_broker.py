@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 from kafka.admin import KafkaAdminClient
-from tests.support.kafka_helpers import produce, running
+from tests.support.kafka_helpers import by_partition_and_key, keyed_messages, produce, running
 
 from workpulse.broker import BrokerError, EmbeddedBroker, create_topics, wait_for_assignment
 
@@ -34,19 +33,10 @@ def committed_offsets(bootstrap: str, group: str) -> dict[int, int]:
         admin.close()
 
 
-def keyed_messages(n: int, keys: int = 16) -> list[tuple[bytes, bytes]]:
-    return [(f"k{i % keys}".encode(), f"{i % keys}:{i}".encode()) for i in range(n)]
-
-
 def assert_in_order(seen: list[tuple[int, int, bytes]]) -> None:
     """Per partition: offsets strictly increase, and per key values keep the
     order in which they were produced."""
-    by_partition: dict[int, list[int]] = defaultdict(list)
-    by_key: dict[bytes, list[int]] = defaultdict(list)
-    for partition, offset, value in seen:
-        by_partition[partition].append(offset)
-        key, seq = value.split(b":")
-        by_key[key].append(int(seq))
+    by_partition, by_key = by_partition_and_key(seen)
     for offsets in by_partition.values():
         assert offsets == sorted(set(offsets))
     for seqs in by_key.values():

@@ -5,13 +5,12 @@ path (a tiny stream buffer makes the callback wait for the agent)."""
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from faust.transport.consumer import Consumer
-from tests.support.kafka_helpers import produce, running
+from tests.support.kafka_helpers import by_partition_and_key, keyed_messages, produce, running
 
 from workpulse.broker import EmbeddedBroker, create_topics
 from workpulse.faust_tuning import install_fast_drain, is_installed, uninstall_fast_drain
@@ -31,11 +30,6 @@ def fast_drain() -> Iterator[None]:
         uninstall_fast_drain()
         assert not is_installed()
         assert Consumer.wait_first is original
-
-
-def keyed(n: int, keys: int) -> list[tuple[bytes | None, bytes]]:
-    """n messages over `keys` keys; the value names its key and sequence number."""
-    return [(f"k{i % keys}".encode(), f"{i % keys}:{i}".encode()) for i in range(n)]
 
 
 @pytest.mark.parametrize(
@@ -83,19 +77,14 @@ def test_agent_gets_everything_in_order_with_fast_drain(
     async def main() -> None:
         async with running(app):
             assert is_installed()
-            await asyncio.to_thread(produce, broker.bootstrap, topic_name, keyed(n, keys))
+            await asyncio.to_thread(produce, broker.bootstrap, topic_name, keyed_messages(n, keys))
             await asyncio.wait_for(done.wait(), 60)
             await asyncio.sleep(0.2)  # nothing beyond n arrives
 
     asyncio.run(main())
     assert len(seen) == n
     assert len({(p, o) for p, o, _ in seen}) == n
-    by_partition: dict[int, list[int]] = defaultdict(list)
-    by_key: dict[bytes, list[int]] = defaultdict(list)
-    for partition, offset, value in seen:
-        by_partition[partition].append(offset)
-        key, seq = value.split(b":")
-        by_key[key].append(int(seq))
+    by_partition, by_key = by_partition_and_key(seen)
     assert set(by_partition) == {0, 1, 2, 3}
     for offsets in by_partition.values():
         assert offsets == list(range(offsets[0], offsets[0] + len(offsets)))

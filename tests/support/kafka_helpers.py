@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -19,6 +20,25 @@ def produce(bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, b
         producer.flush(timeout=30)
     finally:
         producer.close()
+
+
+def keyed_messages(n: int, keys: int = 16) -> list[tuple[bytes | None, bytes]]:
+    """n messages over `keys` keys; the value names its key and sequence number."""
+    return [(f"k{i % keys}".encode(), f"{i % keys}:{i}".encode()) for i in range(n)]
+
+
+def by_partition_and_key(
+    seen: Iterable[tuple[int, int, bytes]],
+) -> tuple[dict[int, list[int]], dict[bytes, list[int]]]:
+    """Offsets per partition and sequence numbers per key of consumed `keyed_messages`,
+    in the order they were consumed."""
+    by_partition: dict[int, list[int]] = defaultdict(list)
+    by_key: dict[bytes, list[int]] = defaultdict(list)
+    for partition, offset, value in seen:
+        by_partition[partition].append(offset)
+        key, seq = value.split(b":")
+        by_key[key].append(int(seq))
+    return by_partition, by_key
 
 
 @contextlib.asynccontextmanager
