@@ -83,10 +83,9 @@ def default_lexicon_dir() -> Path:
 
 _Key = tuple[str, tuple[str, ...], str | None]
 """(caption, hashtags, lang) of a video: the key of the result cache."""
-_Segment = tuple[str, tuple[Hit, ...], str, bool, tuple[str, ...], tuple[CondRule, ...]]
-"""A hashtag: (normalised, segmented text; direct topic hits; compact key; whether it can
-give a hit at all; the topics of the unconditional terms in its text; the conditional
-rules of the terms in its text)."""
+_Segment = tuple[str, tuple[Hit, ...], str, tuple[str, ...], tuple[CondRule, ...]]
+"""A hashtag: (normalised, segmented text; direct topic hits; compact key; the topics of
+the unconditional terms in its text; the conditional rules of the terms in its text)."""
 _NormKey = tuple[str, "_TagZone | None", str | None]
 """(normalised caption, hashtag zone, lang): the key of the normalised-result cache."""
 _K = TypeVar("_K", bound=Hashable)
@@ -401,7 +400,7 @@ class Tagger:
             seg = ht_cache.get(tag)
             if seg is None:
                 seg = self._hashtag(tag)
-            text, hits, key, _, topics, key_rules = seg
+            text, hits, key, topics, key_rules = seg
             if not key:
                 continue
             label = first.get(key)
@@ -432,7 +431,7 @@ class Tagger:
             seg = ht_cache.get(tag)
             if seg is None:
                 seg = self._hashtag(tag)
-            if seg[3]:
+            if seg[1] or seg[3] or seg[4]:
                 return True
         return False
 
@@ -672,7 +671,7 @@ class Tagger:
         for ch in SENTENCE_CHARS:
             key = key.replace(ch, "")
         if not key or key in self._generic:
-            seg: _Segment = ("", (), "", False, (), ())
+            seg: _Segment = ("", (), "", (), ())
         else:
             hits = self._ht_hits.get(key, ())
             if " " in norm:
@@ -684,7 +683,7 @@ class Tagger:
             # In a zone the text stands between spaces, and no key holds a sentence
             # break, so its hits there are the hits of " text ".
             topics, rules = self._digest(" " + text + " ")
-            seg = (text, hits, key, bool(hits or topics or rules), topics, rules)
+            seg = (text, hits, key, topics, rules)
         cache = self._ht_cache
         if len(cache) >= _HASHTAG_CACHE_MAX:
             cache.clear()
