@@ -4,13 +4,15 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# the compiled tagging engine is built by `pip install`: rebuild when its source changes
+BUILD_INPUTS := pyproject.toml setup.py src/workpulse/tagging/_engine.pyx
+STAMP  := $(VENV)/.installed-$(shell cat $(BUILD_INPUTS) | cksum | cut -d' ' -f1)
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: demo test venv lint typecheck unit integration clean
 
-$(STAMP): pyproject.toml
+$(STAMP): $(BUILD_INPUTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
@@ -23,8 +25,8 @@ demo: $(STAMP)
 	$(BIN)/workpulse demo $(DEMO_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts setup.py
+	$(BIN)/ruff format --check src tests scripts setup.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -314,19 +314,31 @@ def bench() -> None:
     help="Share of published videos (outside the viral wave) that are about work "
     "[default: the demo workload's, 0.35]; a platform's whole stream has far fewer.",
 )
-def bench_tagging(events: int, seed: int, work_share: float | None) -> None:
+@click.option(
+    "--engine",
+    type=click.Choice(["compiled", "python"]),
+    default=None,
+    help="Tagging engine [default: the compiled one when it is built]; both give the same "
+    "results, the Python one is the reference.",
+)
+def bench_tagging(events: int, seed: int, work_share: float | None, engine: str | None) -> None:
     """Decode + tag + encode vs plain orjson decode + encode of the same events.
 
     Prints one JSON line: the median rates of 7 paired passes (decode, then tag with
     emptied caches), `ratio` (median of the pair ratios; the target is 0.5), the cost
     per event of decoding, of the pass around the tagger and of the tagger per publish
-    event, cache hit rates, how many events got a topic, and the machine.
+    event, the engine, cache hit rates, how many events got a topic, and the machine.
     """
     from workpulse.bench_tagging import run_tagging_bench
     from workpulse.generator import WORK_SHARE
+    from workpulse.tagging import load_tagger
 
     share = WORK_SHARE if work_share is None else work_share
-    result = run_tagging_bench(events, seed=seed, work_share=share)
+    try:
+        tagger = load_tagger(engine=engine)
+    except RuntimeError as exc:  # the compiled engine was asked for but is not built
+        raise click.ClickException(str(exc)) from None
+    result = run_tagging_bench(events, seed=seed, work_share=share, tagger=tagger)
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
 
 

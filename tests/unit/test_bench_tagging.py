@@ -40,8 +40,18 @@ def test_workload_and_cache_figures(report) -> None:
     assert 0 < report["publish_events"] < report["n"]
     assert 0 < report["events_with_topics"] <= report["publish_events"]
     rates = report["cold_pass_cache_hit_rates"]
-    assert set(rates) == {"result", "normalised", "word", "tags"}
+    assert set(rates) == {"hashtag"}  # the compiled engine's digests of hashtags
     assert all(rate is None or 0.0 <= rate <= 1.0 for rate in rates.values())
+    assert report["engine"] == "compiled"
+    assert report["python_fallbacks"] == 0
+
+
+def test_the_python_engine_can_be_measured(report) -> None:
+    """The reference engine's figures: its own caches, the same topics."""
+    python = run_tagging_bench(600, seed=3, repeats=1, tagger=load_tagger(engine="python"))
+    assert python["engine"] == "python"
+    assert set(python["cold_pass_cache_hit_rates"]) == {"normalised", "result", "tags", "word"}
+    assert python["events_with_topics"] == report["events_with_topics"]
 
 
 def test_work_share_changes_the_workload() -> None:

@@ -102,6 +102,37 @@ def normalise_word(word: str) -> str:
     return " ".join(_tokens(fold(word)))
 
 
+_WORD_CHAR_RE = re.compile(r"[^\W_]")
+CLASS_SEPARATOR, CLASS_TOKEN, CLASS_SENTENCE, CLASS_UNHANDLED = 0, 1, 2, 3
+
+
+def fold_code_point(cp: int) -> list[tuple[int, int]]:
+    """How a caption's normalisation treats one code point: the code points it folds to,
+    each with its class (`CLASS_TOKEN`: part of a token; `CLASS_SENTENCE`: a one-character
+    token; `CLASS_SEPARATOR`: between tokens). Newlines are sentence breaks ("."), as in
+    `Tagger._normalise_captions`; NUL is `CLASS_UNHANDLED`.
+
+    The fold of a text is the fold of each of its code points, joined: NFKD, case folding,
+    mark removal and the letter and digit folds act on one code point at a time, and the
+    combining marks that canonical reordering could move are never token characters.
+    """
+    ch = chr(cp)
+    if ch in "\n\r":
+        return [(ord(SENTENCE), CLASS_SENTENCE)]
+    if ch == "\x00":
+        return [(0, CLASS_UNHANDLED)]
+    out = []
+    for c in fold(ch):
+        if _WORD_CHAR_RE.match(c):
+            cls = CLASS_TOKEN
+        elif c in SENTENCE_CHARS:
+            cls = CLASS_SENTENCE
+        else:
+            cls = CLASS_SEPARATOR
+        out.append((ord(c), cls))
+    return out
+
+
 def normalise_many(texts: list[str]) -> list[str]:
     """`normalise` for many texts at once: each C routine runs once over the batch.
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from workpulse.tagging.lexicon import (
     TOPICS,
@@ -23,13 +23,27 @@ from workpulse.tagging.lexicon import (
 from workpulse.tagging.normalise import (
     SENTENCE_CHARS,
     compact,
+    fold_code_point,
     normalise,
     normalise_word,
     sentence_break,
     split_hashtag,
 )
 
+try:  # the compiled engine (built by `pip install`; without it, the Python engine runs)
+    from workpulse.tagging import _engine as _compiled
+except ImportError:  # pragma: no cover - no C compiler where the package was installed
+    _compiled = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from workpulse.tagging import _engine as _compiled_module
+
+ENGINES = ("compiled", "python")
+"""The tagging engines: the compiled one (the default when it is built) and the Python
+reference, which gives the same results."""
+
 __all__ = [
+    "ENGINES",
     "TOPICS",
     "TagResult",
     "Tagger",
@@ -171,7 +185,7 @@ def _find_near(
     """The first context of ``ids`` near the term at [s, e] (its text), or None."""
     for cs, ce, cids in contexts:
         if not ids.isdisjoint(cids) and _near(text, zone, s, e, cs, ce, window, blocking):
-            phrase = text[cs + 1 : ce].strip()
+            phrase = text[cs : ce + 1].strip()  # the key's span (a wildcard key ends on a letter)
             return "#" + phrase if cs > zone else phrase
     return None
 
@@ -268,6 +282,7 @@ class Tagger:
 
     __slots__ = (
         "_ac_iter",
+        "_compiled",
         "_ctx_iter",
         "_generic",
         "_ht_cache",
@@ -280,13 +295,22 @@ class Tagger:
         "_tags_cache",
         "_vocab",
         "_words",
+        "engine",
         "lexicon",
         "path",
         "stats",
         "version",
     )
 
-    def __init__(self, lexicon: CompiledLexicon, path: Path | None = None) -> None:
+    def __init__(
+        self, lexicon: CompiledLexicon, path: Path | None = None, engine: str | None = None
+    ) -> None:
+        """``engine``: "compiled", "python", or None for the compiled one when it is
+        built (see `ENGINES`)."""
+        if engine not in (None, *ENGINES):
+            raise ValueError(f"unknown tagging engine {engine!r}: one of {', '.join(ENGINES)}")
+        if engine == "compiled" and _compiled is None:
+            raise RuntimeError("the compiled tagging engine is not built (pip install -e .)")
         self.lexicon = lexicon
         self.path = path
         self.version: str = lexicon.version
@@ -304,7 +328,45 @@ class Tagger:
         self._results: dict[_Key, TagResult] = {}
         self._norm_results: dict[_NormKey, TagResult] = {}
         self.stats: dict[str, int] = dict.fromkeys(_STAT_KEYS, 0)
-        """Counters of the caches (for benchmarks): lookups and hits."""
+        """Counters of the Python engine's caches (for benchmarks): lookups and hits."""
+        self._compiled: _compiled_module.Engine | None = None
+        if engine != "python" and _compiled is not None:
+            self._compiled = self._build_compiled()
+        self.engine: str = "compiled" if self._compiled is not None else "python"
+        """The engine that tags ("compiled" or "python")."""
+
+    def _build_compiled(self) -> _compiled_module.Engine:
+        assert _compiled is not None
+        return _compiled.Engine(
+            self.lexicon.automaton.items(),
+            self.lexicon.context_automaton.items(),
+            sorted(TOPICS),
+            fold_entry=fold_code_point,
+            empty=EMPTY,
+            result_type=TagResult,
+            primary=_primary,
+            guess_lang=guess_lang,
+            digest_of=self._compiled_digest,
+            digests_max=_HASHTAG_CACHE_MAX,
+        )
+
+    def _compiled_digest(self, tag: str) -> _compiled_module.TagDigest:
+        """A hashtag as the compiled engine uses it (see `_engine.TagDigest`)."""
+        seg = self._ht_cache.get(tag)
+        if seg is None:
+            seg = self._hashtag(tag)
+        text, hits, key, topics, rules = seg
+        assert self._compiled is not None
+        topic_ids, rule_ids = self._compiled.topic_ids, self._compiled.rule_ids
+        assert _compiled is not None
+        return _compiled.TagDigest(
+            key,
+            text,
+            "#" + tag.lstrip("#＃"),
+            tuple(topic_ids[topic] for topic, _ in hits),
+            tuple(topic_ids[topic] for topic in topics),
+            tuple(rule_ids[rule] for rule in rules),
+        )
 
     # Public API ------------------------------------------------------------------------
     def tag(self, caption: str, hashtags: Sequence[str] = (), lang: str | None = None) -> TagResult:
@@ -321,10 +383,23 @@ class Tagger:
     def tag_batch(self, items: Sequence[tuple[str, Sequence[str], str | None]]) -> list[TagResult]:
         """`tag` for many videos at once (the fast path).
 
-        Items without caption and hashtags (stats events) cost one test each. Repeated
-        (caption, hashtags, lang) inputs are answered from a bounded cache; the new
-        captions are normalised together and scanned in one automaton pass.
+        The compiled engine tags each item on C data (see `_engine.pyx`), handing the
+        rare item beyond its fixed limits to the Python engine; the Python engine (the
+        reference, `engine="python"`) answers repeated inputs from bounded caches and
+        normalises and scans the new captions together.
         """
+        if self._compiled is not None:
+            results: list[TagResult | None] = self._compiled.tag_batch(items)
+            for i, result in enumerate(results):
+                if result is None:  # beyond the compiled engine's limits
+                    results[i] = self._tag_python((items[i],))[0]
+            return results  # type: ignore[return-value]
+        return self._tag_python(items)
+
+    def _tag_python(
+        self, items: Sequence[tuple[str, Sequence[str], str | None]]
+    ) -> list[TagResult]:
+        """`tag_batch` on the Python engine (the reference)."""
         keys: list[_Key | None] = [
             (caption, tags if type(tags) is tuple else tuple(tags), lang)
             if caption or tags
@@ -346,6 +421,15 @@ class Tagger:
         self._words["\x00"] = "\x00"
         for k in self.stats:
             self.stats[k] = 0
+        if self._compiled is not None:
+            self._compiled.clear()
+
+    def cache_stats(self) -> dict[str, int]:
+        """The engine's cache counters: ``<cache>_lookups`` and ``<cache>_hits`` pairs (and,
+        for the compiled engine, how many videos the Python engine had to tag)."""
+        if self._compiled is not None:
+            return dict(self._compiled.stats)
+        return dict(self.stats)
 
     def hashtag_text(self, tag: str) -> str:
         """The normalised, segmented text a hashtag is matched as (for tests and docs)."""
@@ -383,8 +467,16 @@ class Tagger:
         return out[1:-1]
 
     def _tag_zone(self, tags: tuple[str, ...]) -> _ZoneEntry:
+        """`_zone_entry`, remembered in ``_tags_cache`` (the caller looks there first)."""
+        entry = self._zone_entry(tags)
+        if len(self._tags_cache) >= _HASHTAG_CACHE_MAX:
+            self._tags_cache.clear()
+        self._tags_cache[tags] = entry
+        return entry
+
+    def _zone_entry(self, tags: tuple[str, ...]) -> _ZoneEntry:
         """Build the hashtag part of a video's text and what its hashtags give, from each
-        hashtag's cached digest, and cache it (the caller looks in ``_tags_cache`` first).
+        hashtag's cached digest.
 
         Hashtags with the same compact form count once, named by their first spelling;
         a text already in the zone is not repeated (its terms keep the first name).
@@ -417,11 +509,7 @@ class Tagger:
                     rules[rule, label] = None
         body = ("\x1d " + _HT_SEP.join(parts) + " ") if parts else ""
         zone = (body, tuple(labels), tuple(direct)) if body or direct else None
-        entry: _ZoneEntry = (zone, (*direct, *pairs), tuple(rules))
-        if len(self._tags_cache) >= _HASHTAG_CACHE_MAX:
-            self._tags_cache.clear()
-        self._tags_cache[tags] = entry
-        return entry
+        return (zone, (*direct, *pairs), tuple(rules))
 
     def _live(self, tags: tuple[str, ...]) -> bool:
         """Could one of these hashtags give a hit (a term in its text, or a hashtag the
@@ -621,7 +709,7 @@ class Tagger:
                     if (
                         block is not None
                         and not block.isdisjoint(seen)
-                        and _find_near(text, zone, s, e, block, contexts, window, True)
+                        and _find_near(text, zone, s, e, block, contexts, window, True) is not None
                     ):
                         continue
                     if need is not None:
@@ -773,10 +861,11 @@ def freeze_lexicon_objects() -> None:
     gc.freeze()
 
 
-def load_tagger(path: Path | None = None) -> Tagger:
+def load_tagger(path: Path | None = None, engine: str | None = None) -> Tagger:
     """Compile the lexicon in ``path`` (default: the repository's schemas/lexicons).
 
-    Raises `workpulse.tagging.lexicon.LexiconError` if the lexicon data is invalid.
+    ``engine``: see `Tagger`. Raises `workpulse.tagging.lexicon.LexiconError` if the
+    lexicon data is invalid.
     """
     directory = path if path is not None else default_lexicon_dir()
-    return Tagger(compile_lexicon(directory), directory)
+    return Tagger(compile_lexicon(directory), directory, engine)

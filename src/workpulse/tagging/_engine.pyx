@@ -1,0 +1,1272 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, nonecheck=False
+"""The compiled tagging engine: the per-video path of `Tagger.tag_batch` on C data.
+
+It computes exactly what the Python engine of ``tagger.py`` computes (that engine is the
+reference; ``tests/unit/test_tagging_engines.py`` compares the two on ~100k inputs), but
+a caption's normalisation, both automaton scans, the terms, the context rules and the
+explanation run on C arrays: code points, key and rule ids, context sets as bit masks,
+fired spans as (topic, start, end, label) rows. Python objects are created only for the
+result of a video with a topic (and for the rare Arabic attached-suffix check).
+
+* Normalisation: each code point is folded through a table filled lazily from
+  `normalise.fold` (the per-code-point fold is the text's fold: NFKD, case folding and
+  mark removal act on one code point at a time, and the marks canonical ordering could
+  move are never part of a token), then cut into space-separated tokens as
+  `Tagger._normalise_captions` does (newlines are sentence breaks).
+* Automata: Aho-Corasick tries over the lexicon's own keys (a symbol table maps the ~70
+  code points the keys use; any other code point resets the scan), with hits reported
+  in the order pyahocorasick reports them (by end, longest first).
+* Hashtags are digested by the Python side (once per hashtag, cached per hashtag tuple);
+  this engine gets each tuple's text, its unconditional (topic, label) pairs and its
+  conditional rules as ids.
+
+A video it cannot handle exactly within its fixed limits (a caption with a NUL, more
+than `MAX_ROWS` hits or fired terms) comes back as None and is tagged by the Python
+engine.
+"""
+
+from libc.stdint cimport int16_t, int32_t, uint16_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memset
+
+from cpython.unicode cimport Py_UNICODE_ISALNUM, PyUnicode_GET_LENGTH
+
+
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+
+
+cdef extern from "Python.h":
+    object PyUnicode_FromKindAndData(int kind, const void *buffer, Py_ssize_t size)
+    int PyUnicode_4BYTE_KIND
+
+
+cdef enum:
+    MAX_CONTEXT_SETS = 512
+    MASK_WORDS = 8  # MAX_CONTEXT_SETS / 64
+    MAX_ROWS = 512  # hits, fired terms and context hits of one video
+    DENSE_MIN_CHILDREN = 4
+    INLINE_SYMS = 3
+    CP_LIMIT = 0x110000
+
+cdef enum:
+    CLS_SEP = 0
+    CLS_TOKEN = 1
+    CLS_SENTENCE = 2
+    CLS_FALLBACK = 3
+
+cdef enum:
+    WIN_SENTENCE = -2
+    WIN_CAPTION = -1
+
+
+# ------------------------------------------------------------------------------------
+# The fold table: code point -> its folded code points and their token classes.
+# ------------------------------------------------------------------------------------
+
+cdef int32_t* _fold_at = NULL  # CP_LIMIT offsets into _pool, -1: not computed yet
+cdef int32_t* _pool = NULL  # at an offset: n, then n entries (class << 21 | code point)
+cdef Py_ssize_t _pool_len = 0
+cdef Py_ssize_t _pool_cap = 0
+cdef object _fold_entry = None
+
+
+def _init_fold_table(fold_entry):
+    """``fold_entry(cp)`` → [(code point, class), ...]: how one code point normalises."""
+    global _fold_at, _fold_entry
+    if _fold_at == NULL:
+        _fold_at = <int32_t*> malloc(CP_LIMIT * sizeof(int32_t))
+        if _fold_at == NULL:
+            raise MemoryError()
+        memset(_fold_at, 0xFF, CP_LIMIT * sizeof(int32_t))
+    _fold_entry = fold_entry
+
+
+cdef int32_t _fill(Py_UCS4 c) except -1:
+    global _pool, _pool_len, _pool_cap
+    entry = _fold_entry(<int>c)
+    cdef Py_ssize_t n = len(entry)
+    cdef Py_ssize_t need = _pool_len + n + 1
+    cdef int32_t* grown
+    if need > _pool_cap:
+        _pool_cap = max(need, _pool_cap * 2, 4096)
+        grown = <int32_t*> realloc(_pool, _pool_cap * sizeof(int32_t))
+        if grown == NULL:
+            raise MemoryError()
+        _pool = grown
+    cdef int32_t off = <int32_t>_pool_len
+    _pool[off] = <int32_t>n
+    cdef Py_ssize_t k
+    for k in range(n):
+        cp, cls = entry[k]
+        _pool[off + 1 + k] = (<int32_t>cls << 21) | <int32_t>cp
+    _pool_len = need
+    _fold_at[c] = off
+    return off
+
+
+# ------------------------------------------------------------------------------------
+# Aho-Corasick over code points
+# ------------------------------------------------------------------------------------
+
+cdef struct Node:
+    # nchild >= 0: ``child`` is the first child (the children of a node have consecutive
+    # ids) and ``syms`` the symbols of the first ones (read with the node itself);
+    # nchild == -1: ``child`` is the offset of the node's full row of transitions;
+    # nchild <= -2: a tail — one key below: its -2 - nchild remaining symbols are at
+    # ``child`` in the tail pool, and ``value`` is that key's.
+    int32_t child
+    int32_t value  # -1: no key ends here
+    int16_t nchild
+    uint16_t syms[INLINE_SYMS]
+
+
+cdef class Trie:
+    """A prefix tree of keys that start with a space: `add` keys with an int value,
+    `build`, then `scan` (or `hits`).
+
+    Built nodes are numbered breadth first, so the children of a node are consecutive
+    and the shallow nodes every scan goes through share cache lines; a node with many
+    children (the root, " ", " a", ...) gets a full row of transitions, and a node with
+    one key below it stores the rest of that key as a string (most of a large lexicon's
+    prefixes are such tails: they cost one comparison instead of a node per character).
+    """
+
+    cdef uint16_t* sym  # code point -> symbol (0: in no key)
+    cdef int nsym
+    cdef Py_ssize_t n, cap
+    # build-time tree (insertion order)
+    cdef int32_t* head
+    cdef int32_t* sibling
+    cdef int32_t* tvalue
+    cdef uint16_t* tsym
+    # built automaton (breadth-first order)
+    cdef Node* nodes
+    cdef uint16_t* insym  # the symbol that leads to each node
+    cdef int32_t* rows
+    cdef uint16_t* tails
+    cdef Py_ssize_t n_built
+    cdef int32_t space  # the node of " " (every key starts with a space), -1: none
+    cdef bint built
+
+    def __cinit__(self):
+        self.sym = <uint16_t*> malloc(CP_LIMIT * sizeof(uint16_t))
+        if self.sym == NULL:
+            raise MemoryError()
+        memset(self.sym, 0, CP_LIMIT * sizeof(uint16_t))
+        self.nsym = 1
+        self.n = 0
+        self.cap = 0
+        self.head = self.sibling = self.tvalue = self.rows = NULL
+        self.tsym = self.insym = self.tails = NULL
+        self.n_built = 0
+        self.nodes = NULL
+        self.space = -1
+        self.built = False
+        self._grow(1024)
+        self._new_node(0)
+
+    def __dealloc__(self):
+        free(self.sym)
+        free(self.head)
+        free(self.sibling)
+        free(self.tvalue)
+        free(self.tsym)
+        free(self.nodes)
+        free(self.insym)
+        free(self.rows)
+        free(self.tails)
+
+    cdef int _grow(self, Py_ssize_t cap) except -1:
+        cdef int32_t* head = <int32_t*> realloc(self.head, cap * sizeof(int32_t))
+        if head != NULL:
+            self.head = head
+        cdef int32_t* sibling = <int32_t*> realloc(self.sibling, cap * sizeof(int32_t))
+        if sibling != NULL:
+            self.sibling = sibling
+        cdef int32_t* tvalue = <int32_t*> realloc(self.tvalue, cap * sizeof(int32_t))
+        if tvalue != NULL:
+            self.tvalue = tvalue
+        cdef uint16_t* tsym = <uint16_t*> realloc(self.tsym, cap * sizeof(uint16_t))
+        if tsym != NULL:
+            self.tsym = tsym
+        if head == NULL or sibling == NULL or tvalue == NULL or tsym == NULL:
+            raise MemoryError()
+        self.cap = cap
+        return 0
+
+    cdef int32_t _new_node(self, uint16_t s) except -1:
+        if self.n == self.cap:
+            self._grow(self.cap * 2)
+        cdef int32_t i = <int32_t>self.n
+        self.head[i] = -1
+        self.sibling[i] = -1
+        self.tsym[i] = s
+        self.tvalue[i] = -1
+        self.n += 1
+        return i
+
+    def add(self, str key, int value):
+        """Add ``key`` (starting with a space) with ``value`` ≥ 0 (a key added twice keeps
+        the last value)."""
+        if self.built:
+            raise RuntimeError("the automaton is already built")
+        if not key.startswith(" ") or len(key) < 2:
+            raise ValueError(f"a key starts with a space and has a character after it: {key!r}")
+        cdef int32_t node = 0, child
+        cdef uint16_t s
+        cdef Py_UCS4 c
+        for c in key:
+            s = self.sym[c]
+            if s == 0:
+                if self.nsym >= 65535:
+                    raise ValueError("too many distinct characters in the keys")
+                s = self.sym[c] = <uint16_t>self.nsym
+                self.nsym += 1
+            child = self.head[node]
+            while child >= 0 and self.tsym[child] != s:
+                child = self.sibling[child]
+            if child < 0:
+                child = self._new_node(s)
+                self.sibling[child] = self.head[node]
+                self.head[node] = child
+            node = child
+        self.tvalue[node] = value
+
+    cdef inline int32_t _next(self, int32_t state, uint16_t s) noexcept nogil:
+        """The child of ``state`` (not a tail) on symbol ``s``, or -1."""
+        cdef Node* node = &self.nodes[state]
+        cdef int32_t k, n = node.nchild
+        if n < 0:
+            return self.rows[node.child + s] if n == -1 else -1
+        for k in range(n if n < INLINE_SYMS else INLINE_SYMS):
+            if node.syms[k] == s:
+                return node.child + k
+        for k in range(node.child + INLINE_SYMS, node.child + n):
+            if self.insym[k] == s:
+                return k
+        return -1
+
+    def build(self):
+        """Number the nodes breadth first, cut the tails, lay out the transitions."""
+        cdef Py_ssize_t n = self.n, i, k, qt = 1, qh = 0, ndense = 0, ntail = 0, tlen
+        cdef int32_t u, v, w, nchild
+        cdef int32_t* order = <int32_t*> malloc(n * sizeof(int32_t))  # new id -> old id
+        cdef int32_t* nkids = <int32_t*> malloc(n * sizeof(int32_t))
+        cdef int32_t* below = <int32_t*> malloc(n * sizeof(int32_t))  # keys in a subtree
+        cdef int32_t* parent = <int32_t*> malloc(n * sizeof(int32_t))
+        self.nodes = <Node*> malloc(n * sizeof(Node))
+        self.insym = <uint16_t*> malloc(n * sizeof(uint16_t))
+        self.tails = <uint16_t*> malloc((n + 1) * sizeof(uint16_t))
+        try:
+            if (order == NULL or nkids == NULL or below == NULL or parent == NULL
+                    or self.nodes == NULL or self.insym == NULL or self.tails == NULL):
+                raise MemoryError()
+            # keys below each node (children are created after their parent)
+            for u in range(n):
+                below[u] = 1 if self.tvalue[u] >= 0 else 0
+                v = self.head[u]
+                while v >= 0:
+                    parent[v] = u
+                    v = self.sibling[v]
+            for u in range(n - 1, 0, -1):
+                below[parent[u]] += below[u]
+            order[0] = 0
+            self.insym[0] = 0
+            while qh < qt:  # breadth first: children get consecutive ids
+                i = qh
+                u = order[qh]
+                qh += 1
+                if below[u] == 1 and u != 0 and parent[u] != 0:  # a tail: its key's rest
+                    tlen = 0
+                    self.nodes[i].value = -1
+                    self.nodes[i].child = <int32_t>ntail
+                    w = u
+                    while self.tvalue[w] < 0:
+                        w = self.head[w]
+                        self.tails[ntail + tlen] = self.tsym[w]
+                        tlen += 1
+                    if tlen > 30000:
+                        raise ValueError("a key is too long")
+                    self.nodes[i].value = self.tvalue[w]
+                    self.nodes[i].nchild = <int16_t>(-2 - tlen)
+                    ntail += tlen
+                    nkids[i] = 0
+                    continue
+                nchild = 0
+                v = self.head[u]
+                self.nodes[i].child = <int32_t>qt
+                while v >= 0:
+                    order[qt] = v
+                    self.insym[qt] = self.tsym[v]
+                    qt += 1
+                    nchild += 1
+                    v = self.sibling[v]
+                nkids[i] = nchild
+                self.nodes[i].nchild = <int16_t>nchild if nchild <= DENSE_MIN_CHILDREN else -1
+                self.nodes[i].value = self.tvalue[u]
+                for k in range(INLINE_SYMS):
+                    self.nodes[i].syms[k] = (
+                        self.insym[self.nodes[i].child + k] if k < nchild else 0)
+                if i == 0 or nchild > DENSE_MIN_CHILDREN:
+                    ndense += 1
+            self.n_built = qt
+            self.rows = <int32_t*> malloc((ndense * self.nsym + 1) * sizeof(int32_t))
+            if self.rows == NULL:
+                raise MemoryError()
+            ndense = 0
+            for i in range(qt):
+                if i == 0 or self.nodes[i].nchild == -1:
+                    for k in range(self.nsym):
+                        self.rows[ndense + k] = -1
+                    for k in range(self.nodes[i].child, self.nodes[i].child + nkids[i]):
+                        self.rows[ndense + self.insym[k]] = <int32_t>k
+                    self.nodes[i].child = <int32_t>ndense
+                    self.nodes[i].nchild = -1
+                    ndense += self.nsym
+            self.space = self._next(0, self.sym[32])
+        finally:
+            free(order)
+            free(nkids)
+            free(below)
+            free(parent)
+        free(self.head)
+        free(self.sibling)
+        free(self.tvalue)
+        free(self.tsym)
+        self.head = self.sibling = self.tvalue = NULL
+        self.tsym = NULL
+        self.built = True
+
+    def __len__(self):
+        """The number of nodes (tails count as one)."""
+        return self.n_built if self.built else self.n
+
+    def hits(self, str text):
+        """[(end index, value), ...] of the keys in ``text``, in pyahocorasick's order."""
+        if not self.built:
+            raise RuntimeError("build() the automaton first")
+        cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text), i = 0, cap = n * 4 + 16
+        cdef Py_UCS4* buf = <Py_UCS4*> malloc((n + 1) * sizeof(Py_UCS4))
+        cdef int32_t* ends = <int32_t*> malloc(cap * sizeof(int32_t))
+        cdef int32_t* vals = <int32_t*> malloc(cap * sizeof(int32_t))
+        cdef Py_UCS4 c
+        cdef int count
+        try:
+            if buf == NULL or ends == NULL or vals == NULL:
+                raise MemoryError()
+            for c in text:
+                buf[i] = c
+                i += 1
+            count = self.scan(buf, 0, <int>n, ends, vals, <int>cap)
+            while count < 0:
+                cap *= 4
+                free(ends)
+                free(vals)
+                ends = <int32_t*> malloc(cap * sizeof(int32_t))
+                vals = <int32_t*> malloc(cap * sizeof(int32_t))
+                if ends == NULL or vals == NULL:
+                    raise MemoryError()
+                count = self.scan(buf, 0, <int>n, ends, vals, <int>cap)
+            return [(ends[i], vals[i]) for i in range(count)]
+        finally:
+            free(buf)
+            free(ends)
+            free(vals)
+
+    cdef int scan(self, const Py_UCS4* text, int lo, int hi, int32_t* ends, int32_t* vals,
+                  int cap) noexcept nogil:
+        """Hits in text[lo:hi] as (end index, value) rows, by end then longest first (the
+        order of pyahocorasick's `iter`); their number, or -1 when there are more than
+        ``cap``.
+
+        Every key starts with a space and the text's spaces are its token boundaries, so
+        instead of following failure links, the tree is walked from each space for as
+        long as the text follows it (most walks stop within a few characters); the rows
+        are then put in end order (stable: for one end, the earlier start is longer).
+        """
+        cdef int p, i, j, t, tlen, end, count = 0
+        cdef int32_t state
+        cdef Node* node
+        cdef int32_t space = self.space
+        cdef uint16_t s
+        cdef Py_UCS4 c
+        if space < 0:
+            return 0
+        for p in range(lo, hi):
+            if text[p] != 32:
+                continue
+            state = space
+            for i in range(p + 1, hi):
+                c = text[i]
+                s = self.sym[c] if c < CP_LIMIT else 0
+                if s == 0:
+                    break
+                state = self._next(state, s)
+                if state < 0:
+                    break
+                node = &self.nodes[state]
+                end = i
+                if node.nchild <= -2:  # a tail: the text must go on with its symbols
+                    tlen = -2 - node.nchild
+                    if i + tlen >= hi:
+                        break
+                    for t in range(tlen):
+                        c = text[i + 1 + t]
+                        if c >= CP_LIMIT or self.sym[c] != self.tails[node.child + t]:
+                            break
+                    else:
+                        end = i + tlen
+                    if end == i and tlen > 0:
+                        break
+                if node.value >= 0:
+                    if count == cap:
+                        return -1
+                    # insertion by end; stable, so equal ends keep the longer key first
+                    j = count
+                    while j > 0 and ends[j - 1] > end:
+                        ends[j] = ends[j - 1]
+                        vals[j] = vals[j - 1]
+                        j -= 1
+                    ends[j] = end
+                    vals[j] = node.value
+                    count += 1
+                if node.nchild <= -2:
+                    break
+        return count
+
+
+# ------------------------------------------------------------------------------------
+# The engine
+# ------------------------------------------------------------------------------------
+
+cdef struct Scratch:
+    Py_UCS4* text
+    Py_ssize_t text_cap
+    int32_t hit_end[MAX_ROWS]
+    int32_t hit_key[MAX_ROWS]
+    int32_t pend_s[MAX_ROWS]
+    int32_t pend_e[MAX_ROWS]
+    int32_t pend_k[MAX_ROWS]
+    int32_t f_topic[MAX_ROWS]
+    int32_t f_s[MAX_ROWS]
+    int32_t f_e[MAX_ROWS]
+    void* f_label[MAX_ROWS]
+    int32_t c_s[MAX_ROWS]
+    int32_t c_e[MAX_ROWS]
+    int32_t c_key[MAX_ROWS]
+    uint64_t seen[MASK_WORDS]
+    # what the hashtags give: (topic, label) rows that fire whatever the caption says,
+    # and (rule, label) rows of the conditional rules that hit inside them
+    int n_pairs
+    int32_t pair_topic[MAX_ROWS]
+    void* pair_label[MAX_ROWS]
+    int n_zone_rules
+    int32_t zr_rule[MAX_ROWS]
+    void* zr_label[MAX_ROWS]
+
+
+cdef inline bint _disjoint(const uint64_t* a, const uint64_t* b) noexcept nogil:
+    cdef int k
+    for k in range(MASK_WORDS):
+        if a[k] & b[k]:
+            return False
+    return True
+
+
+cdef inline bint _is_sentence(Py_UCS4 c) noexcept nogil:
+    # normalise.SENTENCE_CHARS
+    return (c == u'.' or c == u'!' or c == u'?' or c == u';' or c == u'\n' or c == u'\r'
+            or c == 0x2026 or c == 0x061F or c == 0x061B or c == 0x06D4 or c == 0x3002
+            or c == 0xFF01 or c == 0xFF1F)
+
+
+cdef list _hashtags_in(str text):
+    """``re.findall(r"[#＃]([^\W_]\w*)", text)``: the hashtags written in a caption (the
+    regex's word characters are `str.isalnum` ones, and "_")."""
+    cdef list out = []
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text), i = 0, j
+    cdef Py_UCS4 c
+    while i < n - 1:
+        c = text[i]
+        if (c == u'#' or c == 0xFF03) and Py_UNICODE_ISALNUM(text[i + 1]):
+            j = i + 2
+            while j < n and (Py_UNICODE_ISALNUM(text[j]) or text[j] == u'_'):
+                j += 1
+            out.append(text[i + 1:j])
+            i = j
+        else:
+            i += 1
+    return out
+
+
+def hashtags_in(str text):
+    """`_hashtags_in` (for tests)."""
+    return _hashtags_in(text)
+
+
+cdef class TagDigest:
+    """One hashtag as the engine uses it (computed once per hashtag string): its compact
+    key ("" for a generic hashtag), its normalised and segmented text, its label
+    ("#QuitMyJob"), the topic ids the lexicon gives the hashtag itself, the topic ids of
+    the unconditional terms in its text, the rule ids of the conditional ones, and
+    whether it can give a hit at all."""
+
+    cdef readonly str key
+    cdef readonly str text
+    cdef readonly str label
+    cdef readonly tuple direct
+    cdef readonly tuple topics
+    cdef readonly tuple rules
+    cdef readonly bint live
+
+    def __init__(self, str key, str text, str label, tuple direct, tuple topics, tuple rules):
+        self.key = key
+        self.text = text
+        self.label = label
+        self.direct = direct
+        self.topics = topics
+        self.rules = rules
+        self.live = bool(direct) or bool(topics) or bool(rules)
+
+
+cdef class Engine:
+    """Tags a batch of (caption, hashtags, lang) items on C data; see the module doc."""
+
+    cdef readonly Trie terms
+    cdef readonly Trie contexts
+    cdef int nkeys, nrules, nctx
+    # term keys
+    cdef int32_t* k_len
+    cdef int32_t* k_endings  # -1: none, else index into endings
+    cdef int32_t* k_hit_first  # hits of key k: [k_hit_first[k], k_hit_first[k + 1])
+    cdef int32_t* hit_topic
+    cdef int32_t* hit_label
+    cdef int32_t* k_rule_first
+    cdef int32_t* rule_of
+    # rules
+    cdef int32_t* r_topic
+    cdef int32_t* r_label
+    cdef int32_t* r_window
+    cdef unsigned char* r_flags  # 1 block, 2 need, 4 also_need, 8 not_langs
+    cdef uint64_t* r_masks  # 3 masks per rule: block, need, also_need
+    # context keys
+    cdef int32_t* c_len
+    cdef int32_t* c_endings
+    cdef uint64_t* c_mask
+    # Python objects
+    cdef list labels
+    cdef list endings
+    cdef list not_langs
+    cdef tuple topics
+    cdef object empty
+    cdef object result_type
+    cdef object primary
+    cdef object guess_lang
+    cdef object digest_of
+    cdef dict digests
+    cdef Py_ssize_t digests_max
+    cdef public dict rule_ids
+    cdef public dict topic_ids
+    cdef public dict stats
+
+    def __cinit__(self):
+        self.k_len = self.k_endings = self.k_hit_first = self.hit_topic = NULL
+        self.hit_label = self.k_rule_first = self.rule_of = NULL
+        self.r_topic = self.r_label = self.r_window = NULL
+        self.r_flags = NULL
+        self.r_masks = NULL
+        self.c_len = self.c_endings = NULL
+        self.c_mask = NULL
+
+    def __dealloc__(self):
+        free(self.k_len)
+        free(self.k_endings)
+        free(self.k_hit_first)
+        free(self.hit_topic)
+        free(self.hit_label)
+        free(self.k_rule_first)
+        free(self.rule_of)
+        free(self.r_topic)
+        free(self.r_label)
+        free(self.r_window)
+        free(self.r_flags)
+        free(self.r_masks)
+        free(self.c_len)
+        free(self.c_endings)
+        free(self.c_mask)
+
+    def __init__(self, term_items, context_items, topics, *, fold_entry, empty, result_type,
+                 primary, guess_lang, digest_of, digests_max):
+        """``term_items``: (key, (key length, hits, rules, endings)) of the term automaton;
+        ``context_items``: (key, (key length, context set ids, endings)); ``topics``: the
+        topic ids in sorted order. ``digest_of(tag)`` is a hashtag's `TagDigest`
+        (remembered, at most ``digests_max`` of them)."""
+        _init_fold_table(fold_entry)
+        self.topics = tuple(topics)
+        if not 0 < len(self.topics) <= 16:
+            raise ValueError("the engine handles 1 to 16 topics")
+        self.topic_ids = {t: i for i, t in enumerate(self.topics)}
+        self.empty = empty
+        self.result_type = result_type
+        self.primary = primary
+        self.guess_lang = guess_lang
+        self.digest_of = digest_of
+        self.digests = {}
+        self.digests_max = digests_max
+        self.stats = {"hashtag_lookups": 0, "hashtag_hits": 0, "python_fallbacks": 0}
+        self.labels = []
+        self.endings = []
+        self.not_langs = []
+        self.rule_ids = {}
+        label_ids = {}
+        ending_ids = {}
+        cdef list items = list(term_items)
+        cdef list ctx = list(context_items)
+        self.nkeys = len(items)
+        self.nctx = len(ctx)
+        rules = []
+        nhits = 0
+        nrefs = 0
+        for key, value in items:
+            nhits += len(value[1])
+            nrefs += len(value[2])
+            for rule in value[2]:
+                if rule not in self.rule_ids:
+                    self.rule_ids[rule] = len(rules)
+                    rules.append(rule)
+        self.nrules = len(rules)
+        self.k_len = <int32_t*> malloc((self.nkeys + 1) * sizeof(int32_t))
+        self.k_endings = <int32_t*> malloc((self.nkeys + 1) * sizeof(int32_t))
+        self.k_hit_first = <int32_t*> malloc((self.nkeys + 1) * sizeof(int32_t))
+        self.k_rule_first = <int32_t*> malloc((self.nkeys + 1) * sizeof(int32_t))
+        self.hit_topic = <int32_t*> malloc((nhits + 1) * sizeof(int32_t))
+        self.hit_label = <int32_t*> malloc((nhits + 1) * sizeof(int32_t))
+        self.rule_of = <int32_t*> malloc((nrefs + 1) * sizeof(int32_t))
+        self.r_topic = <int32_t*> malloc((self.nrules + 1) * sizeof(int32_t))
+        self.r_label = <int32_t*> malloc((self.nrules + 1) * sizeof(int32_t))
+        self.r_window = <int32_t*> malloc((self.nrules + 1) * sizeof(int32_t))
+        self.r_flags = <unsigned char*> malloc((self.nrules + 1) * sizeof(unsigned char))
+        self.r_masks = <uint64_t*> malloc((self.nrules + 1) * 3 * MASK_WORDS * sizeof(uint64_t))
+        self.c_len = <int32_t*> malloc((self.nctx + 1) * sizeof(int32_t))
+        self.c_endings = <int32_t*> malloc((self.nctx + 1) * sizeof(int32_t))
+        self.c_mask = <uint64_t*> malloc((self.nctx + 1) * MASK_WORDS * sizeof(uint64_t))
+        if (self.k_len == NULL or self.k_endings == NULL or self.k_hit_first == NULL
+                or self.k_rule_first == NULL or self.hit_topic == NULL or self.hit_label == NULL
+                or self.rule_of == NULL or self.r_topic == NULL or self.r_label == NULL
+                or self.r_window == NULL or self.r_flags == NULL or self.r_masks == NULL
+                or self.c_len == NULL or self.c_endings == NULL or self.c_mask == NULL):
+            raise MemoryError()
+        memset(self.r_masks, 0, (self.nrules + 1) * 3 * MASK_WORDS * sizeof(uint64_t))
+        memset(self.c_mask, 0, (self.nctx + 1) * MASK_WORDS * sizeof(uint64_t))
+
+        def label_id(label):
+            i = label_ids.get(label)
+            if i is None:
+                i = label_ids[label] = len(self.labels)
+                self.labels.append(label)
+            return i
+
+        def ending_id(endings):
+            if endings is None:
+                return -1
+            i = ending_ids.get(endings)
+            if i is None:
+                i = ending_ids[endings] = len(self.endings)
+                self.endings.append(endings)
+            return i
+
+        cdef int r, k, h = 0, q = 0, flags
+        for r, rule in enumerate(rules):
+            self.r_topic[r] = self.topic_ids[rule.topic]
+            self.r_label[r] = label_id(rule.label)
+            self.r_window[r] = WIN_SENTENCE if rule.window is None else rule.window
+            flags = 0
+            for slot, ids in enumerate((rule.block, rule.need, rule.also_need)):
+                if ids is not None:
+                    flags |= 1 << slot
+                    self._set_mask(&self.r_masks[(r * 3 + slot) * MASK_WORDS], ids)
+            if rule.not_langs is not None:
+                flags |= 8
+            self.r_flags[r] = flags
+            self.not_langs.append(rule.not_langs)
+        self.terms = Trie()
+        for k, (key, value) in enumerate(items):
+            klen, hits, key_rules, endings = value
+            self.k_len[k] = klen
+            self.k_endings[k] = ending_id(endings)
+            self.k_hit_first[k] = h
+            for topic, label in hits:
+                self.hit_topic[h] = self.topic_ids[topic]
+                self.hit_label[h] = label_id(label)
+                h += 1
+            self.k_rule_first[k] = q
+            for rule in key_rules:
+                self.rule_of[q] = self.rule_ids[rule]
+                q += 1
+            self.terms.add(key, k)
+        self.k_hit_first[self.nkeys] = h
+        self.k_rule_first[self.nkeys] = q
+        self.terms.build()
+        self.contexts = Trie()
+        for k, (key, value) in enumerate(ctx):
+            klen, ids, endings = value
+            self.c_len[k] = klen
+            self.c_endings[k] = ending_id(endings)
+            self._set_mask(&self.c_mask[k * MASK_WORDS], ids)
+            self.contexts.add(key, k)
+        self.contexts.build()
+
+    cdef int _set_mask(self, uint64_t* mask, ids) except -1:
+        for i in ids:
+            if not 0 <= i < MAX_CONTEXT_SETS:
+                raise ValueError(f"context set id {i} is beyond {MAX_CONTEXT_SETS}")
+            mask[i >> 6] |= (<uint64_t>1) << (i & 63)
+        return 0
+
+    def clear(self):
+        """Forget the hashtag digests."""
+        self.digests.clear()
+        for k in self.stats:
+            self.stats[k] = 0
+
+    @property
+    def sizes(self):
+        return {"term_nodes": len(self.terms), "context_nodes": len(self.contexts),
+                "rules": self.nrules, "labels": len(self.labels)}
+
+    def normalise(self, str caption):
+        """The caption as the engine scans it (`Tagger._normalise_captions`: normalised,
+        padded with spaces), or None when the Python engine must tag it (for tests)."""
+        cdef Scratch* sc = <Scratch*> malloc(sizeof(Scratch))
+        if sc == NULL:
+            raise MemoryError()
+        sc.text_cap = 64
+        sc.text = <Py_UCS4*> malloc(sc.text_cap * sizeof(Py_UCS4))
+        cdef Py_ssize_t n
+        try:
+            if sc.text == NULL:
+                raise MemoryError()
+            n = self._normalise(sc, caption)
+            return None if n < 0 else self._text(sc, <int>n)
+        finally:
+            free(sc.text)
+            free(sc)
+
+    # --------------------------------------------------------------------------------
+    def tag_batch(self, items):
+        """The `TagResult` of each (caption, hashtags, lang) item, or None for an item
+        that the Python engine must tag (see the module doc)."""
+        cdef Scratch* sc = <Scratch*> malloc(sizeof(Scratch))
+        if sc == NULL:
+            raise MemoryError()
+        sc.text_cap = 1024
+        sc.text = <Py_UCS4*> malloc(sc.text_cap * sizeof(Py_UCS4))
+        if sc.text == NULL:
+            free(sc)
+            raise MemoryError()
+        cdef list out = []
+        try:
+            for item in items:
+                caption, tags, lang = item
+                out.append(self._tag_one(sc, caption, tags, lang))
+        finally:
+            free(sc.text)
+            free(sc)
+        return out
+
+    cdef int _reserve(self, Scratch* sc, Py_ssize_t need) except -1:
+        cdef Py_UCS4* grown
+        if need > sc.text_cap:
+            grown = <Py_UCS4*> realloc(sc.text, need * 2 * sizeof(Py_UCS4))
+            if grown == NULL:
+                raise MemoryError()
+            sc.text = grown
+            sc.text_cap = need * 2
+        return 0
+
+    cdef Py_ssize_t _normalise(self, Scratch* sc, str caption) except -2:
+        """The caption's normalised form, padded with spaces, into sc.text; -1: it holds a
+        code point this engine does not handle (NUL)."""
+        cdef Py_ssize_t pos = 1, k, n
+        cdef int32_t off, e, cls
+        cdef bint in_token = False
+        cdef Py_UCS4 c
+        cdef Py_UCS4* text
+        self._reserve(sc, PyUnicode_GET_LENGTH(caption) * 2 + 8)
+        text = sc.text
+        text[0] = 32
+        for c in caption:
+            off = _fold_at[c]
+            if off < 0:
+                off = _fill(c)
+            n = _pool[off]
+            if pos + 2 * n + 4 > sc.text_cap:
+                self._reserve(sc, pos + 2 * n + 4 + PyUnicode_GET_LENGTH(caption))
+                text = sc.text
+            for k in range(1, n + 1):
+                e = _pool[off + k]
+                cls = e >> 21
+                if cls == CLS_TOKEN:
+                    text[pos] = e & 0x1FFFFF
+                    pos += 1
+                    in_token = True
+                elif cls == CLS_SEP:
+                    if in_token:
+                        text[pos] = 32
+                        pos += 1
+                        in_token = False
+                elif cls == CLS_SENTENCE:
+                    if in_token:
+                        text[pos] = 32
+                        pos += 1
+                    text[pos] = e & 0x1FFFFF
+                    text[pos + 1] = 32
+                    pos += 2
+                    in_token = False
+                else:
+                    return -1
+        if in_token:
+            text[pos] = 32
+            pos += 1
+        return pos
+
+    cdef object _tag_one(self, Scratch* sc, caption, tags, lang):
+        if not caption and not tags:
+            return self.empty
+        if type(caption) is not str:
+            return None
+        cdef Py_ssize_t cap_len = self._normalise(sc, <str>caption)
+        if cap_len < 0:
+            self.stats["python_fallbacks"] += 1
+            return None
+        cdef int nhits = self.terms.scan(sc.text, 0, <int>cap_len, sc.hit_end, sc.hit_key,
+                                         MAX_ROWS)
+        if nhits < 0:
+            self.stats["python_fallbacks"] += 1
+            return None
+        if u"#" in caption or u"＃" in caption:
+            found = _hashtags_in(<str>caption)
+            if found:
+                tags = [*tags, *found]
+        if not tags:
+            if nhits == 0:
+                return self.empty
+            sc.n_pairs = sc.n_zone_rules = 0
+            return self._match(sc, <int>cap_len, <int>cap_len, nhits, lang)
+        cdef list digests = self._digests(tags)
+        cdef TagDigest d
+        if nhits == 0:
+            for d in digests:
+                if d.live:
+                    break
+            else:
+                return self.empty  # no term anywhere in this video
+        cdef Py_ssize_t total = self._zone(sc, digests, cap_len)
+        if total < 0:
+            return self._overflow()
+        if nhits == 0 and sc.n_pairs == 0 and sc.n_zone_rules == 0:
+            return self.empty
+        return self._match(sc, <int>cap_len, <int>total, nhits, lang)
+
+    cdef list _digests(self, tags):
+        """The digests of the distinct hashtags of a video with a key, in order."""
+        cdef list seen = []
+        cdef list out = []
+        cdef TagDigest d
+        for tag in tags:
+            if tag in seen:
+                continue
+            seen.append(tag)
+            self.stats["hashtag_lookups"] += 1
+            found = self.digests.get(tag)
+            if found is None:
+                if len(self.digests) >= self.digests_max:
+                    self.digests.clear()
+                found = self.digests[tag] = self.digest_of(tag)
+            else:
+                self.stats["hashtag_hits"] += 1
+            d = <TagDigest>found
+            if d.key:
+                out.append(d)
+        return out
+
+    cdef Py_ssize_t _zone(self, Scratch* sc, list digests, Py_ssize_t cap_len) except -2:
+        """Assemble what a video's hashtags give into ``sc`` (as `Tagger._zone_entry`:
+        hashtags with one key count once under the first one's label, a text already in
+        the zone is not repeated), and append their texts to the caption:
+        "\x1d text . text ". The text's new length; -1: beyond the fixed limits."""
+        cdef list keys = []
+        cdef list labels = []
+        cdef list parts = []
+        cdef TagDigest d
+        cdef Py_ssize_t i, j, total = cap_len
+        cdef int n = 0, ndirect = 0, t, r, np, nr = 0
+        cdef bint known
+        cdef Py_UCS4 c
+        for d in digests:  # the direct pairs first, under each key's first label
+            if d.key in keys:
+                continue
+            keys.append(d.key)
+            labels.append(d.label)
+            for t in d.direct:
+                if n == MAX_ROWS:
+                    return -1
+                sc.pair_topic[n] = t
+                sc.pair_label[n] = <void*>d.label
+                n += 1
+        ndirect = n
+        for d in digests:
+            if not d.text or d.text in parts:
+                continue
+            parts.append(d.text)
+            label = labels[keys.index(d.key)]
+            for t in d.topics:
+                known = False
+                for j in range(ndirect, n):
+                    if sc.pair_topic[j] == t and sc.pair_label[j] == <void*>label:
+                        known = True
+                        break
+                if not known:
+                    if n == MAX_ROWS:
+                        return -1
+                    sc.pair_topic[n] = t
+                    sc.pair_label[n] = <void*>label
+                    n += 1
+            for r in d.rules:
+                known = False
+                for j in range(nr):
+                    if sc.zr_rule[j] == r and sc.zr_label[j] == <void*>label:
+                        known = True
+                        break
+                if not known:
+                    if nr == MAX_ROWS:
+                        return -1
+                    sc.zr_rule[nr] = r
+                    sc.zr_label[nr] = <void*>label
+                    nr += 1
+        sc.n_pairs = n
+        sc.n_zone_rules = nr
+        if not parts:
+            return total
+        body = u"\x1d " + u" . ".join(parts) + u" "
+        self._reserve(sc, cap_len + PyUnicode_GET_LENGTH(body) + 1)
+        for c in body:
+            sc.text[total] = c
+            total += 1
+        return total
+
+    cdef inline int _find_space(self, Scratch* sc, int i, int total) noexcept:
+        while i < total and sc.text[i] != 32:
+            i += 1
+        return i if i < total else -1
+
+    cdef bint _ending_ok(self, Scratch* sc, int endings, int end, int total, int* nxt) except -1:
+        """Does the word that a suffix key ends in continue with one of its endings?
+        (``text[end + 1 : text.find(" ", end)] in endings``, as the Python engine.)"""
+        cdef int j = self._find_space(sc, end, total)
+        nxt[0] = j
+        cdef int stop = j if j >= 0 else total - 1
+        rest = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, &sc.text[end + 1],
+                                         max(stop - end - 1, 0))
+        return rest in self.endings[endings]
+
+    cdef object _match(self, Scratch* sc, int zone_at, int total, int nhits, lang):
+        """The result of a video from its caption's hits and its hashtags' rows (``sc``):
+        `Tagger._match`."""
+        cdef int h, k, j, start, end, nf = 0, npend = 0, nxt
+        cdef list keep = None  # the labels made for this video (kept alive)
+        for h in range(nhits):
+            k = sc.hit_key[h]
+            end = sc.hit_end[h]
+            start = end - self.k_len[k] + 1
+            if self.k_endings[k] >= 0:
+                if not self._ending_ok(sc, self.k_endings[k], end, total, &nxt):
+                    continue
+                end = nxt
+            for j in range(self.k_hit_first[k], self.k_hit_first[k + 1]):
+                if nf == MAX_ROWS:
+                    return self._overflow()
+                sc.f_topic[nf] = self.hit_topic[j]
+                sc.f_s[nf] = start
+                sc.f_e[nf] = end
+                sc.f_label[nf] = <void*>self.labels[self.hit_label[j]]
+                nf += 1
+            if self.k_rule_first[k] < self.k_rule_first[k + 1]:
+                sc.pend_s[npend] = start
+                sc.pend_e[npend] = end
+                sc.pend_k[npend] = k
+                npend += 1
+        if npend or sc.n_zone_rules:
+            keep = []
+            nf = self._conditional(sc, zone_at, total, npend, lang, nf, keep)
+            if nf < 0:
+                return self._overflow()
+        for j in range(sc.n_pairs):
+            if nf == MAX_ROWS:
+                return self._overflow()
+            sc.f_topic[nf] = sc.pair_topic[j]
+            sc.f_s[nf] = -1
+            sc.f_e[nf] = -1
+            sc.f_label[nf] = sc.pair_label[j]
+            nf += 1
+        if nf == 0:
+            return self.empty
+        return self._result(sc, nf)
+
+    cdef object _overflow(self):
+        self.stats["python_fallbacks"] += 1
+        return None
+
+    cdef int _contexts(self, Scratch* sc, int total) except -2:
+        """Scan the context automaton over the whole text into sc.c_*; -1: too many."""
+        cdef int n = self.contexts.scan(sc.text, 0, total, sc.c_e, sc.c_key, MAX_ROWS)
+        cdef int i, kept = 0, k, end, nxt, w
+        if n < 0:
+            return -1
+        for w in range(MASK_WORDS):
+            sc.seen[w] = 0
+        for i in range(n):
+            k = sc.c_key[i]
+            end = sc.c_e[i]
+            if self.c_endings[k] >= 0:
+                if not self._ending_ok(sc, self.c_endings[k], end, total, &nxt):
+                    continue
+                end = nxt
+            sc.c_s[kept] = sc.c_e[i] - self.c_len[k] + 1
+            sc.c_e[kept] = end
+            sc.c_key[kept] = k
+            kept += 1
+            for w in range(MASK_WORDS):
+                sc.seen[w] |= self.c_mask[k * MASK_WORDS + w]
+        return kept
+
+    cdef bint _near(self, Scratch* sc, int zone_at, int s, int e, int cs, int ce, int window,
+                    bint blocking) noexcept:
+        cdef int lo, hi, i, spaces = 0
+        if window == WIN_CAPTION or s > zone_at:
+            return True
+        if cs > zone_at:
+            return blocking or window == WIN_SENTENCE or window >= 6
+        if cs >= e:
+            lo = e
+            hi = cs
+        elif s >= ce:
+            lo = ce
+            hi = s
+        else:
+            return blocking
+        for i in range(lo, hi):
+            if _is_sentence(sc.text[i]):
+                return False
+            if sc.text[i] == 32:
+                spaces += 1
+        return window == WIN_SENTENCE or spaces <= window
+
+    cdef int _find_near(self, Scratch* sc, int zone_at, int nctx, int s, int e,
+                        const uint64_t* ids, int window, bint blocking) noexcept:
+        cdef int i
+        for i in range(nctx):
+            if not _disjoint(ids, &self.c_mask[sc.c_key[i] * MASK_WORDS]):
+                if self._near(sc, zone_at, s, e, sc.c_s[i], sc.c_e[i], window, blocking):
+                    return i
+        return -1
+
+    cdef object _phrase(self, Scratch* sc, int zone_at, int i):
+        cdef int cs = sc.c_s[i], ce = sc.c_e[i]
+        phrase = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, &sc.text[cs],
+                                           ce - cs + 1).strip()
+        return "#" + phrase if cs > zone_at else phrase
+
+    cdef int _conditional(self, Scratch* sc, int zone_at, int total, int npend, lang, int nf,
+                          list keep) except -2:
+        # ``keep`` holds the labels made here (the fired rows only borrow them)
+        """The rules of the pending caption spans, then those inside hashtags, into the
+        fired rows (as `Tagger._conditional`); the new number of rows, -1: too many."""
+        cdef int p, q, r, t, s, e, f, k, z, nctx = -1, why, also, flags, window
+        cdef bint fired, covered, in_caption
+        cdef const uint64_t* masks
+        primary = None
+        cdef bint primary_known = False, guessed = False
+        for p in range(npend):
+            s = sc.pend_s[p]
+            e = sc.pend_e[p]
+            in_caption = s <= zone_at
+            k = sc.pend_k[p]
+            for q in range(self.k_rule_first[k], self.k_rule_first[k + 1]):
+                r = self.rule_of[q]
+                t = self.r_topic[r]
+                flags = self.r_flags[r]
+                fired = False
+                covered = False
+                for f in range(nf):
+                    if sc.f_topic[f] == t:
+                        fired = True
+                        if sc.f_s[f] <= s and e <= sc.f_e[f]:
+                            covered = True
+                            break
+                if fired and in_caption and covered:
+                    continue
+                if flags & 8:
+                    if not primary_known:
+                        primary = self.primary(lang)
+                        primary_known = True
+                    if primary is None and not guessed:
+                        primary = self.guess_lang(self._text(sc, total))
+                        guessed = True
+                    if primary in self.not_langs[r]:
+                        continue
+                label = self.labels[self.r_label[r]]
+                if flags & 3:
+                    if nctx < 0:
+                        nctx = self._contexts(sc, total)
+                        if nctx < 0:
+                            return -1
+                    masks = &self.r_masks[r * 3 * MASK_WORDS]
+                    window = self.r_window[r]
+                    if (flags & 1 and not _disjoint(masks, sc.seen)
+                            and self._find_near(sc, zone_at, nctx, s, e, masks, window, True) >= 0):
+                        continue
+                    if flags & 2:
+                        if _disjoint(&masks[MASK_WORDS], sc.seen):
+                            continue
+                        why = self._find_near(sc, zone_at, nctx, s, e, &masks[MASK_WORDS],
+                                              window, False)
+                        if why < 0:
+                            continue
+                        reason = self._phrase(sc, zone_at, why)
+                        if flags & 4:
+                            also = self._find_near(sc, zone_at, nctx, s, e,
+                                                   &masks[2 * MASK_WORDS], window, False)
+                            if also < 0:
+                                continue
+                            also_phrase = self._phrase(sc, zone_at, also)
+                            if also_phrase != reason:
+                                reason = reason + ", " + also_phrase
+                        label = label + " (if " + reason + ")"
+                        keep.append(label)
+                if nf == MAX_ROWS:
+                    return -1
+                sc.f_topic[nf] = t
+                sc.f_s[nf] = s
+                sc.f_e[nf] = e
+                sc.f_label[nf] = <void*>label
+                nf += 1
+        for z in range(sc.n_zone_rules):
+            r = sc.zr_rule[z]
+            label = <object>sc.zr_label[z]
+            flags = self.r_flags[r]
+            if flags & 8:
+                if not primary_known:
+                    primary = self.primary(lang)
+                    primary_known = True
+                if primary is None and not guessed:
+                    primary = self.guess_lang(self._text(sc, total))
+                    guessed = True
+                if primary in self.not_langs[r]:
+                    continue
+            if flags & 3:
+                if nctx < 0:
+                    nctx = self._contexts(sc, total)
+                    if nctx < 0:
+                        return -1
+                masks = &self.r_masks[r * 3 * MASK_WORDS]
+                if flags & 1 and not _disjoint(masks, sc.seen):
+                    continue
+                if flags & 2 and _disjoint(&masks[MASK_WORDS], sc.seen):
+                    continue
+                if flags & 4 and _disjoint(&masks[2 * MASK_WORDS], sc.seen):
+                    continue
+            if nf == MAX_ROWS:
+                return -1
+            sc.f_topic[nf] = self.r_topic[r]
+            sc.f_s[nf] = -1
+            sc.f_e[nf] = -1
+            sc.f_label[nf] = <void*>label
+            keep.append(label)
+            nf += 1
+        return nf
+
+    cdef object _text(self, Scratch* sc, int total):
+        return PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, sc.text, total)
+
+    cdef object _result(self, Scratch* sc, int nf):
+        """The `TagResult` of the fired rows (as `tagger._result` and `_explain`)."""
+        cdef int t, f, count, i, j, k, nspans, m, nlab, ntopics = 0
+        cdef int order[MAX_ROWS]
+        cdef int kept_s[MAX_ROWS]
+        cdef int kept_e[MAX_ROWS]
+        cdef void* labs[MAX_ROWS]
+        cdef int has[16]
+        cdef bint inside, known
+        cdef int ntop = len(self.topics)
+        for t in range(ntop):
+            has[t] = 0
+        for f in range(nf):
+            has[sc.f_topic[f]] += 1
+        for t in range(ntop):
+            if has[t]:
+                ntopics += 1
+        topics = PyTuple_New(ntopics)
+        matched = {}
+        i = 0
+        for t in range(ntop):
+            count = has[t]
+            if count == 0:
+                continue
+            name = self.topics[t]
+            Py_INCREF(name)
+            PyTuple_SET_ITEM(topics, i, name)
+            i += 1
+            if count == 1:
+                for f in range(nf):
+                    if sc.f_topic[f] == t:
+                        matched[name] = (<object>sc.f_label[f],)
+                        break
+                continue
+            # hashtags by name, then the maximal caption spans, longest first (a stable
+            # sort: equal spans keep their first label); each label once, sorted
+            nlab = 0
+            nspans = 0
+            for f in range(nf):
+                if sc.f_topic[f] != t:
+                    continue
+                if sc.f_s[f] < 0:
+                    nlab = _add_label(labs, nlab, sc.f_label[f])
+                else:
+                    j = nspans
+                    while j > 0 and (sc.f_s[order[j - 1]] - sc.f_e[order[j - 1]]
+                                     > sc.f_s[f] - sc.f_e[f]):
+                        order[j] = order[j - 1]
+                        j -= 1
+                    order[j] = f
+                    nspans += 1
+            m = 0
+            for j in range(nspans):
+                f = order[j]
+                inside = False
+                for k in range(m):
+                    if kept_s[k] <= sc.f_s[f] and sc.f_e[f] <= kept_e[k]:
+                        inside = True
+                        break
+                if not inside:
+                    kept_s[m] = sc.f_s[f]
+                    kept_e[m] = sc.f_e[f]
+                    m += 1
+                    nlab = _add_label(labs, nlab, sc.f_label[f])
+            if nlab == 1:
+                matched[name] = (<object>labs[0],)
+            else:
+                matched[name] = tuple(sorted([<object>labs[k] for k in range(nlab)]))
+        return self.result_type(topics, matched)
+
+
+cdef int _add_label(void** labs, int n, void* label) except -1:
+    """Add ``label`` to the n labels of ``labs`` unless an equal one is there."""
+    cdef int k
+    for k in range(n):
+        if labs[k] == label or <object>labs[k] == <object>label:
+            return n
+    labs[n] = label
+    return n + 1
