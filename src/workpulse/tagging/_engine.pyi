@@ -34,6 +34,7 @@ class Engine:
     rule_ids: dict[Any, int]
     topic_ids: dict[str, int]
     stats: dict[str, int]
+    n_fallbacks: int
     def __init__(
         self,
         term_items: Iterable[tuple[str, Any]],

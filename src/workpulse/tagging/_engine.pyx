@@ -46,6 +46,7 @@ cdef enum:
     MAX_CONTEXT_SETS = 512
     MASK_WORDS = 8  # MAX_CONTEXT_SETS / 64
     MAX_ROWS = 512  # hits, fired terms and context hits of one video
+    MAX_TAGS = 64  # distinct hashtags of one video
     DENSE_MIN_CHILDREN = 4
     INLINE_SYMS = 3
     CP_LIMIT = 0x110000
@@ -146,7 +147,7 @@ cdef class Trie:
     cdef uint16_t* insym  # the symbol that leads to each node
     cdef int32_t* rows
     cdef uint16_t* tails
-    cdef Py_ssize_t n_built
+    cdef Py_ssize_t n_built, n_rows, n_tail
     cdef int32_t space  # the node of " " (every key starts with a space), -1: none
     cdef bint built
 
@@ -312,6 +313,7 @@ cdef class Trie:
                 if i == 0 or nchild > DENSE_MIN_CHILDREN:
                     ndense += 1
             self.n_built = qt
+            self.n_tail = ntail
             self.rows = <int32_t*> malloc((ndense * self.nsym + 1) * sizeof(int32_t))
             if self.rows == NULL:
                 raise MemoryError()
@@ -326,6 +328,7 @@ cdef class Trie:
                     self.nodes[i].nchild = -1
                     ndense += self.nsym
             self.space = self._next(0, self.sym[32])
+            self.n_rows = ndense // self.nsym
         finally:
             free(order)
             free(nkids)
@@ -338,6 +341,14 @@ cdef class Trie:
         self.head = self.sibling = self.tvalue = NULL
         self.tsym = NULL
         self.built = True
+
+    @property
+    def layout(self):
+        """Nodes, full transition rows, tail symbols and bytes of the built tree."""
+        return {"nodes": self.n_built, "rows": self.n_rows, "symbols": self.nsym,
+                "tail_symbols": self.n_tail,
+                "bytes": self.n_built * (sizeof(Node) + 2) + self.n_rows * self.nsym * 4
+                + self.n_tail * 2}
 
     def __len__(self):
         """The number of nodes (tails count as one)."""
@@ -465,6 +476,12 @@ cdef struct Scratch:
     int n_zone_rules
     int32_t zr_rule[MAX_ROWS]
     void* zr_label[MAX_ROWS]
+    # the video's distinct hashtags and their digests (borrowed: the digests dict is only
+    # emptied before a video)
+    int n_tags
+    void* tags[MAX_TAGS]
+    int n_digests
+    void* digests[MAX_TAGS]
 
 
 cdef inline bint _disjoint(const uint64_t* a, const uint64_t* b) noexcept nogil:
@@ -562,6 +579,8 @@ cdef class Engine:
     cdef tuple topics
     cdef object empty
     cdef object result_type
+    cdef object set_topics  # the slots' setters: a frozen dataclass's __init__ costs more
+    cdef object set_matched
     cdef object primary
     cdef object guess_lang
     cdef object digest_of
@@ -569,7 +588,8 @@ cdef class Engine:
     cdef Py_ssize_t digests_max
     cdef public dict rule_ids
     cdef public dict topic_ids
-    cdef public dict stats
+    cdef long n_hashtag_lookups, n_hashtag_hits
+    cdef readonly long n_fallbacks
 
     def __cinit__(self):
         self.k_len = self.k_endings = self.k_hit_first = self.hit_topic = NULL
@@ -610,12 +630,18 @@ cdef class Engine:
         self.topic_ids = {t: i for i, t in enumerate(self.topics)}
         self.empty = empty
         self.result_type = result_type
+        self.set_topics = self.set_matched = None
+        topics_slot = getattr(result_type, "topics", None)
+        matched_slot = getattr(result_type, "matched", None)
+        if hasattr(topics_slot, "__set__") and hasattr(matched_slot, "__set__"):
+            self.set_topics = topics_slot.__set__
+            self.set_matched = matched_slot.__set__
         self.primary = primary
         self.guess_lang = guess_lang
         self.digest_of = digest_of
         self.digests = {}
         self.digests_max = digests_max
-        self.stats = {"hashtag_lookups": 0, "hashtag_hits": 0, "python_fallbacks": 0}
+        self.n_hashtag_lookups = self.n_hashtag_hits = self.n_fallbacks = 0
         self.labels = []
         self.endings = []
         self.not_langs = []
@@ -728,8 +754,13 @@ cdef class Engine:
     def clear(self):
         """Forget the hashtag digests."""
         self.digests.clear()
-        for k in self.stats:
-            self.stats[k] = 0
+        self.n_hashtag_lookups = self.n_hashtag_hits = self.n_fallbacks = 0
+
+    @property
+    def stats(self):
+        """Counters: hashtag digest lookups and hits, videos handed to the Python engine."""
+        return {"hashtag_lookups": self.n_hashtag_lookups, "hashtag_hits": self.n_hashtag_hits,
+                "python_fallbacks": self.n_fallbacks}
 
     @property
     def sizes(self):
@@ -835,16 +866,17 @@ cdef class Engine:
     cdef object _tag_one(self, Scratch* sc, caption, tags, lang):
         if not caption and not tags:
             return self.empty
-        if type(caption) is not str:
+        if type(caption) is not str:  # the Python engine says what is wrong with it
+            self.n_fallbacks += 1
             return None
         cdef Py_ssize_t cap_len = self._normalise(sc, <str>caption)
         if cap_len < 0:
-            self.stats["python_fallbacks"] += 1
+            self.n_fallbacks += 1
             return None
         cdef int nhits = self.terms.scan(sc.text, 0, <int>cap_len, sc.hit_end, sc.hit_key,
                                          MAX_ROWS)
         if nhits < 0:
-            self.stats["python_fallbacks"] += 1
+            self.n_fallbacks += 1
             return None
         if u"#" in caption or u"＃" in caption:
             found = _hashtags_in(<str>caption)
@@ -855,107 +887,144 @@ cdef class Engine:
                 return self.empty
             sc.n_pairs = sc.n_zone_rules = 0
             return self._match(sc, <int>cap_len, <int>cap_len, nhits, lang)
-        cdef list digests = self._digests(tags)
-        cdef TagDigest d
+        if not self._digests(sc, tags):
+            return self._overflow()
+        cdef int i
         if nhits == 0:
-            for d in digests:
-                if d.live:
+            for i in range(sc.n_digests):
+                if (<TagDigest>sc.digests[i]).live:
                     break
             else:
                 return self.empty  # no term anywhere in this video
-        cdef Py_ssize_t total = self._zone(sc, digests, cap_len)
+        cdef Py_ssize_t total = self._zone(sc, cap_len)
         if total < 0:
             return self._overflow()
         if nhits == 0 and sc.n_pairs == 0 and sc.n_zone_rules == 0:
             return self.empty
         return self._match(sc, <int>cap_len, <int>total, nhits, lang)
 
-    cdef list _digests(self, tags):
-        """The digests of the distinct hashtags of a video with a key, in order."""
-        cdef list seen = []
-        cdef list out = []
+    cdef bint _digests(self, Scratch* sc, tags) except -1:
+        """The digests of the video's distinct hashtags that have a key, in order, into
+        ``sc``; False: more than MAX_TAGS hashtags."""
+        cdef int i
         cdef TagDigest d
+        sc.n_tags = sc.n_digests = 0
+        if len(self.digests) >= self.digests_max:
+            self.digests.clear()  # before the video: its digests stay alive while it is tagged
         for tag in tags:
-            if tag in seen:
-                continue
-            seen.append(tag)
-            self.stats["hashtag_lookups"] += 1
-            found = self.digests.get(tag)
-            if found is None:
-                if len(self.digests) >= self.digests_max:
-                    self.digests.clear()
-                found = self.digests[tag] = self.digest_of(tag)
+            for i in range(sc.n_tags):
+                if <object>sc.tags[i] == tag:
+                    break
             else:
-                self.stats["hashtag_hits"] += 1
-            d = <TagDigest>found
-            if d.key:
-                out.append(d)
-        return out
+                if sc.n_tags == MAX_TAGS:
+                    return False
+                sc.tags[sc.n_tags] = <void*>tag
+                sc.n_tags += 1
+                self.n_hashtag_lookups += 1
+                found = self.digests.get(tag)
+                if found is None:
+                    found = self.digest_of(tag)
+                    self.digests[tag] = found
+                else:
+                    self.n_hashtag_hits += 1
+                d = <TagDigest>found
+                if d.key:
+                    sc.digests[sc.n_digests] = <void*>d
+                    sc.n_digests += 1
+        return True
 
-    cdef Py_ssize_t _zone(self, Scratch* sc, list digests, Py_ssize_t cap_len) except -2:
-        """Assemble what a video's hashtags give into ``sc`` (as `Tagger._zone_entry`:
+    cdef Py_ssize_t _zone(self, Scratch* sc, Py_ssize_t cap_len) except -2:
+        """Assemble what the video's hashtags give into ``sc`` (as `Tagger._zone_entry`:
         hashtags with one key count once under the first one's label, a text already in
         the zone is not repeated), and append their texts to the caption:
         "\x1d text . text ". The text's new length; -1: beyond the fixed limits."""
-        cdef list keys = []
-        cdef list labels = []
-        cdef list parts = []
+        cdef void* keys[MAX_TAGS]
+        cdef void* labels[MAX_TAGS]
+        cdef void* parts[MAX_TAGS]
+        cdef void* part_labels[MAX_TAGS]
+        cdef int nkeys = 0, nparts = 0, n = 0, ndirect, nr = 0, i, j, t, r
+        cdef Py_ssize_t total = cap_len, size
         cdef TagDigest d
-        cdef Py_ssize_t i, j, total = cap_len
-        cdef int n = 0, ndirect = 0, t, r, np, nr = 0
         cdef bint known
+        cdef void* label
         cdef Py_UCS4 c
-        for d in digests:  # the direct pairs first, under each key's first label
-            if d.key in keys:
-                continue
-            keys.append(d.key)
-            labels.append(d.label)
-            for t in d.direct:
-                if n == MAX_ROWS:
-                    return -1
-                sc.pair_topic[n] = t
-                sc.pair_label[n] = <void*>d.label
-                n += 1
-        ndirect = n
-        for d in digests:
-            if not d.text or d.text in parts:
-                continue
-            parts.append(d.text)
-            label = labels[keys.index(d.key)]
-            for t in d.topics:
-                known = False
-                for j in range(ndirect, n):
-                    if sc.pair_topic[j] == t and sc.pair_label[j] == <void*>label:
-                        known = True
-                        break
-                if not known:
+        for i in range(sc.n_digests):  # the direct pairs first, under each key's first label
+            d = <TagDigest>sc.digests[i]
+            for j in range(nkeys):
+                if <object>keys[j] == d.key:
+                    break
+            else:
+                keys[nkeys] = <void*>d.key
+                labels[nkeys] = <void*>d.label
+                nkeys += 1
+                for t in d.direct:
                     if n == MAX_ROWS:
                         return -1
                     sc.pair_topic[n] = t
-                    sc.pair_label[n] = <void*>label
+                    sc.pair_label[n] = <void*>d.label
                     n += 1
-            for r in d.rules:
-                known = False
-                for j in range(nr):
-                    if sc.zr_rule[j] == r and sc.zr_label[j] == <void*>label:
-                        known = True
+        ndirect = n
+        for i in range(sc.n_digests):
+            d = <TagDigest>sc.digests[i]
+            if not d.text:
+                continue
+            for j in range(nparts):
+                if <object>parts[j] == d.text:
+                    break
+            else:
+                label = NULL
+                for j in range(nkeys):
+                    if <object>keys[j] == d.key:
+                        label = labels[j]
                         break
-                if not known:
-                    if nr == MAX_ROWS:
-                        return -1
-                    sc.zr_rule[nr] = r
-                    sc.zr_label[nr] = <void*>label
-                    nr += 1
+                parts[nparts] = <void*>d.text
+                nparts += 1
+                for t in d.topics:
+                    known = False
+                    for j in range(ndirect, n):
+                        if sc.pair_topic[j] == t and sc.pair_label[j] == label:
+                            known = True
+                            break
+                    if not known:
+                        if n == MAX_ROWS:
+                            return -1
+                        sc.pair_topic[n] = t
+                        sc.pair_label[n] = label
+                        n += 1
+                for r in d.rules:
+                    known = False
+                    for j in range(nr):
+                        if sc.zr_rule[j] == r and sc.zr_label[j] == label:
+                            known = True
+                            break
+                    if not known:
+                        if nr == MAX_ROWS:
+                            return -1
+                        sc.zr_rule[nr] = r
+                        sc.zr_label[nr] = label
+                        nr += 1
         sc.n_pairs = n
         sc.n_zone_rules = nr
-        if not parts:
+        if nparts == 0:
             return total
-        body = u"\x1d " + u" . ".join(parts) + u" "
-        self._reserve(sc, cap_len + PyUnicode_GET_LENGTH(body) + 1)
-        for c in body:
-            sc.text[total] = c
-            total += 1
-        return total
+        size = 2 + 1
+        for i in range(nparts):
+            size += PyUnicode_GET_LENGTH(<str>parts[i]) + (3 if i else 0)
+        self._reserve(sc, cap_len + size + 1)
+        sc.text[total] = 0x1D
+        sc.text[total + 1] = 32
+        total += 2
+        for i in range(nparts):
+            if i:
+                sc.text[total] = 32
+                sc.text[total + 1] = 46  # "."
+                sc.text[total + 2] = 32
+                total += 3
+            for c in <str>parts[i]:
+                sc.text[total] = c
+                total += 1
+        sc.text[total] = 32
+        return total + 1
 
     cdef inline int _find_space(self, Scratch* sc, int i, int total) noexcept:
         while i < total and sc.text[i] != 32:
@@ -1016,7 +1085,7 @@ cdef class Engine:
         return self._result(sc, nf)
 
     cdef object _overflow(self):
-        self.stats["python_fallbacks"] += 1
+        self.n_fallbacks += 1
         return None
 
     cdef int _contexts(self, Scratch* sc, int total) except -2:
@@ -1259,7 +1328,12 @@ cdef class Engine:
                 matched[name] = (<object>labs[0],)
             else:
                 matched[name] = tuple(sorted([<object>labs[k] for k in range(nlab)]))
-        return self.result_type(topics, matched)
+        if self.set_topics is None:
+            return self.result_type(topics, matched)
+        result = object.__new__(self.result_type)
+        self.set_topics(result, topics)
+        self.set_matched(result, matched)
+        return result
 
 
 cdef int _add_label(void** labs, int n, void* label) except -1:

@@ -388,11 +388,14 @@ class Tagger:
         reference, `engine="python"`) answers repeated inputs from bounded caches and
         normalises and scans the new captions together.
         """
-        if self._compiled is not None:
-            results: list[TagResult | None] = self._compiled.tag_batch(items)
-            for i, result in enumerate(results):
-                if result is None:  # beyond the compiled engine's limits
-                    results[i] = self._tag_python((items[i],))[0]
+        engine = self._compiled
+        if engine is not None:
+            fallbacks = engine.n_fallbacks
+            results: list[TagResult | None] = engine.tag_batch(items)
+            if engine.n_fallbacks != fallbacks:
+                for i, result in enumerate(results):
+                    if result is None:  # beyond the compiled engine's limits
+                        results[i] = self._tag_python((items[i],))[0]
             return results  # type: ignore[return-value]
         return self._tag_python(items)
 
