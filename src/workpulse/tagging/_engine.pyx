@@ -26,19 +26,22 @@ than `MAX_ROWS` hits or fired terms) comes back as None and is tagged by the Pyt
 engine.
 """
 
-from libc.stdint cimport int16_t, int32_t, uint16_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdint cimport int16_t, int32_t, uint8_t, uint16_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memset
 
 from cpython.unicode cimport Py_UNICODE_ISALNUM, PyUnicode_GET_LENGTH
 
 
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 
 
 cdef extern from "Python.h":
     object PyUnicode_FromKindAndData(int kind, const void *buffer, Py_ssize_t size)
+    Py_UCS4* PyUnicode_AsUCS4(object text, Py_UCS4* buffer, Py_ssize_t buflen, int copy_null)
+    Py_UCS4* PyUnicode_AsUCS4Copy(object text)
+    void PyMem_Free(void* p)
     int PyUnicode_4BYTE_KIND
 
 
@@ -47,6 +50,9 @@ cdef enum:
     MASK_WORDS = 8  # MAX_CONTEXT_SETS / 64
     MAX_ROWS = 512  # hits, fired terms and context hits of one video
     MAX_TAGS = 64  # distinct hashtags of one video
+    RESULT_SLOTS = 4096  # remembered results (a power of two)
+    SIG_MAX = 12  # (topic, label) pairs of a result that can be remembered
+    MADE_LABELS_MAX = 100000
     DENSE_MIN_CHILDREN = 4
     INLINE_SYMS = 3
     CP_LIMIT = 0x110000
@@ -455,6 +461,9 @@ cdef class Trie:
 cdef struct Scratch:
     Py_UCS4* text
     Py_ssize_t text_cap
+    Py_UCS4* src  # the caption being normalised, 4 bytes per code point
+    Py_ssize_t src_cap
+    bint has_hash  # the caption holds '#' or '＃'
     int32_t hit_end[MAX_ROWS]
     int32_t hit_key[MAX_ROWS]
     int32_t pend_s[MAX_ROWS]
@@ -484,6 +493,14 @@ cdef struct Scratch:
     void* digests[MAX_TAGS]
 
 
+cdef struct CachedResult:
+    uint64_t h
+    int n
+    unsigned char nlabs[16]
+    void* labels[SIG_MAX]  # strong references
+    void* result  # a strong reference, NULL: empty slot
+
+
 cdef inline bint _disjoint(const uint64_t* a, const uint64_t* b) noexcept nogil:
     cdef int k
     for k in range(MASK_WORDS):
@@ -499,17 +516,18 @@ cdef inline bint _is_sentence(Py_UCS4 c) noexcept nogil:
             or c == 0xFF01 or c == 0xFF1F)
 
 
-cdef list _hashtags_in(str text):
-    """``re.findall(r"[#＃]([^\W_]\w*)", text)``: the hashtags written in a caption (the
-    regex's word characters are `str.isalnum` ones, and "_")."""
+cdef list _hashtags_in(str text, const Py_UCS4* src, Py_ssize_t n):
+    """``re.findall(r"[#＃]([^\W_]\w*)", text)`` for ``text`` whose ``n`` code points are
+    ``src``: the hashtags written in a caption (the regex's word characters are
+    `str.isalnum` ones, and "_")."""
     cdef list out = []
-    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text), i = 0, j
+    cdef Py_ssize_t i = 0, j
     cdef Py_UCS4 c
     while i < n - 1:
-        c = text[i]
-        if (c == u'#' or c == 0xFF03) and Py_UNICODE_ISALNUM(text[i + 1]):
+        c = src[i]
+        if (c == 35 or c == 0xFF03) and Py_UNICODE_ISALNUM(src[i + 1]):
             j = i + 2
-            while j < n and (Py_UNICODE_ISALNUM(text[j]) or text[j] == u'_'):
+            while j < n and (Py_UNICODE_ISALNUM(src[j]) or src[j] == 95):
                 j += 1
             out.append(text[i + 1:j])
             i = j
@@ -520,7 +538,48 @@ cdef list _hashtags_in(str text):
 
 def hashtags_in(str text):
     """`_hashtags_in` (for tests)."""
-    return _hashtags_in(text)
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text)
+    cdef Py_UCS4* src = PyUnicode_AsUCS4Copy(text)
+    if src == NULL:
+        raise MemoryError()
+    try:
+        return _hashtags_in(text, src, n)
+    finally:
+        PyMem_Free(src)
+
+
+cdef Scratch* _new_scratch() except NULL:
+    """Working memory for one call (calls do not share it: a callback into Python may let
+    another thread tag meanwhile)."""
+    cdef Scratch* sc = <Scratch*> malloc(sizeof(Scratch))
+    if sc == NULL:
+        raise MemoryError()
+    sc.text_cap = 1024
+    sc.text = <Py_UCS4*> malloc(sc.text_cap * sizeof(Py_UCS4))
+    sc.src_cap = 1024
+    sc.src = <Py_UCS4*> malloc(sc.src_cap * sizeof(Py_UCS4))
+    if sc.text == NULL or sc.src == NULL:
+        _free_scratch(sc)
+        raise MemoryError()
+    return sc
+
+
+cdef void _free_scratch(Scratch* sc) noexcept:
+    free(sc.text)
+    free(sc.src)
+    free(sc)
+
+
+cdef int _reserve(Scratch* sc, Py_ssize_t need) except -1:
+    """Room for ``need`` code points in sc.text."""
+    cdef Py_UCS4* grown
+    if need > sc.text_cap:
+        grown = <Py_UCS4*> realloc(sc.text, need * 2 * sizeof(Py_UCS4))
+        if grown == NULL:
+            raise MemoryError()
+        sc.text = grown
+        sc.text_cap = need * 2
+    return 0
 
 
 cdef class TagDigest:
@@ -588,7 +647,9 @@ cdef class Engine:
     cdef Py_ssize_t digests_max
     cdef public dict rule_ids
     cdef public dict topic_ids
-    cdef long n_hashtag_lookups, n_hashtag_hits
+    cdef long n_hashtag_lookups, n_hashtag_hits, n_results, n_result_hits
+    cdef CachedResult* results
+    cdef dict made_labels  # "term (if context)" labels, interned
     cdef readonly long n_fallbacks
 
     def __cinit__(self):
@@ -599,8 +660,16 @@ cdef class Engine:
         self.r_masks = NULL
         self.c_len = self.c_endings = NULL
         self.c_mask = NULL
+        self.results = <CachedResult*> calloc(RESULT_SLOTS, sizeof(CachedResult))
+        if self.results == NULL:
+            raise MemoryError()
 
     def __dealloc__(self):
+        cdef int i
+        if self.results != NULL:
+            for i in range(RESULT_SLOTS):
+                _forget(&self.results[i])
+            free(self.results)
         free(self.k_len)
         free(self.k_endings)
         free(self.k_hit_first)
@@ -642,6 +711,8 @@ cdef class Engine:
         self.digests = {}
         self.digests_max = digests_max
         self.n_hashtag_lookups = self.n_hashtag_hits = self.n_fallbacks = 0
+        self.n_results = self.n_result_hits = 0
+        self.made_labels = {}
         self.labels = []
         self.endings = []
         self.not_langs = []
@@ -754,12 +825,18 @@ cdef class Engine:
     def clear(self):
         """Forget the hashtag digests."""
         self.digests.clear()
+        self.made_labels.clear()
+        cdef int i
+        for i in range(RESULT_SLOTS):
+            _forget(&self.results[i])
         self.n_hashtag_lookups = self.n_hashtag_hits = self.n_fallbacks = 0
+        self.n_results = self.n_result_hits = 0
 
     @property
     def stats(self):
         """Counters: hashtag digest lookups and hits, videos handed to the Python engine."""
         return {"hashtag_lookups": self.n_hashtag_lookups, "hashtag_hits": self.n_hashtag_hits,
+                "result_lookups": self.n_results, "result_hits": self.n_result_hits,
                 "python_fallbacks": self.n_fallbacks}
 
     @property
@@ -770,73 +847,62 @@ cdef class Engine:
     def normalise(self, str caption):
         """The caption as the engine scans it (`Tagger._normalise_captions`: normalised,
         padded with spaces), or None when the Python engine must tag it (for tests)."""
-        cdef Scratch* sc = <Scratch*> malloc(sizeof(Scratch))
-        if sc == NULL:
-            raise MemoryError()
-        sc.text_cap = 64
-        sc.text = <Py_UCS4*> malloc(sc.text_cap * sizeof(Py_UCS4))
+        cdef Scratch* sc = _new_scratch()
         cdef Py_ssize_t n
         try:
-            if sc.text == NULL:
-                raise MemoryError()
             n = self._normalise(sc, caption)
             return None if n < 0 else self._text(sc, <int>n)
         finally:
-            free(sc.text)
-            free(sc)
+            _free_scratch(sc)
 
     # --------------------------------------------------------------------------------
     def tag_batch(self, items):
         """The `TagResult` of each (caption, hashtags, lang) item, or None for an item
         that the Python engine must tag (see the module doc)."""
-        cdef Scratch* sc = <Scratch*> malloc(sizeof(Scratch))
-        if sc == NULL:
-            raise MemoryError()
-        sc.text_cap = 1024
-        sc.text = <Py_UCS4*> malloc(sc.text_cap * sizeof(Py_UCS4))
-        if sc.text == NULL:
-            free(sc)
-            raise MemoryError()
+        cdef Scratch* sc = _new_scratch()
         cdef list out = []
         try:
             for item in items:
                 caption, tags, lang = item
                 out.append(self._tag_one(sc, caption, tags, lang))
         finally:
-            free(sc.text)
-            free(sc)
+            _free_scratch(sc)
         return out
 
-    cdef int _reserve(self, Scratch* sc, Py_ssize_t need) except -1:
-        cdef Py_UCS4* grown
-        if need > sc.text_cap:
-            grown = <Py_UCS4*> realloc(sc.text, need * 2 * sizeof(Py_UCS4))
-            if grown == NULL:
-                raise MemoryError()
-            sc.text = grown
-            sc.text_cap = need * 2
-        return 0
-
     cdef Py_ssize_t _normalise(self, Scratch* sc, str caption) except -2:
-        """The caption's normalised form, padded with spaces, into sc.text; -1: it holds a
-        code point this engine does not handle (NUL)."""
-        cdef Py_ssize_t pos = 1, k, n
-        cdef int32_t off, e, cls
-        cdef bint in_token = False
+        """The caption's normalised form, padded with spaces, into sc.text (and whether it
+        holds a '#' into sc.has_hash); -1: it holds a code point this engine does not
+        handle (NUL). See `normalise.fold_code_point` for what each code point becomes."""
+        cdef Py_ssize_t n = PyUnicode_GET_LENGTH(caption), i, pos = 1
+        cdef int32_t off, e, cls, k, m
+        cdef bint in_token = False, has_hash = False
         cdef Py_UCS4 c
+        cdef Py_UCS4* src
         cdef Py_UCS4* text
-        self._reserve(sc, PyUnicode_GET_LENGTH(caption) * 2 + 8)
+        if n + 1 > sc.src_cap:  # the caption's code points, widened to 4 bytes
+            src = <Py_UCS4*> realloc(sc.src, (n + 1) * 2 * sizeof(Py_UCS4))
+            if src == NULL:
+                raise MemoryError()
+            sc.src = src
+            sc.src_cap = (n + 1) * 2
+        src = PyUnicode_AsUCS4(caption, sc.src, sc.src_cap, 0)
+        if src == NULL:
+            raise MemoryError()
+        _reserve(sc, n * 2 + 8)
         text = sc.text
         text[0] = 32
-        for c in caption:
+        for i in range(n):
+            c = src[i]
             off = _fold_at[c]
             if off < 0:
                 off = _fill(c)
-            n = _pool[off]
-            if pos + 2 * n + 4 > sc.text_cap:
-                self._reserve(sc, pos + 2 * n + 4 + PyUnicode_GET_LENGTH(caption))
+            m = _pool[off]
+            if pos + 2 * m + 4 > sc.text_cap:
+                _reserve(sc, pos + 2 * m + 4 + n)
                 text = sc.text
-            for k in range(1, n + 1):
+            if c == 35 or c == 0xFF03:  # '#', '＃': the caption may name hashtags
+                has_hash = True
+            for k in range(1, m + 1):
                 e = _pool[off + k]
                 cls = e >> 21
                 if cls == CLS_TOKEN:
@@ -861,6 +927,7 @@ cdef class Engine:
         if in_token:
             text[pos] = 32
             pos += 1
+        sc.has_hash = has_hash
         return pos
 
     cdef object _tag_one(self, Scratch* sc, caption, tags, lang):
@@ -878,8 +945,8 @@ cdef class Engine:
         if nhits < 0:
             self.n_fallbacks += 1
             return None
-        if u"#" in caption or u"＃" in caption:
-            found = _hashtags_in(<str>caption)
+        if sc.has_hash:
+            found = _hashtags_in(<str>caption, sc.src, PyUnicode_GET_LENGTH(caption))
             if found:
                 tags = [*tags, *found]
         if not tags:
@@ -913,7 +980,7 @@ cdef class Engine:
             self.digests.clear()  # before the video: its digests stay alive while it is tagged
         for tag in tags:
             for i in range(sc.n_tags):
-                if <object>sc.tags[i] == tag:
+                if sc.tags[i] == <void*>tag or <object>sc.tags[i] == tag:
                     break
             else:
                 if sc.n_tags == MAX_TAGS:
@@ -1010,7 +1077,7 @@ cdef class Engine:
         size = 2 + 1
         for i in range(nparts):
             size += PyUnicode_GET_LENGTH(<str>parts[i]) + (3 if i else 0)
-        self._reserve(sc, cap_len + size + 1)
+        _reserve(sc, cap_len + size + 1)
         sc.text[total] = 0x1D
         sc.text[total + 1] = 32
         total += 2
@@ -1214,7 +1281,14 @@ cdef class Engine:
                             if also_phrase != reason:
                                 reason = reason + ", " + also_phrase
                         label = label + " (if " + reason + ")"
-                        keep.append(label)
+                        made = self.made_labels.get(label)
+                        if made is None:
+                            if len(self.made_labels) >= MADE_LABELS_MAX:
+                                keep.extend(self.made_labels)  # alive for this video
+                                self.made_labels.clear()
+                            self.made_labels[label] = label
+                        else:
+                            label = made
                 if nf == MAX_ROWS:
                     return -1
                 sc.f_topic[nf] = t
@@ -1261,48 +1335,51 @@ cdef class Engine:
         return PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, sc.text, total)
 
     cdef object _result(self, Scratch* sc, int nf):
-        """The `TagResult` of the fired rows (as `tagger._result` and `_explain`)."""
-        cdef int t, f, count, i, j, k, nspans, m, nlab, ntopics = 0
+        """The `TagResult` of the fired rows (as `tagger._result` and `_explain`).
+
+        Equal results are shared: a result is remembered under its (topic, label object)
+        pairs, which decide it (made labels are interned, see `_conditional`), so videos
+        with the same explanation share one result instead of allocating their own
+        (results are read-only)."""
+        cdef int t, f, count, i, j, k, nspans, m, ntopics = 0, nsig = 0
         cdef int order[MAX_ROWS]
         cdef int kept_s[MAX_ROWS]
         cdef int kept_e[MAX_ROWS]
-        cdef void* labs[MAX_ROWS]
+        cdef void* labs[MAX_ROWS]  # the labels of each topic, one topic after the other
+        cdef int first[16]
+        cdef int nlabs[16]
         cdef int has[16]
-        cdef bint inside, known
+        cdef bint inside
         cdef int ntop = len(self.topics)
+        cdef uint64_t h = 1469598103934665603ULL
+        cdef CachedResult* slot
         for t in range(ntop):
             has[t] = 0
         for f in range(nf):
             has[sc.f_topic[f]] += 1
         for t in range(ntop):
-            if has[t]:
-                ntopics += 1
-        topics = PyTuple_New(ntopics)
-        matched = {}
-        i = 0
-        for t in range(ntop):
+            first[t] = nsig
+            nlabs[t] = 0
             count = has[t]
             if count == 0:
                 continue
-            name = self.topics[t]
-            Py_INCREF(name)
-            PyTuple_SET_ITEM(topics, i, name)
-            i += 1
+            ntopics += 1
             if count == 1:
                 for f in range(nf):
                     if sc.f_topic[f] == t:
-                        matched[name] = (<object>sc.f_label[f],)
+                        labs[nsig] = sc.f_label[f]
                         break
+                nsig += 1
+                nlabs[t] = 1
                 continue
             # hashtags by name, then the maximal caption spans, longest first (a stable
-            # sort: equal spans keep their first label); each label once, sorted
-            nlab = 0
+            # sort: equal spans keep their first label); each label once
             nspans = 0
             for f in range(nf):
                 if sc.f_topic[f] != t:
                     continue
                 if sc.f_s[f] < 0:
-                    nlab = _add_label(labs, nlab, sc.f_label[f])
+                    nlabs[t] = _add_label(&labs[nsig], nlabs[t], sc.f_label[f])
                 else:
                     j = nspans
                     while j > 0 and (sc.f_s[order[j - 1]] - sc.f_e[order[j - 1]]
@@ -1323,17 +1400,70 @@ cdef class Engine:
                     kept_s[m] = sc.f_s[f]
                     kept_e[m] = sc.f_e[f]
                     m += 1
-                    nlab = _add_label(labs, nlab, sc.f_label[f])
-            if nlab == 1:
-                matched[name] = (<object>labs[0],)
+                    nlabs[t] = _add_label(&labs[nsig], nlabs[t], sc.f_label[f])
+            nsig += nlabs[t]
+        # the remembered result of these (topic, label) pairs, if any
+        self.n_results += 1
+        for t in range(ntop):
+            for i in range(first[t], first[t] + nlabs[t]):
+                h = (h ^ <uint64_t>(<size_t>labs[i]) ^ (<uint64_t>t << 56)) * 1099511628211ULL
+        slot = &self.results[h & (RESULT_SLOTS - 1)]
+        if slot.result != NULL and slot.h == h and slot.n == nsig:
+            for t in range(ntop):
+                if slot.nlabs[t] != nlabs[t]:
+                    break
             else:
-                matched[name] = tuple(sorted([<object>labs[k] for k in range(nlab)]))
+                for i in range(nsig):
+                    if slot.labels[i] != labs[i]:
+                        break
+                else:
+                    self.n_result_hits += 1
+                    return <object>slot.result
+        topics = PyTuple_New(ntopics)
+        matched = {}
+        i = 0
+        for t in range(ntop):
+            if nlabs[t] == 0:
+                continue
+            name = self.topics[t]
+            Py_INCREF(name)
+            PyTuple_SET_ITEM(topics, i, name)
+            i += 1
+            if nlabs[t] == 1:
+                matched[name] = (<object>labs[first[t]],)
+            else:
+                matched[name] = tuple(sorted(
+                    [<object>labs[k] for k in range(first[t], first[t] + nlabs[t])]))
         if self.set_topics is None:
-            return self.result_type(topics, matched)
-        result = object.__new__(self.result_type)
-        self.set_topics(result, topics)
-        self.set_matched(result, matched)
+            result = self.result_type(topics, matched)
+        else:
+            result = object.__new__(self.result_type)
+            self.set_topics(result, topics)
+            self.set_matched(result, matched)
+        if nsig <= SIG_MAX:
+            _forget(slot)
+            slot.h = h
+            slot.n = nsig
+            for t in range(16):
+                slot.nlabs[t] = nlabs[t] if t < ntop else 0
+            for i in range(nsig):
+                slot.labels[i] = labs[i]
+                Py_INCREF(<object>labs[i])
+            slot.result = <void*>result
+            Py_INCREF(result)
         return result
+
+
+cdef void _forget(CachedResult* slot) noexcept:
+    """Drop a remembered result and the labels it holds."""
+    cdef int i
+    if slot.result == NULL:
+        return
+    for i in range(slot.n):
+        Py_DECREF(<object>slot.labels[i])
+    Py_DECREF(<object>slot.result)
+    slot.result = NULL
+    slot.n = 0
 
 
 cdef int _add_label(void** labs, int n, void* label) except -1:
