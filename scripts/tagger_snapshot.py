@@ -2,6 +2,10 @@
 
     python scripts/tagger_snapshot.py save /tmp/before.json    # on the old code
     python scripts/tagger_snapshot.py check /tmp/before.json   # on the new code
+    python scripts/tagger_snapshot.py save /tmp/p.json --engine python  # either engine
+
+(tests/unit/test_tagging_engines.py compares the two engines on every run; this script is
+for a change of one engine's code.)
 
 Inputs (about 96k): 90k generator events (seeds 7, 1, 2), tagged in batches of 1000
 through the caches; the dev set's captions with and without their language and
@@ -67,8 +71,8 @@ def inputs() -> tuple[list[Item], list[Item]]:
     return batched + pairs, pairs
 
 
-def snapshot() -> list[list[Any]]:
-    tagger = load_tagger()
+def snapshot(engine: str | None = None) -> list[list[Any]]:
+    tagger = load_tagger(engine=engine)
     batched, single = inputs()
     out = []
     for i in range(0, len(batched), 1000):
@@ -82,8 +86,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("action", choices=["save", "check"])
     parser.add_argument("path", type=Path)
+    parser.add_argument("--engine", choices=["compiled", "python"], default=None)
     args = parser.parse_args()
-    data = orjson.loads(orjson.dumps(snapshot(), option=orjson.OPT_SORT_KEYS))
+    data = orjson.loads(orjson.dumps(snapshot(args.engine), option=orjson.OPT_SORT_KEYS))
     if args.action == "save":
         args.path.write_bytes(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
         print(f"saved {len(data)} results ({sum(1 for d in data if d[0])} with topics)")

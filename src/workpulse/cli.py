@@ -331,14 +331,12 @@ def bench_tagging(events: int, seed: int, work_share: float | None, engine: str 
     """
     from workpulse.bench_tagging import run_tagging_bench
     from workpulse.generator import WORK_SHARE
-    from workpulse.tagging import load_tagger
 
     share = WORK_SHARE if work_share is None else work_share
     try:
-        tagger = load_tagger(engine=engine)
+        result = run_tagging_bench(events, seed=seed, work_share=share, engine=engine)
     except RuntimeError as exc:  # the compiled engine was asked for but is not built
         raise click.ClickException(str(exc)) from None
-    result = run_tagging_bench(events, seed=seed, work_share=share, tagger=tagger)
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from workpulse.tagging import load_tagger
 from workpulse.tagging.lexicon import Morphology, expand
-from workpulse.tagging.normalise import fold, normalise, normalise_many, split_hashtag
+from workpulse.tagging.normalise import fold, normalise, split_hashtag
 
 
 @pytest.fixture(scope="module")
@@ -63,18 +63,6 @@ def test_sentence_breaks_are_tokens() -> None:
 
 def test_fold_keeps_spacing() -> None:
     assert fold("Élan, VITAL") == "elan, vital"
-
-
-@pytest.mark.parametrize(
-    "texts",
-    [
-        ["I quit!", "", "الإرهاق الوظيفي", "Grève 🔥 des profs"],
-        ["only ascii", "two"],
-        [""],
-    ],
-)
-def test_normalise_many_matches_normalise(texts: list[str]) -> None:
-    assert [n.strip() for n in normalise_many(texts)] == [normalise(t) for t in texts]
 
 
 @pytest.mark.parametrize(

@@ -864,7 +864,10 @@ cdef class Engine:
         try:
             for item in items:
                 caption, tags, lang = item
-                out.append(self._tag_one(sc, caption, tags, lang))
+                if not caption and not tags:  # stats events: one test
+                    out.append(self.empty)
+                else:
+                    out.append(self._tag_one(sc, caption, tags, lang))
         finally:
             _free_scratch(sc)
         return out

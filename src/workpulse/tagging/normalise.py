@@ -133,22 +133,6 @@ def fold_code_point(cp: int) -> list[tuple[int, int]]:
     return out
 
 
-def normalise_many(texts: list[str]) -> list[str]:
-    """`normalise` for many texts at once: each C routine runs once over the batch.
-
-    The results may carry a leading/trailing space (harmless for matching).
-    """
-    if not texts:
-        return []
-    joined = "\x00".join(texts)
-    if "\x00" in joined.replace("\x00", "", len(texts) - 1):  # a text contains NUL
-        return [normalise(t) for t in texts]
-    out = " ".join(_tokens(fold(joined))).split("\x00")
-    if len(out) != len(texts):  # pragma: no cover - folding produced a NUL
-        return [normalise(t) for t in texts]
-    return out
-
-
 # Hashtags ------------------------------------------------------------------------------
 
 _UPPER = "A-ZÀ-ÖØ-Þ"
