@@ -137,13 +137,18 @@ def test_same_results_on_random_captions(compiled: Tagger, python: Tagger) -> No
 
 
 def test_beyond_the_limits_the_python_engine_tags(compiled: Tagger, python: Tagger) -> None:
-    """A caption with NUL, or with more hits than the engine's fixed rows, is handed to
-    the Python engine: the result is the same, and counted."""
+    """A caption with NUL, more hits than the engine's fixed rows or more than 64
+    hashtags: the Python engine tags the video; the result is the same, and counted."""
     many = " ".join(["quit my job", "burnout", "salary", "layoffs"] * 200)
-    items: list[Item] = [("I quit my job\x00today", (), "en"), (many, ("QuitMyJob",), "en")]
+    tags = (*(f"tag{i}" for i in range(70)), "QuitMyJob")
+    items: list[Item] = [
+        ("I quit my job\x00today", (), "en"),
+        (many, ("QuitMyJob",), "en"),
+        ("so tired of this job", tags, "en"),
+    ]
     before = compiled.cache_stats()["python_fallbacks"]
     _assert_same(items, compiled, python)
-    assert compiled.cache_stats()["python_fallbacks"] == before + 2
+    assert compiled.cache_stats()["python_fallbacks"] == before + 3
 
 
 def test_normalisation_agrees_on_every_code_point(compiled: Tagger) -> None:

@@ -3,30 +3,29 @@
 """The compiled tagging engine: the per-video path of `Tagger.tag_batch` on C data.
 
 It computes exactly what the Python engine of ``tagger.py`` computes (that engine is the
-reference; ``tests/unit/test_tagging_engines.py`` compares the two on ~100k inputs), but
-a caption's normalisation, both automaton scans, the terms, the context rules and the
-explanation run on C arrays: code points, key and rule ids, context sets as bit masks,
-fired spans as (topic, start, end, label) rows. Python objects are created only for the
-result of a video with a topic (and for the rare Arabic attached-suffix check).
+reference; ``tests/unit/test_tagging_engines.py`` compares the two on ~45k inputs), but a
+caption's normalisation, both key scans, the terms, the context rules and the explanation
+run on C arrays: code points, key and rule ids, context sets as bit masks, fired spans as
+(topic, start, end, label) rows. Python objects are made only for results (and shared by
+videos with the same explanation) and for the rare Arabic attached-suffix check.
 
 * Normalisation: each code point is folded through a table filled lazily from
-  `normalise.fold` (the per-code-point fold is the text's fold: NFKD, case folding and
-  mark removal act on one code point at a time, and the marks canonical ordering could
-  move are never part of a token), then cut into space-separated tokens as
-  `Tagger._normalise_captions` does (newlines are sentence breaks).
-* Automata: Aho-Corasick tries over the lexicon's own keys (a symbol table maps the ~70
-  code points the keys use; any other code point resets the scan), with hits reported
-  in the order pyahocorasick reports them (by end, longest first).
-* Hashtags are digested by the Python side (once per hashtag, cached per hashtag tuple);
-  this engine gets each tuple's text, its unconditional (topic, label) pairs and its
-  conditional rules as ids.
+  `normalise.fold_code_point` (the fold of a text is the fold of its code points: NFKD,
+  case folding and mark removal act on one code point at a time, and the marks that
+  canonical ordering could move are never part of a token), then cut into
+  space-separated tokens as `Tagger._normalise_captions` does (newlines are sentence
+  breaks).
+* Keys: a prefix tree of the lexicon's keys (`Trie`; a symbol table maps the ~70 code
+  points the keys use), walked from each space of the text; hits come in the order
+  pyahocorasick reports them (by end, longest first).
+* Hashtags are digested by the Python side once per hashtag (`TagDigest`) and assembled
+  per video here, as `Tagger._zone_entry` does.
 
-A video it cannot handle exactly within its fixed limits (a caption with a NUL, more
-than `MAX_ROWS` hits or fired terms) comes back as None and is tagged by the Python
-engine.
+A video beyond the fixed limits (a caption with NUL, more than `MAX_ROWS` hits or fired
+rows, more than `MAX_TAGS` hashtags) comes back as None and the Python engine tags it.
 """
 
-from libc.stdint cimport int16_t, int32_t, uint8_t, uint16_t, uint64_t
+from libc.stdint cimport int16_t, int32_t, uint16_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memset
 
@@ -61,7 +60,7 @@ cdef enum:
     CLS_SEP = 0
     CLS_TOKEN = 1
     CLS_SENTENCE = 2
-    CLS_FALLBACK = 3
+    CLS_UNHANDLED = 3  # NUL: the Python engine tags the video
 
 cdef enum:
     WIN_SENTENCE = -2
@@ -1329,8 +1328,7 @@ cdef class Engine:
             sc.f_topic[nf] = self.r_topic[r]
             sc.f_s[nf] = -1
             sc.f_e[nf] = -1
-            sc.f_label[nf] = <void*>label
-            keep.append(label)
+            sc.f_label[nf] = <void*>label  # a hashtag's label: its digest holds it
             nf += 1
         return nf
 
