@@ -40,7 +40,7 @@ def test_workload_and_cache_figures(report) -> None:
     assert 0 < report["publish_events"] < report["n"]
     assert 0 < report["events_with_topics"] <= report["publish_events"]
     rates = report["cold_pass_cache_hit_rates"]
-    assert set(rates) == {"hashtag"}  # the compiled engine's digests of hashtags
+    assert set(rates) == {"hashtag", "result"}  # digests of hashtags, shared results
     assert all(rate is None or 0.0 <= rate <= 1.0 for rate in rates.values())
     assert report["engine"] == "compiled"
     assert report["python_fallbacks"] == 0
