@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 
 from workpulse.tagging import TOPICS, load_tagger
+
+EVAL_DIR = Path(__file__).resolve().parents[1] / "data" / "eval"
+"""The labelled sets kept in the repository (see its README)."""
+
+
+def eval_rows(name: str | None = None) -> list[dict]:
+    """The rows of one labelled set of `EVAL_DIR` (``name``), or of all of them."""
+    paths = [EVAL_DIR / name] if name else sorted(EVAL_DIR.glob("*.jsonl"))
+    return [
+        json.loads(line)
+        for path in paths
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
 
 
 def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:

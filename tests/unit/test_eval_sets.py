@@ -8,13 +8,8 @@ against regressions and say nothing about unseen captions.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
-from tests.support.tagging_eval import evaluate
-
-EVAL_DIR = Path(__file__).resolve().parents[1] / "data" / "eval"
+from tests.support.tagging_eval import EVAL_DIR, eval_rows, evaluate
 
 FLOORS = {
     # micro F1 measured with lexicon 2026.11.4, minus a margin for small rule changes
@@ -38,11 +33,7 @@ def test_every_set_has_a_floor() -> None:
 
 @pytest.mark.parametrize("name", sorted(FLOORS))
 def test_eval_set_quality(name: str, figures: list[str]) -> None:
-    rows = [
-        json.loads(line)
-        for line in (EVAL_DIR / name).read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
+    rows = eval_rows(name)
     report = evaluate(rows)
     p, r, f = report["micro"]
     langs = "  ".join(f"{lang} {lf:.3f}" for lang, (_, _, lf) in report["lang"].items())

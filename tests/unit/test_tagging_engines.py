@@ -10,17 +10,16 @@ what they replace.
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import ahocorasick
 import orjson
 import pytest
+from tests.support.tagging_eval import eval_rows
 
 from workpulse.bench_tagging import _events
 from workpulse.tagging import Tagger, TagResult, _engine, load_tagger
 from workpulse.tagging import tagger as tagger_module
 
-EVAL_DIR = Path(__file__).resolve().parents[1] / "data" / "eval"
 Item = tuple[str, tuple[str, ...], str | None]
 
 
@@ -51,13 +50,6 @@ def _assert_same(items: list[Item], compiled: Tagger, python: Tagger, batch: int
     assert not differ, f"{len(differ)} of {len(items)} differ, first: {differ[:3]}"
 
 
-def _eval_rows() -> list[dict]:
-    rows = []
-    for path in sorted(EVAL_DIR.glob("*.jsonl")):
-        rows += [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
-    return rows
-
-
 def test_same_results_on_generator_events(compiled: Tagger, python: Tagger) -> None:
     items = []
     for line in _events(12_000, 11)[0]:
@@ -68,7 +60,7 @@ def test_same_results_on_generator_events(compiled: Tagger, python: Tagger) -> N
 
 def test_same_results_on_the_eval_sets(compiled: Tagger, python: Tagger) -> None:
     items: list[Item] = []
-    for row in _eval_rows():
+    for row in eval_rows():
         caption, tags, lang = row["caption"], tuple(row["hashtags"]), row.get("lang")
         items += [
             (caption, tags, lang),
@@ -82,7 +74,7 @@ def test_same_results_on_the_eval_sets(compiled: Tagger, python: Tagger) -> None
 def test_same_results_on_joined_captions_one_at_a_time(python: Tagger) -> None:
     """Joined across sentence breaks, newlines and hashtags; tagged one by one on a
     cold tagger (nothing cached yet)."""
-    rows = _eval_rows()
+    rows = eval_rows()
     rng = random.Random(5)
     items = []
     for _ in range(1500):

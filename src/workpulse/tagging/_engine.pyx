@@ -49,6 +49,7 @@ cdef enum:
     MASK_WORDS = 8  # MAX_CONTEXT_SETS / 64
     MAX_ROWS = 512  # hits, fired terms and context hits of one video
     MAX_TAGS = 64  # distinct hashtags of one video
+    MAX_SENTENCE_CHARS = 32
     RESULT_SLOTS = 4096  # remembered results (a power of two)
     SIG_MAX = 12  # (topic, label) pairs of a result that can be remembered
     MADE_LABELS_MAX = 100000
@@ -152,7 +153,7 @@ cdef class Trie:
     cdef uint16_t* insym  # the symbol that leads to each node
     cdef int32_t* rows
     cdef uint16_t* tails
-    cdef Py_ssize_t n_built, n_rows, n_tail
+    cdef Py_ssize_t n_built
     cdef int32_t space  # the node of " " (every key starts with a space), -1: none
     cdef bint built
 
@@ -318,7 +319,6 @@ cdef class Trie:
                 if i == 0 or nchild > DENSE_MIN_CHILDREN:
                     ndense += 1
             self.n_built = qt
-            self.n_tail = ntail
             self.rows = <int32_t*> malloc((ndense * self.nsym + 1) * sizeof(int32_t))
             if self.rows == NULL:
                 raise MemoryError()
@@ -333,7 +333,6 @@ cdef class Trie:
                     self.nodes[i].nchild = -1
                     ndense += self.nsym
             self.space = self._next(0, self.sym[32])
-            self.n_rows = ndense // self.nsym
         finally:
             free(order)
             free(nkids)
@@ -346,14 +345,6 @@ cdef class Trie:
         self.head = self.sibling = self.tvalue = NULL
         self.tsym = NULL
         self.built = True
-
-    @property
-    def layout(self):
-        """Nodes, full transition rows, tail symbols and bytes of the built tree."""
-        return {"nodes": self.n_built, "rows": self.n_rows, "symbols": self.nsym,
-                "tail_symbols": self.n_tail,
-                "bytes": self.n_built * (sizeof(Node) + 2) + self.n_rows * self.nsym * 4
-                + self.n_tail * 2}
 
     def __len__(self):
         """The number of nodes (tails count as one)."""
@@ -508,11 +499,32 @@ cdef inline bint _disjoint(const uint64_t* a, const uint64_t* b) noexcept nogil:
     return True
 
 
-cdef inline bint _is_sentence(Py_UCS4 c) noexcept nogil:
-    # normalise.SENTENCE_CHARS
-    return (c == u'.' or c == u'!' or c == u'?' or c == u';' or c == u'\n' or c == u'\r'
-            or c == 0x2026 or c == 0x061F or c == 0x061B or c == 0x06D4 or c == 0x3002
-            or c == 0xFF01 or c == 0xFF1F)
+cdef object _UNKNOWN = object()
+
+
+cdef inline int _fire(Scratch* sc, int nf, int topic, int start, int end, void* label) noexcept:
+    """Add a fired row (start -1: a hashtag names the term); the new number of rows, or -1
+    when the rows are full."""
+    if nf < 0 or nf == MAX_ROWS:
+        return -1
+    sc.f_topic[nf] = topic
+    sc.f_s[nf] = start
+    sc.f_e[nf] = end
+    sc.f_label[nf] = label
+    return nf + 1
+
+
+cdef inline int _add_pair(int32_t* ids, void** labels, int lo, int n, int id_, void* label) noexcept:
+    """Add (id, label) to rows [lo, n) unless it is there; the new end, or -1 when full."""
+    cdef int j
+    for j in range(lo, n):
+        if ids[j] == id_ and labels[j] == label:
+            return n
+    if n == MAX_ROWS:
+        return -1
+    ids[n] = id_
+    labels[n] = label
+    return n + 1
 
 
 cdef list _hashtags_in(str text, const Py_UCS4* src, Py_ssize_t n):
@@ -646,6 +658,8 @@ cdef class Engine:
     cdef Py_ssize_t digests_max
     cdef public dict rule_ids
     cdef public dict topic_ids
+    cdef Py_UCS4 sentence[MAX_SENTENCE_CHARS]  # normalise.SENTENCE_CHARS
+    cdef int n_sentence
     cdef long n_hashtag_lookups, n_hashtag_hits, n_results, n_result_hits
     cdef CachedResult* results
     cdef dict made_labels  # "term (if context)" labels, interned
@@ -685,13 +699,18 @@ cdef class Engine:
         free(self.c_endings)
         free(self.c_mask)
 
-    def __init__(self, term_items, context_items, topics, *, fold_entry, empty, result_type,
-                 primary, guess_lang, digest_of, digests_max):
+    def __init__(self, term_items, context_items, topics, *, fold_entry, sentence_chars, empty,
+                 result_type, primary, guess_lang, digest_of, digests_max):
         """``term_items``: (key, (key length, hits, rules, endings)) of the term automaton;
         ``context_items``: (key, (key length, context set ids, endings)); ``topics``: the
         topic ids in sorted order. ``digest_of(tag)`` is a hashtag's `TagDigest`
         (remembered, at most ``digests_max`` of them)."""
         _init_fold_table(fold_entry)
+        if len(sentence_chars) > MAX_SENTENCE_CHARS:
+            raise ValueError(f"at most {MAX_SENTENCE_CHARS} sentence characters")
+        self.n_sentence = len(sentence_chars)
+        for index, ch in enumerate(sentence_chars):
+            self.sentence[index] = ord(ch)
         self.topics = tuple(topics)
         if not 0 < len(self.topics) <= 16:
             raise ValueError("the engine handles 1 to 16 topics")
@@ -837,11 +856,6 @@ cdef class Engine:
         return {"hashtag_lookups": self.n_hashtag_lookups, "hashtag_hits": self.n_hashtag_hits,
                 "result_lookups": self.n_results, "result_hits": self.n_result_hits,
                 "python_fallbacks": self.n_fallbacks}
-
-    @property
-    def sizes(self):
-        return {"term_nodes": len(self.terms), "context_nodes": len(self.contexts),
-                "rules": self.nrules, "labels": len(self.labels)}
 
     def normalise(self, str caption):
         """The caption as the engine scans it (`Tagger._normalise_captions`: normalised,
@@ -1014,7 +1028,6 @@ cdef class Engine:
         cdef int nkeys = 0, nparts = 0, n = 0, ndirect, nr = 0, i, j, t, r
         cdef Py_ssize_t total = cap_len, size
         cdef TagDigest d
-        cdef bint known
         cdef void* label
         cdef Py_UCS4 c
         for i in range(sc.n_digests):  # the direct pairs first, under each key's first label
@@ -1026,7 +1039,7 @@ cdef class Engine:
                 keys[nkeys] = <void*>d.key
                 labels[nkeys] = <void*>d.label
                 nkeys += 1
-                for t in d.direct:
+                for t in d.direct:  # kept as they come (`_zone_entry`'s `direct`)
                     if n == MAX_ROWS:
                         return -1
                     sc.pair_topic[n] = t
@@ -1049,29 +1062,13 @@ cdef class Engine:
                 parts[nparts] = <void*>d.text
                 nparts += 1
                 for t in d.topics:
-                    known = False
-                    for j in range(ndirect, n):
-                        if sc.pair_topic[j] == t and sc.pair_label[j] == label:
-                            known = True
-                            break
-                    if not known:
-                        if n == MAX_ROWS:
-                            return -1
-                        sc.pair_topic[n] = t
-                        sc.pair_label[n] = label
-                        n += 1
+                    n = _add_pair(sc.pair_topic, sc.pair_label, ndirect, n, t, label)
+                    if n < 0:
+                        return -1
                 for r in d.rules:
-                    known = False
-                    for j in range(nr):
-                        if sc.zr_rule[j] == r and sc.zr_label[j] == label:
-                            known = True
-                            break
-                    if not known:
-                        if nr == MAX_ROWS:
-                            return -1
-                        sc.zr_rule[nr] = r
-                        sc.zr_label[nr] = label
-                        nr += 1
+                    nr = _add_pair(sc.zr_rule, sc.zr_label, 0, nr, r, label)
+                    if nr < 0:
+                        return -1
         sc.n_pairs = n
         sc.n_zone_rules = nr
         if nparts == 0:
@@ -1124,31 +1121,22 @@ cdef class Engine:
                     continue
                 end = nxt
             for j in range(self.k_hit_first[k], self.k_hit_first[k + 1]):
-                if nf == MAX_ROWS:
-                    return self._overflow()
-                sc.f_topic[nf] = self.hit_topic[j]
-                sc.f_s[nf] = start
-                sc.f_e[nf] = end
-                sc.f_label[nf] = <void*>self.labels[self.hit_label[j]]
-                nf += 1
+                nf = _fire(sc, nf, self.hit_topic[j], start, end,
+                           <void*>self.labels[self.hit_label[j]])
             if self.k_rule_first[k] < self.k_rule_first[k + 1]:
                 sc.pend_s[npend] = start
                 sc.pend_e[npend] = end
                 sc.pend_k[npend] = k
                 npend += 1
-        if npend or sc.n_zone_rules:
+        if nf >= 0 and (npend or sc.n_zone_rules):
             keep = []
             nf = self._conditional(sc, zone_at, total, npend, lang, nf, keep)
             if nf < 0:
                 return self._overflow()
         for j in range(sc.n_pairs):
-            if nf == MAX_ROWS:
-                return self._overflow()
-            sc.f_topic[nf] = sc.pair_topic[j]
-            sc.f_s[nf] = -1
-            sc.f_e[nf] = -1
-            sc.f_label[nf] = sc.pair_label[j]
-            nf += 1
+            nf = _fire(sc, nf, sc.pair_topic[j], -1, -1, sc.pair_label[j])
+        if nf < 0:
+            return self._overflow()
         if nf == 0:
             return self.empty
         return self._result(sc, nf)
@@ -1180,6 +1168,13 @@ cdef class Engine:
                 sc.seen[w] |= self.c_mask[k * MASK_WORDS + w]
         return kept
 
+    cdef inline bint _is_sentence(self, Py_UCS4 c) noexcept:
+        cdef int k
+        for k in range(self.n_sentence):
+            if self.sentence[k] == c:
+                return True
+        return False
+
     cdef bint _near(self, Scratch* sc, int zone_at, int s, int e, int cs, int ce, int window,
                     bint blocking) noexcept:
         cdef int lo, hi, i, spaces = 0
@@ -1196,10 +1191,10 @@ cdef class Engine:
         else:
             return blocking
         for i in range(lo, hi):
-            if _is_sentence(sc.text[i]):
-                return False
             if sc.text[i] == 32:
                 spaces += 1
+            elif self._is_sentence(sc.text[i]):
+                return False
         return window == WIN_SENTENCE or spaces <= window
 
     cdef int _find_near(self, Scratch* sc, int zone_at, int nctx, int s, int e,
@@ -1225,8 +1220,7 @@ cdef class Engine:
         cdef int p, q, r, t, s, e, f, k, z, nctx = -1, why, also, flags, window
         cdef bint fired, covered, in_caption
         cdef const uint64_t* masks
-        primary = None
-        cdef bint primary_known = False, guessed = False
+        primary = _UNKNOWN  # the video's language, found when a rule needs it
         for p in range(npend):
             s = sc.pend_s[p]
             e = sc.pend_e[p]
@@ -1247,12 +1241,8 @@ cdef class Engine:
                 if fired and in_caption and covered:
                     continue
                 if flags & 8:
-                    if not primary_known:
-                        primary = self.primary(lang)
-                        primary_known = True
-                    if primary is None and not guessed:
-                        primary = self.guess_lang(self._text(sc, total))
-                        guessed = True
+                    if primary is _UNKNOWN:
+                        primary = self._video_lang(sc, total, lang)
                     if primary in self.not_langs[r]:
                         continue
                 label = self.labels[self.r_label[r]]
@@ -1291,24 +1281,16 @@ cdef class Engine:
                             self.made_labels[label] = label
                         else:
                             label = made
-                if nf == MAX_ROWS:
+                nf = _fire(sc, nf, t, s, e, <void*>label)
+                if nf < 0:
                     return -1
-                sc.f_topic[nf] = t
-                sc.f_s[nf] = s
-                sc.f_e[nf] = e
-                sc.f_label[nf] = <void*>label
-                nf += 1
         for z in range(sc.n_zone_rules):
             r = sc.zr_rule[z]
             label = <object>sc.zr_label[z]
             flags = self.r_flags[r]
             if flags & 8:
-                if not primary_known:
-                    primary = self.primary(lang)
-                    primary_known = True
-                if primary is None and not guessed:
-                    primary = self.guess_lang(self._text(sc, total))
-                    guessed = True
+                if primary is _UNKNOWN:
+                    primary = self._video_lang(sc, total, lang)
                 if primary in self.not_langs[r]:
                     continue
             if flags & 3:
@@ -1323,14 +1305,16 @@ cdef class Engine:
                     continue
                 if flags & 4 and _disjoint(&masks[2 * MASK_WORDS], sc.seen):
                     continue
-            if nf == MAX_ROWS:
+            # a hashtag's label: its digest holds it
+            nf = _fire(sc, nf, self.r_topic[r], -1, -1, <void*>label)
+            if nf < 0:
                 return -1
-            sc.f_topic[nf] = self.r_topic[r]
-            sc.f_s[nf] = -1
-            sc.f_e[nf] = -1
-            sc.f_label[nf] = <void*>label  # a hashtag's label: its digest holds it
-            nf += 1
         return nf
+
+    cdef object _video_lang(self, Scratch* sc, int total, lang):
+        """The primary language of ``lang``, else guessed from the text (`Tagger`)."""
+        primary = self.primary(lang)
+        return self.guess_lang(self._text(sc, total)) if primary is None else primary
 
     cdef object _text(self, Scratch* sc, int total):
         return PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, sc.text, total)

@@ -190,6 +190,11 @@ def _find_near(
     return None
 
 
+def _hashtag_label(tag: str) -> str:
+    """How an explanation names a hashtag: as the video wrote it, with one '#'."""
+    return "#" + tag.lstrip("#＃")
+
+
 def _span_order(fired: _Fired) -> int:
     return fired[0] - fired[1]  # longest first
 
@@ -342,6 +347,7 @@ class Tagger:
             self.lexicon.context_automaton.items(),
             sorted(TOPICS),
             fold_entry=fold_code_point,
+            sentence_chars=SENTENCE_CHARS,
             empty=EMPTY,
             result_type=TagResult,
             primary=_primary,
@@ -352,17 +358,14 @@ class Tagger:
 
     def _compiled_digest(self, tag: str) -> _compiled_module.TagDigest:
         """A hashtag as the compiled engine uses it (see `_engine.TagDigest`)."""
-        seg = self._ht_cache.get(tag)
-        if seg is None:
-            seg = self._hashtag(tag)
-        text, hits, key, topics, rules = seg
+        text, hits, key, topics, rules = self._hashtag_seg(tag)
         assert self._compiled is not None
         topic_ids, rule_ids = self._compiled.topic_ids, self._compiled.rule_ids
         assert _compiled is not None
         return _compiled.TagDigest(
             key,
             text,
-            "#" + tag.lstrip("#＃"),
+            _hashtag_label(tag),
             tuple(topic_ids[topic] for topic, _ in hits),
             tuple(topic_ids[topic] for topic in topics),
             tuple(rule_ids[rule] for rule in rules),
@@ -484,7 +487,6 @@ class Tagger:
         Hashtags with the same compact form count once, named by their first spelling;
         a text already in the zone is not repeated (its terms keep the first name).
         """
-        ht_cache = self._ht_cache
         parts: list[str] = []
         labels: list[str] = []
         direct: list[tuple[str, str]] = []
@@ -492,15 +494,13 @@ class Tagger:
         rules: dict[_ZoneRule, None] = {}
         first: dict[str, str] = {}  # compact key -> first spelling (the label)
         for tag in dict.fromkeys(tags):
-            seg = ht_cache.get(tag)
-            if seg is None:
-                seg = self._hashtag(tag)
+            seg = self._hashtag_seg(tag)
             text, hits, key, topics, key_rules = seg
             if not key:
                 continue
             label = first.get(key)
             if label is None:
-                label = first[key] = "#" + tag.lstrip("#＃")
+                label = first[key] = _hashtag_label(tag)
                 for topic, _ in hits:
                     direct.append((topic, label))
             if text and text not in parts:
@@ -517,11 +517,8 @@ class Tagger:
     def _live(self, tags: tuple[str, ...]) -> bool:
         """Could one of these hashtags give a hit (a term in its text, or a hashtag the
         lexicon names)? False means that the hashtags add nothing to the video."""
-        ht_cache = self._ht_cache
         for tag in tags:
-            seg = ht_cache.get(tag)
-            if seg is None:
-                seg = self._hashtag(tag)
+            seg = self._hashtag_seg(tag)
             if seg[1] or seg[3] or seg[4]:
                 return True
         return False
@@ -756,6 +753,11 @@ class Tagger:
                 fired.append((-1, -1, label))
 
     # Hashtags --------------------------------------------------------------------------
+    def _hashtag_seg(self, tag: str) -> _Segment:
+        """A hashtag's segment, from the cache or made now (see `_hashtag`)."""
+        seg = self._ht_cache.get(tag)
+        return seg if seg is not None else self._hashtag(tag)
+
     def _hashtag(self, tag: str) -> _Segment:
         norm = normalise(split_hashtag(tag))
         key = compact(norm)
