@@ -3,8 +3,8 @@
 Both measurements run on the same ``n`` realistic encoded events in the same process:
 
 * decode: ``orjson.loads`` + ``orjson.dumps`` of every event (the floor any consumer pays);
-* tag: ``orjson.loads``, `Tagger.tag_batch` on batches of 1000 events, ``topics`` and
-  ``matched`` added, ``orjson.dumps`` — what `workpulse tag` and the ingest agent do.
+* tag: ``orjson.loads``, `Tagger.tag_batch` on batches of `BATCH_LINES` (100) events,
+  ``topics`` and ``matched`` added, ``orjson.dumps`` — what `workpulse tag` does.
 
 The two passes run in pairs, ``repeats`` times (the machine's speed drifts on shared
 hosts: both sides of a pair meet the same conditions); the median rates are reported, and
@@ -30,10 +30,9 @@ from typing import Any, Protocol
 import orjson
 
 from workpulse.generator import WORK_SHARE, Workload, WorkloadConfig
+from workpulse.tag_command import BATCH_LINES
 from workpulse.tagging import Tagger, TagResult, freeze_lexicon_objects, load_tagger
 from workpulse.tagging.tagger import EMPTY
-
-BATCH = 1000
 
 
 def _events(n: int, seed: int, work_share: float = WORK_SHARE) -> tuple[list[bytes], str]:
@@ -63,13 +62,13 @@ class NullTagger:
         return [EMPTY] * len(items)
 
 
-def tag_pass(lines: list[bytes], tagger: _BatchTagger) -> int:
-    """What the ingest agent does per batch: decode, tag, add topics and matched, encode."""
+def tag_pass(lines: list[bytes], tagger: _BatchTagger, batch: int = BATCH_LINES) -> int:
+    """What `workpulse tag` does per batch: decode, tag, add topics and matched, encode."""
     loads, dumps = orjson.loads, orjson.dumps
     tag_batch = tagger.tag_batch
     size = 0
-    for i in range(0, len(lines), BATCH):
-        objs = list(map(loads, lines[i : i + BATCH]))
+    for i in range(0, len(lines), batch):
+        objs = list(map(loads, lines[i : i + batch]))
         results = tag_batch(
             [(o.get("caption") or "", o.get("hashtags") or (), o.get("lang")) for o in objs]
         )
@@ -95,7 +94,7 @@ def _timed(fn: Callable[[], Any]) -> float:
 
 
 def _interleaved(
-    lines: list[bytes], tagger: Tagger, repeats: int
+    lines: list[bytes], tagger: Tagger, repeats: int, batch: int
 ) -> tuple[list[float], list[float], list[float]]:
     """Seconds of ``repeats`` decode, null-tagger and tag passes, run together (decode,
     tag pass with `NullTagger`, tag pass with emptied caches), so that the passes
@@ -104,11 +103,11 @@ def _interleaved(
     null = NullTagger()
     for _ in range(repeats):
         decode_s.append(_timed(lambda: decode_pass(lines)))
-        null_s.append(_timed(lambda: tag_pass(lines, null)))
+        null_s.append(_timed(lambda: tag_pass(lines, null, batch)))
         # The tagger's caches are emptied before every timed pass: each pass meets these
         # captions for the first time, as a worker does (repeats inside a pass still hit).
         tagger.clear_caches()
-        tag_s.append(_timed(lambda: tag_pass(lines, tagger)))
+        tag_s.append(_timed(lambda: tag_pass(lines, tagger, batch)))
     return decode_s, null_s, tag_s
 
 
@@ -119,16 +118,20 @@ def run_tagging_bench(
     tagger: Tagger | None = None,
     work_share: float = WORK_SHARE,
     engine: str | None = None,
+    batch: int = BATCH_LINES,
 ) -> dict[str, Any]:
     """Measure decode-only and decode+tag throughput on the same ``n`` events.
 
     ``work_share``: the share of (non-wave) published videos that are about work. The
     default is the demo's workload; a platform's whole stream has far fewer, and videos
     without a topic are the cheap ones to tag. ``engine``: see `Tagger` (used when no
-    ``tagger`` is given; its load time is reported).
+    ``tagger`` is given; its load time is reported). ``batch``: events per `tag_batch`
+    call (`workpulse tag`'s by default).
     """
     if n <= 0:
         raise ValueError("n must be positive")
+    if batch <= 0:
+        raise ValueError("batch must be positive")
     load_start = time.perf_counter()
     tagger = tagger if tagger is not None else load_tagger(engine=engine)
     load_s = time.perf_counter() - load_start  # ~0 when a tagger is passed in
@@ -137,9 +140,9 @@ def run_tagging_bench(
     publish = sum(1 for line in lines if b'"kind":"publish"' in line)
 
     decode_pass(lines)  # warm-up (allocator, code paths)
-    tag_pass(lines, tagger)
+    tag_pass(lines, tagger, batch)
 
-    decode_s, null_s, tag_s = _interleaved(lines, tagger, repeats)
+    decode_s, null_s, tag_s = _interleaved(lines, tagger, repeats, batch)
     median = statistics.median
     ratios = [d / t for d, t in zip(decode_s, tag_s, strict=True)]
     decode_rate = n / median(decode_s)
@@ -147,7 +150,7 @@ def run_tagging_bench(
     # Cache use during one cold pass (the last timed one): how much the caches helped.
     caches = tagger.cache_stats()
     with_topics = _events_with_topics(lines, tagger)
-    warm_rate = n / median(_timed(lambda: tag_pass(lines, tagger)) for _ in range(3))
+    warm_rate = n / median(_timed(lambda: tag_pass(lines, tagger, batch)) for _ in range(3))
     return {
         "n": n,
         "publish_events": publish,
@@ -156,7 +159,7 @@ def run_tagging_bench(
         "source": source,
         "work_share": work_share,
         "repeats": repeats,
-        "batch": BATCH,
+        "batch": batch,
         "decode_events_per_s": round(decode_rate),
         "tag_events_per_s": round(tag_rate),
         "ratio": round(median(ratios), 3),

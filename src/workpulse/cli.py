@@ -321,7 +321,16 @@ def bench() -> None:
     help="Tagging engine [default: the compiled one when it is built]; both give the same "
     "results, the Python one is the reference.",
 )
-def bench_tagging(events: int, seed: int, work_share: float | None, engine: str | None) -> None:
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Events per tag_batch call [default: `workpulse tag`'s, 100]; larger batches "
+    "evict the tagger's tables from the CPU caches.",
+)
+def bench_tagging(
+    events: int, seed: int, work_share: float | None, engine: str | None, batch: int | None
+) -> None:
     """Decode + tag + encode vs plain orjson decode + encode of the same events.
 
     Prints one JSON line: the median rates of 7 paired passes (decode, then tag with
@@ -331,10 +340,17 @@ def bench_tagging(events: int, seed: int, work_share: float | None, engine: str 
     """
     from workpulse.bench_tagging import run_tagging_bench
     from workpulse.generator import WORK_SHARE
+    from workpulse.tag_command import BATCH_LINES
 
     share = WORK_SHARE if work_share is None else work_share
     try:
-        result = run_tagging_bench(events, seed=seed, work_share=share, engine=engine)
+        result = run_tagging_bench(
+            events,
+            seed=seed,
+            work_share=share,
+            engine=engine,
+            batch=BATCH_LINES if batch is None else batch,
+        )
     except RuntimeError as exc:  # the compiled engine was asked for but is not built
         raise click.ClickException(str(exc)) from None
     sys.stdout.write(orjson.dumps(result).decode() + "\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from workpulse.bench_tagging import run_tagging_bench
+from workpulse.tag_command import BATCH_LINES
 from workpulse.tagging import load_tagger
 
 
@@ -58,3 +59,13 @@ def test_work_share_changes_the_workload() -> None:
     few = run_tagging_bench(600, seed=3, repeats=1, tagger=load_tagger(), work_share=0.0)
     assert few["work_share"] == 0.0
     assert few["events_with_topics"] < few["publish_events"] * 0.1
+
+
+def test_batch_is_workpulse_tags_unless_given(report) -> None:
+    """The tag pass calls tag_batch as `workpulse tag` does; --batch changes it."""
+    assert report["batch"] == BATCH_LINES
+    other = run_tagging_bench(600, seed=3, repeats=1, tagger=load_tagger(), batch=1000)
+    assert other["batch"] == 1000
+    assert other["events_with_topics"] == report["events_with_topics"]
+    with pytest.raises(ValueError, match="batch"):
+        run_tagging_bench(600, repeats=1, tagger=load_tagger(), batch=0)

@@ -88,18 +88,19 @@ def test_blank_lines_and_crlf(tagger) -> None:
 def test_streaming_order_across_batches(tagger) -> None:
     captions = ["I quit my job", "my dog learned a trick", "Teachers on strike", ""]
     n = BATCH_LINES * 2 + 37
+    broken = {BATCH_LINES // 2, BATCH_LINES + 3, 2 * BATCH_LINES}  # in three batches
     parts = []
     for i in range(n):
-        if i % 500 == 250:
+        if i in broken:
             parts.append(b"{broken")
         else:
             parts.append(orjson.dumps(publish(i, captions[i % len(captions)])))
     code, lines, errors = run(tagger, b"\n".join(parts) + b"\n")
     assert code == 0
-    expected_ids = [f"e{i}" for i in range(n) if i % 500 != 250]
+    expected_ids = [f"e{i}" for i in range(n) if i not in broken]
     assert [row["event_id"] for row in lines] == expected_ids
-    assert len(errors) == len([i for i in range(n) if i % 500 == 250])
-    assert errors[0].startswith("line 251: not_json")
+    assert [e.split(":")[0] for e in errors] == [f"line {i + 1}" for i in sorted(broken)]
+    assert errors[0].startswith(f"line {BATCH_LINES // 2 + 1}: not_json")
     by_caption = {row["caption"]: row["topics"] for row in lines}
     assert by_caption["I quit my job"] == ["resignation"]
     assert by_caption["Teachers on strike"] == ["labor_action"]
