@@ -19,8 +19,9 @@ from workpulse.tagging import Tagger, freeze_lexicon_objects
 BATCH_LINES = 100
 """Lines per `tag_batch` call. Small on purpose: a batch's decoded events must stay in the
 CPU's per-core cache next to the tagger's tables. With 1000 lines (~1.5 MB of decoded
-objects) decoding and encoding a batch evicted those tables, and the tagger's cost per
-event doubled (`workpulse bench tagging --batch 1000`; docs/tagging.md#speed)."""
+objects) decoding and encoding a batch evicted those tables, and the tag pass's cost beyond
+plain decoding more than doubled (`workpulse bench tagging --batch 1000`;
+docs/tagging.md#speed)."""
 
 __all__ = ["BATCH_LINES", "run_tag"]
 
