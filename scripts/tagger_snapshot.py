@@ -31,6 +31,7 @@ import orjson
 
 from workpulse.bench_tagging import _events
 from workpulse.tagging import load_tagger
+from workpulse.tagging.tagger import ENGINES
 
 Item = tuple[str, tuple[str, ...], str | None]
 
@@ -86,7 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("action", choices=["save", "check"])
     parser.add_argument("path", type=Path)
-    parser.add_argument("--engine", choices=["compiled", "python"], default=None)
+    parser.add_argument("--engine", choices=ENGINES, default=None)
     args = parser.parse_args()
     data = orjson.loads(orjson.dumps(snapshot(args.engine), option=orjson.OPT_SORT_KEYS))
     if args.action == "save":

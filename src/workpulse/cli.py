@@ -316,6 +316,7 @@ def bench() -> None:
 )
 @click.option(
     "--engine",
+    # tagging.ENGINES, written out so that the CLI starts without importing the tagger
     type=click.Choice(["compiled", "python"]),
     default=None,
     help="Tagging engine [default: the compiled one when it is built]; both give the same "

@@ -72,6 +72,16 @@ cdef enum:
 # The fold table: code point -> its folded code points and their token classes.
 # ------------------------------------------------------------------------------------
 
+cdef int _grow_buffer(void** buf, size_t size) except -1:
+    """``realloc`` *buf to ``size`` bytes; on failure *buf stays as it was and MemoryError is
+    raised."""
+    cdef void* grown = realloc(buf[0], size)
+    if grown == NULL:
+        raise MemoryError()
+    buf[0] = grown
+    return 0
+
+
 cdef int32_t* _fold_at = NULL  # CP_LIMIT offsets into _pool, -1: not computed yet
 cdef int32_t* _pool = NULL  # at an offset: n, then n entries (class << 21 | code point)
 cdef Py_ssize_t _pool_len = 0
@@ -95,13 +105,11 @@ cdef int32_t _fill(Py_UCS4 c) except -1:
     entry = _fold_entry(<int>c)
     cdef Py_ssize_t n = len(entry)
     cdef Py_ssize_t need = _pool_len + n + 1
-    cdef int32_t* grown
+    cdef Py_ssize_t cap
     if need > _pool_cap:
-        _pool_cap = max(need, _pool_cap * 2, 4096)
-        grown = <int32_t*> realloc(_pool, _pool_cap * sizeof(int32_t))
-        if grown == NULL:
-            raise MemoryError()
-        _pool = grown
+        cap = max(need, _pool_cap * 2, 4096)
+        _grow_buffer(<void**>&_pool, cap * sizeof(int32_t))
+        _pool_cap = cap
     cdef int32_t off = <int32_t>_pool_len
     _pool[off] = <int32_t>n
     cdef Py_ssize_t k
@@ -186,20 +194,10 @@ cdef class Trie:
         free(self.tails)
 
     cdef int _grow(self, Py_ssize_t cap) except -1:
-        cdef int32_t* head = <int32_t*> realloc(self.head, cap * sizeof(int32_t))
-        if head != NULL:
-            self.head = head
-        cdef int32_t* sibling = <int32_t*> realloc(self.sibling, cap * sizeof(int32_t))
-        if sibling != NULL:
-            self.sibling = sibling
-        cdef int32_t* tvalue = <int32_t*> realloc(self.tvalue, cap * sizeof(int32_t))
-        if tvalue != NULL:
-            self.tvalue = tvalue
-        cdef uint16_t* tsym = <uint16_t*> realloc(self.tsym, cap * sizeof(uint16_t))
-        if tsym != NULL:
-            self.tsym = tsym
-        if head == NULL or sibling == NULL or tvalue == NULL or tsym == NULL:
-            raise MemoryError()
+        _grow_buffer(<void**>&self.head, cap * sizeof(int32_t))
+        _grow_buffer(<void**>&self.sibling, cap * sizeof(int32_t))
+        _grow_buffer(<void**>&self.tvalue, cap * sizeof(int32_t))
+        _grow_buffer(<void**>&self.tsym, cap * sizeof(uint16_t))
         self.cap = cap
         return 0
 
@@ -583,12 +581,8 @@ cdef void _free_scratch(Scratch* sc) noexcept:
 
 cdef int _reserve(Scratch* sc, Py_ssize_t need) except -1:
     """Room for ``need`` code points in sc.text."""
-    cdef Py_UCS4* grown
     if need > sc.text_cap:
-        grown = <Py_UCS4*> realloc(sc.text, need * 2 * sizeof(Py_UCS4))
-        if grown == NULL:
-            raise MemoryError()
-        sc.text = grown
+        _grow_buffer(<void**>&sc.text, need * 2 * sizeof(Py_UCS4))
         sc.text_cap = need * 2
     return 0
 
@@ -896,10 +890,7 @@ cdef class Engine:
         cdef Py_UCS4* src
         cdef Py_UCS4* text
         if n + 1 > sc.src_cap:  # the caption's code points, widened to 4 bytes
-            src = <Py_UCS4*> realloc(sc.src, (n + 1) * 2 * sizeof(Py_UCS4))
-            if src == NULL:
-                raise MemoryError()
-            sc.src = src
+            _grow_buffer(<void**>&sc.src, (n + 1) * 2 * sizeof(Py_UCS4))
             sc.src_cap = (n + 1) * 2
         src = PyUnicode_AsUCS4(caption, sc.src, sc.src_cap, 0)
         if src == NULL:
@@ -950,17 +941,14 @@ cdef class Engine:
         if not caption and not tags:
             return self.empty
         if type(caption) is not str:  # the Python engine says what is wrong with it
-            self.n_fallbacks += 1
-            return None
+            return self._overflow()
         cdef Py_ssize_t cap_len = self._normalise(sc, <str>caption)
         if cap_len < 0:
-            self.n_fallbacks += 1
-            return None
+            return self._overflow()
         cdef int nhits = self.terms.scan(sc.text, 0, <int>cap_len, sc.hit_end, sc.hit_key,
                                          MAX_ROWS)
         if nhits < 0:
-            self.n_fallbacks += 1
-            return None
+            return self._overflow()
         if sc.has_hash:
             found = _hashtags_in(<str>caption, sc.src, PyUnicode_GET_LENGTH(caption))
             if found:
@@ -1142,6 +1130,7 @@ cdef class Engine:
         return self._result(sc, nf)
 
     cdef object _overflow(self):
+        """Count a video handed to the Python engine (beyond this engine's limits)."""
         self.n_fallbacks += 1
         return None
 

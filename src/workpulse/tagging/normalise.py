@@ -49,7 +49,8 @@ _LETTER_FOLDS = (
     ("ڪ", "ك"),
 )
 _DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
-_TOKEN_RE = re.compile(r"[^\W_]+|[" + re.escape(SENTENCE_CHARS) + r"\x00]")
+_TOKEN_CHAR = r"[^\W_]"  # letters and digits of any script
+_TOKEN_RE = re.compile(_TOKEN_CHAR + r"+|[" + re.escape(SENTENCE_CHARS) + r"\x00]")
 _tokens = _TOKEN_RE.findall
 _SENTENCE_RE = re.compile("[" + re.escape(SENTENCE_CHARS) + "]")
 sentence_break = _SENTENCE_RE.search
@@ -102,7 +103,7 @@ def normalise_word(word: str) -> str:
     return " ".join(_tokens(fold(word)))
 
 
-_WORD_CHAR_RE = re.compile(r"[^\W_]")
+_TOKEN_CHAR_RE = re.compile(_TOKEN_CHAR)
 CLASS_SEPARATOR, CLASS_TOKEN, CLASS_SENTENCE, CLASS_UNHANDLED = 0, 1, 2, 3
 
 
@@ -123,7 +124,7 @@ def fold_code_point(cp: int) -> list[tuple[int, int]]:
         return [(0, CLASS_UNHANDLED)]
     out = []
     for c in fold(ch):
-        if _WORD_CHAR_RE.match(c):
+        if _TOKEN_CHAR_RE.match(c):
             cls = CLASS_TOKEN
         elif c in SENTENCE_CHARS:
             cls = CLASS_SENTENCE

@@ -359,9 +359,8 @@ class Tagger:
     def _compiled_digest(self, tag: str) -> _compiled_module.TagDigest:
         """A hashtag as the compiled engine uses it (see `_engine.TagDigest`)."""
         text, hits, key, topics, rules = self._hashtag_seg(tag)
-        assert self._compiled is not None
+        assert self._compiled is not None and _compiled is not None
         topic_ids, rule_ids = self._compiled.topic_ids, self._compiled.rule_ids
-        assert _compiled is not None
         return _compiled.TagDigest(
             key,
             text,
@@ -494,8 +493,7 @@ class Tagger:
         rules: dict[_ZoneRule, None] = {}
         first: dict[str, str] = {}  # compact key -> first spelling (the label)
         for tag in dict.fromkeys(tags):
-            seg = self._hashtag_seg(tag)
-            text, hits, key, topics, key_rules = seg
+            text, hits, key, topics, key_rules = self._hashtag_seg(tag)
             if not key:
                 continue
             label = first.get(key)
