@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # the compiled tagging engine is built by `pip install`: rebuild when its source changes
-BUILD_INPUTS := pyproject.toml setup.py src/workpulse/tagging/_engine.pyx
+BUILD_INPUTS := pyproject.toml setup.py streams/workpulse/tagging/_engine.pyx
 STAMP  := $(VENV)/.installed-$(shell cat $(BUILD_INPUTS) | cksum | cut -d' ' -f1)
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 $(STAMP): $(BUILD_INPUTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[embedded,test]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -25,8 +25,8 @@ demo: $(STAMP)
 	$(BIN)/workpulse demo $(DEMO_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests scripts setup.py
-	$(BIN)/ruff format --check src tests scripts setup.py
+	$(BIN)/ruff check streams tests scripts setup.py
+	$(BIN)/ruff format --check streams tests scripts setup.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -12,7 +12,7 @@ setup(
         [
             Extension(
                 "workpulse.tagging._engine",
-                ["src/workpulse/tagging/_engine.pyx"],
+                ["streams/workpulse/tagging/_engine.pyx"],
                 extra_compile_args=["-O2"],
                 optional=True,
             )

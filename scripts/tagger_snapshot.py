@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from workpulse.bench_tagging import _events
+from workpulse.dev.bench.tagging import _events
 from workpulse.tagging import load_tagger
 from workpulse.tagging.tagger import ENGINES
 

@@ -16,7 +16,7 @@ _ROOT = Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from workpulse.broker import EmbeddedBroker  # noqa: E402
+from workpulse.dev.broker import EmbeddedBroker  # noqa: E402
 
 with contextlib.suppress(ImportError):
     from tests.integration.clickhouse_fixtures import chdb_http_server  # noqa: F401

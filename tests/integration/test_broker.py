@@ -19,7 +19,8 @@ from aiokafka import AIOKafkaConsumer
 from kafka.admin import KafkaAdminClient
 from tests.support.kafka_helpers import by_partition_and_key, keyed_messages, produce, running
 
-from workpulse.broker import BrokerError, EmbeddedBroker, create_topics, wait_for_assignment
+from workpulse.dev.broker import BrokerError, EmbeddedBroker
+from workpulse.kafka.admin import create_topics, wait_for_assignment
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +59,7 @@ def test_broker_dies_with_its_parent(tmp_path: Path) -> None:
     """`kill -9` of the process that started the broker leaves no orphan broker."""
     script = (
         "import time\n"
-        "from workpulse.broker import EmbeddedBroker\n"
+        "from workpulse.dev.broker import EmbeddedBroker\n"
         "b = EmbeddedBroker()\n"
         "b.start()\n"
         "print(b.process.pid, flush=True)\n"

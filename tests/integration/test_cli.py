@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from workpulse.generator import Workload, WorkloadConfig
+from workpulse.dev.generator import Workload, WorkloadConfig
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""The ClickHouse contract through ServerDatabase (clickhouse-connect over HTTP)
+"""The ClickHouse contract through the HTTP transport (clickhouse-connect over HTTP)
 against chDB served on ClickHouse's HTTP interface (tests/support/chdb_http.py)."""
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from tests.support.chdb_http import ChdbHttpServer  # noqa: E402
 from tests.support.clickhouse_cases import ClickHouseContract, clean  # noqa: E402
 
 from workpulse.clickhouse import (  # noqa: E402
+    ClickHouse,
     Database,
     DatabaseError,
-    ServerDatabase,
+    HttpTransport,
     apply_schema,
     connect,
 )
@@ -35,9 +36,9 @@ __all__ = ["chdb_http_server"]
 
 
 @pytest.fixture(scope="module")
-def server_db(chdb_http_server: ChdbHttpServer) -> Iterator[ServerDatabase]:
+def server_db(chdb_http_server: ChdbHttpServer) -> Iterator[ClickHouse]:
     db = connect(chdb_http_server.url_with_credentials("workpulse"), Path("unused"))
-    assert isinstance(db, ServerDatabase)
+    assert isinstance(db.transport, HttpTransport)
     apply_schema(db)
     try:
         yield db
@@ -46,7 +47,7 @@ def server_db(chdb_http_server: ChdbHttpServer) -> Iterator[ServerDatabase]:
 
 
 @pytest.fixture
-def db(server_db: ServerDatabase) -> Database:
+def db(server_db: ClickHouse) -> Database:
     clean(server_db)
     return server_db
 
@@ -55,7 +56,7 @@ class TestServer(ClickHouseContract):
     pass
 
 
-def test_password_never_shown(chdb_http_server: ChdbHttpServer, server_db: ServerDatabase) -> None:
+def test_password_never_shown(chdb_http_server: ChdbHttpServer, server_db: ClickHouse) -> None:
     assert CHDB_HTTP_PASSWORD not in repr(server_db)
     bad = chdb_http_server.url_with_credentials().replace("s3cret", "wrong")
     with pytest.raises(DatabaseError) as info:

@@ -12,8 +12,9 @@ import pytest
 from faust.transport.consumer import Consumer
 from tests.support.kafka_helpers import by_partition_and_key, keyed_messages, produce, running
 
-from workpulse.broker import EmbeddedBroker, create_topics
-from workpulse.faust_tuning import install_fast_drain, is_installed, uninstall_fast_drain
+from workpulse.dev.broker import EmbeddedBroker
+from workpulse.kafka.admin import create_topics
+from workpulse.worker.faust_tuning import install_fast_drain, is_installed, uninstall_fast_drain
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,7 @@ def test_agent_gets_everything_in_order_with_fast_drain(
     slow_every: int,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import workpulse.faust_tuning as tuning
+    import workpulse.worker.faust_tuning as tuning
 
     slow_path = 0
     resume = tuning._resume
@@ -95,7 +96,7 @@ def test_agent_gets_everything_in_order_with_fast_drain(
 
 
 def test_install_is_a_noop_on_other_faust_versions(monkeypatch: pytest.MonkeyPatch) -> None:
-    import workpulse.faust_tuning as tuning
+    import workpulse.worker.faust_tuning as tuning
 
     original = Consumer.wait_first
     monkeypatch.setattr(tuning, "_faust_version", lambda: "0.99.0")

@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 from tests.support.kafka_helpers import produce
 
-from workpulse.app import EMBEDDED_SESSION_TIMEOUT_S
-from workpulse.broker import EmbeddedBroker, create_topics
-from workpulse.clickhouse import Database, EmbeddedDatabase, apply_schema, connect
+from workpulse.clickhouse import Database, apply_schema, connect, open_embedded
 from workpulse.config import Settings
-from workpulse.generator import Workload, WorkloadConfig
-from workpulse.runtime import Worker, build_worker
-from workpulse.summary import COUNTS_SQL, RECOUNT_SQL
+from workpulse.dev.broker import EmbeddedBroker
+from workpulse.dev.generator import Workload, WorkloadConfig
+from workpulse.dev.summary import COUNTS_SQL, RECOUNT_SQL
+from workpulse.kafka.admin import create_topics
+from workpulse.worker.app import EMBEDDED_SESSION_TIMEOUT_S
+from workpulse.worker.runtime import Worker, build_worker
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +34,7 @@ def database(
 ) -> Iterator[Database]:
     """The same tests against chDB in-process and a ClickHouse HTTP endpoint."""
     if request.param == "embedded":
-        db: Database = EmbeddedDatabase(tmp_path_factory.mktemp("pipeline") / "chdb")
+        db: Database = open_embedded(tmp_path_factory.mktemp("pipeline") / "chdb")
     else:
         server = request.getfixturevalue("chdb_http_server")
         db = connect(server.url_with_credentials(), tmp_path_factory.mktemp("unused"))

@@ -13,30 +13,17 @@ from typing import Any
 
 import pytest
 
-from workpulse.clickhouse import (
-    Database,
-    DatabaseError,
-    apply_schema,
-    durable_offsets,
-)
+from workpulse.clickhouse import Database, DatabaseError, apply_schema
+from workpulse.model.rows import DEAD_LETTERS, TOPIC_SPIKES, VIDEO_EVENTS
+from workpulse.worker.offsets import durable_offsets
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
 
-VIDEO_COLUMNS = [
-    "event_id", "kind", "video_id", "event_time", "author_id", "author_followers", "lang",
-    "country", "caption", "hashtags", "topics", "matched", "views", "likes", "shares",
-    "comments", "d_views", "d_likes", "d_shares", "d_comments", "taxonomy_version",
-    "ingest_time", "src_topic", "src_partition", "src_offset",
-]  # fmt: skip
-DEAD_COLUMNS = [
-    "received_at", "reason", "detail", "payload", "src_topic", "src_partition", "src_offset", "key",
-]  # fmt: skip
-SPIKE_COLUMNS = [
-    "topic", "window_start", "metric", "observed", "expected", "score", "p_value", "detected_at",
-    "top_videos", "top_hashtags", "languages", "taxonomy_version", "src_topic", "src_partition",
-    "src_offset",
-]  # fmt: skip
+# The row models are the one copy of the worker tables' columns.
+VIDEO_COLUMNS = list(VIDEO_EVENTS.columns)
+DEAD_COLUMNS = list(DEAD_LETTERS.columns)
+SPIKE_COLUMNS = list(TOPIC_SPIKES.columns)
 ALL_TABLES = [
     "video_events", "dead_letters", "topic_spikes", "topic_counts_1m", "topic_counts_1h",
     "topic_counts_1d", "topic_author_first_seen",
@@ -316,7 +303,7 @@ class ClickHouseContract:
         db.insert("video_events", VIDEO_COLUMNS, rows, dedup_token=token())
         elapsed = time.perf_counter() - started
         figures.append(
-            f"{type(db).__name__}: {n:,} video_events rows inserted in {elapsed:.2f} s "
+            f"{type(db.transport).__name__}: {n:,} video_events rows inserted in {elapsed:.2f} s "
             f"= {n / elapsed:,.0f} rows/s (with the materialized views)"
         )
         got = db.query("SELECT count(), uniqExact(event_id) FROM workpulse.video_events").rows

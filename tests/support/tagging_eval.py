@@ -6,7 +6,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from workpulse.tagging import TOPICS, load_tagger
+from tests.support.taggers import shared_tagger
+from workpulse.tagging import TOPICS
 
 EVAL_DIR = Path(__file__).resolve().parents[1] / "data" / "eval"
 """The labelled sets kept in the repository (see its README)."""
@@ -31,7 +32,7 @@ def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
 
 
 def evaluate(rows: list[dict]) -> dict:
-    tagger = load_tagger()
+    tagger = shared_tagger()
     results = tagger.tag_batch([(r["caption"], r["hashtags"], r.get("lang")) for r in rows])
     total = Counter()
     by_lang: dict[str, Counter] = {}

@@ -4,15 +4,15 @@ thresholds: the machine is shared)."""
 from __future__ import annotations
 
 import pytest
+from tests.support.taggers import new_tagger
 
-from workpulse.bench_tagging import run_tagging_bench
-from workpulse.tag_command import BATCH_LINES
-from workpulse.tagging import load_tagger
+from workpulse.dev.bench.tagging import run_tagging_bench
+from workpulse.processing.jsonl_tagging import BATCH_LINES
 
 
 @pytest.fixture(scope="module")
 def report() -> dict:
-    return run_tagging_bench(600, seed=3, repeats=3, tagger=load_tagger())
+    return run_tagging_bench(600, seed=3, repeats=3, tagger=new_tagger())
 
 
 def test_report_names_the_run(report) -> None:
@@ -20,7 +20,7 @@ def test_report_names_the_run(report) -> None:
     assert report["source"] == "generator"
     assert report["work_share"] == 0.35  # the demo's workload
     assert report["machine"]["cpu_count"] >= 1
-    assert report["taxonomy_version"] == load_tagger().version
+    assert report["taxonomy_version"] == new_tagger().version
 
 
 def test_rates_and_ratio_come_from_the_same_paired_runs(report) -> None:
@@ -49,14 +49,14 @@ def test_workload_and_cache_figures(report) -> None:
 
 def test_the_python_engine_can_be_measured(report) -> None:
     """The reference engine's figures: its own caches, the same topics."""
-    python = run_tagging_bench(600, seed=3, repeats=1, tagger=load_tagger(engine="python"))
+    python = run_tagging_bench(600, seed=3, repeats=1, tagger=new_tagger(engine="python"))
     assert python["engine"] == "python"
     assert set(python["cold_pass_cache_hit_rates"]) == {"normalised", "result", "tags", "word"}
     assert python["events_with_topics"] == report["events_with_topics"]
 
 
 def test_work_share_changes_the_workload() -> None:
-    few = run_tagging_bench(600, seed=3, repeats=1, tagger=load_tagger(), work_share=0.0)
+    few = run_tagging_bench(600, seed=3, repeats=1, tagger=new_tagger(), work_share=0.0)
     assert few["work_share"] == 0.0
     assert few["events_with_topics"] < few["publish_events"] * 0.1
 
@@ -64,8 +64,8 @@ def test_work_share_changes_the_workload() -> None:
 def test_batch_is_workpulse_tags_unless_given(report) -> None:
     """The tag pass calls tag_batch as `workpulse tag` does; --batch changes it."""
     assert report["batch"] == BATCH_LINES
-    other = run_tagging_bench(600, seed=3, repeats=1, tagger=load_tagger(), batch=1000)
+    other = run_tagging_bench(600, seed=3, repeats=1, tagger=new_tagger(), batch=1000)
     assert other["batch"] == 1000
     assert other["events_with_topics"] == report["events_with_topics"]
     with pytest.raises(ValueError, match="batch"):
-        run_tagging_bench(600, repeats=1, tagger=load_tagger(), batch=0)
+        run_tagging_bench(600, repeats=1, tagger=new_tagger(), batch=0)

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from workpulse.clickhouse import split_statements
-from workpulse.clickhouse.schema import default_schema_dir, schema_files
+from workpulse.clickhouse import schema_files, split_statements
+from workpulse.model.rows import WORKER_TABLES
+from workpulse.resources import ddl_dir
 
-SCHEMA = default_schema_dir()
-CLUSTER = SCHEMA / "cluster"
+SCHEMA = ddl_dir()
+CLUSTER = ddl_dir(cluster=True)
 _TABLE = re.compile(
     r"CREATE TABLE IF NOT EXISTS workpulse\.(\w+)(?: ON CLUSTER '\{cluster\}')?\s*"
     r"\((.*?)\)\s*ENGINE",
@@ -26,8 +27,7 @@ _OBJECT = re.compile(
 
 def statements(directory: Path) -> list[str]:
     out: list[str] = []
-    for path in schema_files(directory.parent if directory == CLUSTER else directory,
-                             cluster=directory == CLUSTER):  # fmt: skip
+    for path in schema_files(cluster=directory == CLUSTER):
         out += split_statements(path.read_text(encoding="utf-8"))
     return out
 
@@ -59,14 +59,14 @@ def objects(directory: Path) -> set[tuple[str, str]]:
 
 
 def test_files_are_numbered_and_ordered() -> None:
-    names = [p.name for p in schema_files(SCHEMA)]
+    names = [p.name for p in schema_files()]
     assert names[0] == "001_database.sql"
     assert names == sorted(names)
     assert len({n.split("_", 1)[0] for n in names}) == len(names)
     for expected in ("010_video_events.sql", "020_dead_letters.sql", "030_topic_spikes.sql",
                      "040_topic_counts_1m.sql", "050_rollups.sql", "060_authors.sql"):  # fmt: skip
         assert expected in names
-    assert [p.name for p in schema_files(SCHEMA, cluster=True)] == names
+    assert [p.name for p in schema_files(cluster=True)] == names
 
 
 @pytest.mark.parametrize("directory", [SCHEMA, CLUSTER], ids=["single", "cluster"])
@@ -164,3 +164,14 @@ def test_split_statements_ignores_semicolons_in_comments_and_strings() -> None:
         "SELECT 'it''s; fine', \"q;q\"",
         "SELECT 3",
     ]
+
+
+@pytest.mark.parametrize("model", WORKER_TABLES, ids=lambda m: m.name)
+@pytest.mark.parametrize("directory", [SCHEMA, CLUSTER], ids=["single", "cluster"])
+def test_row_models_are_the_ddl_columns(model: object, directory: Path) -> None:
+    """Each worker table's row model has the DDL's columns, types and order (the running
+    engine's DESCRIBE TABLE is compared in tests/integration/test_clickhouse_embedded.py)."""
+    from workpulse.model.rows import TableModel
+
+    assert isinstance(model, TableModel)
+    assert columns(directory)[model.name] == list(zip(model.columns, model.types, strict=True))

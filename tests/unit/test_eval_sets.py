@@ -47,7 +47,7 @@ def test_eval_set_quality(name: str, figures: list[str]) -> None:
 def test_generator_labels_agree(figures: list[str]) -> None:
     """The demo's workload labels its videos from TAXONOMY.md too; the tagger must agree
     (the demo's counts and spikes are counts of tagged topics)."""
-    from workpulse.generator import Workload, WorkloadConfig
+    from workpulse.dev.generator import Workload, WorkloadConfig
 
     rows = [
         {

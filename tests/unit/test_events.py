@@ -5,10 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from workpulse.events import (
-    REASONS,
-    Event,
-    Rejection,
+from workpulse.model.event import REASONS, Event, Rejection
+from workpulse.processing.contract import (
     decode_event,
     kind_schema,
     load_schema,

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from workpulse.app import (
+from workpulse.config import Settings
+from workpulse.dev.demo import embedded_worker_settings
+from workpulse.worker.app import (
     CLUSTER_SESSION_TIMEOUT_S,
     EMBEDDED_SESSION_TIMEOUT_S,
     faust_settings,
     session_timeout_s,
 )
-from workpulse.config import Settings
-from workpulse.demo import embedded_worker_settings
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from workpulse.generator import (
+from workpulse.dev.generator import (
     BAD_KINDS,
     TOPIC_TAGS,
     TOPICS,

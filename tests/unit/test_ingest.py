@@ -7,17 +7,12 @@ from collections.abc import Sequence
 import orjson
 import pytest
 
-from workpulse.ingest import (
-    ALREADY_PUBLISHED,
-    DEAD_LETTER_COLUMNS,
-    VIDEO_COLUMNS,
-    BatchOutput,
-    BatchProcessor,
-    Message,
-    normalise_lang,
-)
-from workpulse.tagging import TagResult
-from workpulse.video_state import VideoState
+from workpulse.model.event import ALREADY_PUBLISHED
+from workpulse.model.message import Message
+from workpulse.model.rows import DEAD_LETTERS, VIDEO_EVENTS
+from workpulse.model.state import VideoState
+from workpulse.processing.ingest import BatchOutput, BatchProcessor
+from workpulse.tagging import TagResult, video_lang
 
 
 class KeywordTagger:
@@ -72,7 +67,7 @@ def run(
 
 
 def col(row: tuple, name: str) -> object:
-    return row[VIDEO_COLUMNS.index(name)]
+    return row[VIDEO_EVENTS.index(name)]
 
 
 def test_publish_then_stats_deltas_and_topics() -> None:
@@ -126,7 +121,7 @@ def test_second_publish_of_a_video_is_dead_lettered() -> None:
 def test_dead_letters_keep_payload_and_source(payload: bytes, reason: str) -> None:
     out = run(messages(publish("e1", "v1"), payload))
     assert len(out.dead_rows) == 1
-    row = dict(zip(DEAD_LETTER_COLUMNS, out.dead_rows[0], strict=True))
+    row = dict(zip(DEAD_LETTERS.columns, out.dead_rows[0], strict=True))
     assert row["reason"] == reason and row["payload"] == payload
     assert (row["src_topic"], row["src_partition"], row["src_offset"]) == ("in", 0, 1)
     assert out.rejections == {reason: 1}
@@ -164,7 +159,11 @@ def test_stats_rows_carry_video_language_and_author() -> None:
         (None, "استقلت من وظيفتي", "ar"),
         (None, "hello", "und"),
         ("pt_BR", "", "pt"),
+        # the tagger's guess (one language guess for tagging and storage)
+        (None, "Je quitte mon travail, c'est la fin", "fr"),
+        (None, "I quit my job and it was the best day", "en"),
+        ("", "I quit my job and it was the best day", "en"),
     ],
 )
-def test_normalise_lang(lang: str | None, caption: str, expected: str) -> None:
-    assert normalise_lang(lang, caption) == expected
+def test_video_lang(lang: str | None, caption: str, expected: str) -> None:
+    assert video_lang(lang, caption) == expected

@@ -36,7 +36,7 @@ def test_design_metrics_exist(name: str) -> None:
 
 
 def test_names_use_prefix_and_base_units() -> None:
-    for family in Metrics(CollectorRegistry()).registry.collect():
+    for family in Metrics(CollectorRegistry(), runtime_collectors=False).registry.collect():
         assert family.name.startswith("workpulse_")
         assert not any(u in family.name for u in ("_ms", "_milliseconds", "_minutes"))
         if family.type == "histogram" and "seconds" not in family.name:
@@ -53,3 +53,9 @@ def test_fresh_registries_are_independent() -> None:
         is None
     )
     assert b"workpulse_events_total" in generate_latest(a.registry)
+
+
+def test_process_and_gc_collectors_are_on_the_injected_registry() -> None:
+    names = metric_names(Metrics(CollectorRegistry()).registry)
+    assert {"process_cpu_seconds_total", "process_resident_memory_bytes"} <= names
+    assert {"python_gc_collections_total", "python_info"} <= names

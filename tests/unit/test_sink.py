@@ -10,7 +10,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from workpulse.metrics import Metrics
-from workpulse.sink import Sink, batch_token
+from workpulse.model.rows import TableModel
+from workpulse.sinks.clickhouse import Sink, batch_token
+
+TABLE = TableModel("t", tuple, ("a",), ("UInt8",))
 
 
 class FlakyDatabase:
@@ -27,6 +30,7 @@ class FlakyDatabase:
         columns: Sequence[str],
         rows: Sequence[Sequence[Any]],
         dedup_token: str | None = None,
+        types: Sequence[str] | None = None,
     ) -> None:
         self.attempts.append(dedup_token)
         if len(self.attempts) <= self.failures:
@@ -45,7 +49,7 @@ def test_write_retries_until_durable(failures: int) -> None:
 
     sink = Sink(db, metrics, retry_max_s=1.0, sleep=fake_sleep)  # type: ignore[arg-type]
     try:
-        asyncio.run(sink.write("t", ["a"], [(1,), (2,)], "tok"))
+        asyncio.run(sink.write(TABLE, [(1,), (2,)], "tok"))
     finally:
         sink.close()
     assert db.rows == [(1,), (2,)]

@@ -9,7 +9,7 @@ import random
 import orjson
 import pytest
 
-from workpulse.spikes import (
+from workpulse.processing.spikes import (
     Spike,
     SpikeDetector,
     SpikeDetectorConfig,

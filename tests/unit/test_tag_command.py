@@ -7,14 +7,14 @@ import json
 
 import orjson
 import pytest
+from tests.support.taggers import shared_tagger
 
-from workpulse.tag_command import BATCH_LINES, run_tag
-from workpulse.tagging import load_tagger
+from workpulse.processing.jsonl_tagging import BATCH_LINES, run_tag
 
 
 @pytest.fixture(scope="module")
 def tagger():
-    return load_tagger()
+    return shared_tagger()
 
 
 def publish(i: int, caption: str, hashtags: list[str] | None = None, **extra) -> dict:

@@ -14,10 +14,11 @@ import random
 import ahocorasick
 import orjson
 import pytest
+from tests.support.taggers import new_tagger
 from tests.support.tagging_eval import eval_rows
 
-from workpulse.bench_tagging import _events
-from workpulse.tagging import Tagger, TagResult, _engine, load_tagger
+from workpulse.dev.bench.tagging import _events
+from workpulse.tagging import Tagger, TagResult, _engine
 from workpulse.tagging import tagger as tagger_module
 
 Item = tuple[str, tuple[str, ...], str | None]
@@ -25,7 +26,7 @@ Item = tuple[str, tuple[str, ...], str | None]
 
 @pytest.fixture(scope="module")
 def compiled() -> Tagger:
-    tagger = load_tagger()
+    tagger = new_tagger()
     assert tagger.engine == "compiled"
     return tagger
 
@@ -84,7 +85,7 @@ def test_same_results_on_joined_captions_one_at_a_time(python: Tagger) -> None:
         items.append(
             (a["caption"] + sep + b["caption"], (*a["hashtags"], *b["hashtags"][:1]), lang)
         )
-    cold = load_tagger()
+    cold = new_tagger()
     got = _as_data([cold.tag(*item) for item in items])
     want = _as_data([python.tag(*item) for item in items])
     differ = [(i, g, w) for i, g, w in zip(items, got, want, strict=True) if g != w]

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from tests.support.taggers import shared_tagger
 
-from workpulse.tagging import load_tagger
 from workpulse.tagging.lexicon import Morphology, expand
 from workpulse.tagging.normalise import fold, normalise, split_hashtag
 
 
 @pytest.fixture(scope="module")
 def tagger():
-    return load_tagger()
+    return shared_tagger()
 
 
 @pytest.mark.parametrize(

@@ -187,9 +187,9 @@ def test_reload_does_not_block_the_caller(lexdir: Path, monkeypatch) -> None:
     gate = threading.Event()
     real = reload_mod.load_tagger
 
-    def slow(path):
+    def slow(path, **kwargs):
         gate.wait(30)
-        return real(path)
+        return real(path, **kwargs)
 
     clock = FakeClock()
     reloader = TaggerReloader(lexdir, interval_s=1, clock=clock)

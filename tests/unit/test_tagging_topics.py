@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from tests.support.taggers import new_tagger, shared_tagger
 
-from workpulse.tagging import TOPICS, TagResult, load_tagger
+from workpulse.tagging import TOPICS, TagResult
 from workpulse.tagging.lexicon import CondRule, _effective
 
 
 @pytest.fixture(scope="module")
 def tagger():
-    return load_tagger()
+    return shared_tagger()
 
 
 def test_topics_constant() -> None:
@@ -316,7 +317,7 @@ def test_tag_batch_equals_tag(tagger) -> None:
         ("Strike a pose", ["fashion"], "en"),
         ("I quit my job", ["QuitMyJob"], "en"),  # repeated input (cache)
     ]
-    fresh = load_tagger()
+    fresh = new_tagger()
     assert fresh.tag_batch(items) == [tagger.tag(c, h, lang) for c, h, lang in items]
     assert tagger.tag_batch([]) == []
 
@@ -374,7 +375,7 @@ def test_matched_is_not_redundant(tagger, caption, hashtags, lang, expected) -> 
 def test_caption_and_hashtags_are_scanned_apart(tagger, caption, hashtags, topics) -> None:
     """Captions and hashtag zones are scanned separately; a video is skipped only when
     neither can give a hit. Each case, in a batch and alone, on a cold tagger."""
-    fresh = load_tagger()
+    fresh = new_tagger()
     alone = fresh.tag(caption, hashtags, "en")
     fresh.clear_caches()
     batch = fresh.tag_batch([("nothing to see", [], "en"), (caption, hashtags, "en")])[1]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from workpulse.video_state import RECENT_IDS, VideoState
+from workpulse.model.state import RECENT_IDS, VideoState
 
 
 @pytest.mark.parametrize(

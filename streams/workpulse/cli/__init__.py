@@ -1,0 +1,56 @@
+"""The `workpulse` command line: one module per verb, assembled here.
+
+Every verb reads its settings through `options.settings_from` (flags, then WORKPULSE_*
+variables, then defaults). Errors a person sees are one line; WORKPULSE_DEBUG=1 shows
+the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from workpulse import __version__
+from workpulse.cli import bench, demo, init_db, produce, query, tag, worker
+from workpulse.cli.options import UserError
+
+__all__ = ["UserError", "main", "run"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="workpulse")
+def main() -> None:
+    """workpulse: watch a short-video stream for work topics (#QuitMyJob, layoffs,
+    salary, burnout, strikes…), count them per minute, detect viral spikes.
+
+    Start with `workpulse demo`. Every option can also be set with the
+    WORKPULSE_* variable shown in each command's --help.
+    """
+
+
+for module in (demo, worker, produce, tag, query, init_db, bench):
+    main.add_command(module.command)
+
+
+def run() -> None:
+    """Entry point with one-line errors."""
+    try:
+        main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:
+        if os.environ.get("WORKPULSE_DEBUG"):
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        click.echo(f"workpulse: error: {message} (WORKPULSE_DEBUG=1 shows the traceback)", err=True)
+        sys.exit(1)

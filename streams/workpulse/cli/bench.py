@@ -1,0 +1,68 @@
+"""`workpulse bench …`: the benchmarks; each prints one JSON line."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import orjson
+
+from workpulse.cli.options import UserError
+
+
+@click.group("bench")
+def command() -> None:
+    """Benchmarks; each prints one JSON line with medians and a same-run baseline."""
+
+
+@command.command("tagging")
+@click.option("--events", type=click.IntRange(min=100), default=50_000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--work-share",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Share of published videos (outside the viral wave) that are about work "
+    "[default: the demo workload's, 0.35]; a platform's whole stream has far fewer.",
+)
+@click.option(
+    "--engine",
+    # tagging.ENGINES, written out so that the CLI starts without importing the tagger
+    type=click.Choice(["compiled", "python"]),
+    default=None,
+    help="Tagging engine [default: the compiled one when it is built]; both give the same "
+    "results, the Python one is the reference.",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Events per tag_batch call [default: `workpulse tag`'s, 100]; larger batches "
+    "evict the tagger's tables from the CPU caches.",
+)
+def bench_tagging(
+    events: int, seed: int, work_share: float | None, engine: str | None, batch: int | None
+) -> None:
+    """Decode + tag + encode vs plain orjson decode + encode of the same events.
+
+    Prints one JSON line: the median rates of 7 paired passes (decode, then tag with
+    emptied caches), `ratio` (median of the pair ratios; the target is 0.5), the cost
+    per event of decoding, of the pass around the tagger and of the tagger per publish
+    event, the engine, cache hit rates, how many events got a topic, and the machine.
+    """
+    from workpulse.dev.bench.tagging import run_tagging_bench
+    from workpulse.dev.generator import WORK_SHARE
+    from workpulse.processing.jsonl_tagging import BATCH_LINES
+
+    share = WORK_SHARE if work_share is None else work_share
+    try:
+        result = run_tagging_bench(
+            events,
+            seed=seed,
+            work_share=share,
+            engine=engine,
+            batch=BATCH_LINES if batch is None else batch,
+        )
+    except RuntimeError as exc:  # the compiled engine was asked for but is not built
+        raise UserError(str(exc)) from None
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")

@@ -1,0 +1,68 @@
+"""`workpulse produce`: send a JSONL file or the synthetic workload to Kafka."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from workpulse.cli.options import KAFKA, UserError, settings_from, settings_options
+
+
+@click.command("produce")
+@click.argument(
+    "file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--events",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Generator: messages to send.",
+)
+@click.option("--seed", type=int, default=7, show_default=True, help="Generator seed.")
+@click.option(
+    "--bad-fraction",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="Generator: share of malformed messages.",
+)
+@settings_options(*KAFKA, "input_topic")
+def command(file: Path | None, events: int, seed: int, bad_fraction: float, **kwargs: Any) -> None:
+    """Send events to Kafka: FILE (JSONL, one message per line) or the synthetic generator."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from workpulse.kafka.producer import RawMessage, count_lines, file_messages, send_messages
+    from workpulse.kafka.settings import connection
+
+    settings = settings_from(kwargs)
+    if not settings.kafka_bootstrap:
+        raise UserError("no Kafka: set --kafka-bootstrap or WORKPULSE_KAFKA_BOOTSTRAP")
+    messages: Iterator[RawMessage]
+    if file is not None:
+        total = count_lines(file)
+        messages = file_messages(file)
+    else:
+        from workpulse.dev.generator import Workload, WorkloadConfig
+
+        total = events
+        config = WorkloadConfig(seed=seed, bad_fraction=bad_fraction)
+        messages = Workload(config).messages(events)
+    columns = (TextColumn("producing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task("produce", total=total)
+        sent = send_messages(
+            connection(settings),
+            settings.input_topic,
+            messages,
+            lambda n: bar.update(task, completed=n),
+        )
+    click.echo(f"sent {sent:,} messages to {settings.input_topic}", err=True)

@@ -1,0 +1,73 @@
+"""`workpulse query`: run SQL on the configured ClickHouse and print the result."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from typing import Any
+
+import click
+import orjson
+
+from workpulse.cli.options import CLICKHOUSE, UserError, settings_from, settings_options
+
+FORMATS = ("table", "csv", "json", "jsonl")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+@click.command("query")
+@click.argument("sql")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@settings_options(*CLICKHOUSE)
+def command(sql: str, fmt: str, **kwargs: Any) -> None:
+    """Run SQL on the configured ClickHouse (embedded chDB by default) and print it.
+
+    Tables live in the `workpulse` database, e.g.
+    workpulse query "SELECT topic, sum(videos) FROM workpulse.topic_counts_1m GROUP BY topic"
+    """
+    from workpulse.clickhouse import DatabaseError, connect
+
+    settings = settings_from(kwargs)
+    db = connect(settings.clickhouse_url_value, settings.data_dir)
+    try:
+        result = db.query(sql)
+    except DatabaseError as exc:
+        if "UNKNOWN_DATABASE" in str(exc):
+            raise UserError(
+                "no workpulse database here: run `workpulse init-db` (or `workpulse demo`) first"
+            ) from None
+        raise
+    finally:
+        db.close()
+    cols, rows = result.column_names, result.rows
+    out = sys.stdout
+    if fmt == "csv":
+        writer = csv.writer(out)
+        writer.writerow(cols)
+        writer.writerows([[_jsonable(v) for v in r] for r in rows])
+    elif fmt in ("json", "jsonl"):
+        objs = [dict(zip(cols, (_jsonable(v) for v in r), strict=True)) for r in rows]
+        opts = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+        if fmt == "json":
+            out.write(
+                orjson.dumps(objs, default=str, option=opts | orjson.OPT_INDENT_2).decode() + "\n"
+            )
+        else:
+            for obj in objs:
+                out.write(orjson.dumps(obj, default=str, option=opts).decode() + "\n")
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(show_edge=False)
+        for c in cols:
+            table.add_column(c)
+        for r in rows:
+            table.add_row(*(str(_jsonable(v)) for v in r))
+        Console().print(table)
+        click.echo(f"{len(rows)} row{'s' if len(rows) != 1 else ''}", err=True)

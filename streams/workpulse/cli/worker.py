@@ -1,0 +1,70 @@
+"""`workpulse worker`: a production worker against the configured Kafka and ClickHouse."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import click
+
+from workpulse.cli.logs import setup_logging
+from workpulse.cli.options import (
+    CLICKHOUSE,
+    KAFKA,
+    LEXICON,
+    SPIKES,
+    UserError,
+    settings_from,
+    settings_options,
+)
+
+
+@click.command("worker")
+@settings_options(
+    *KAFKA,
+    *CLICKHOUSE,
+    "input_topic",
+    "dlq_topic",
+    "spikes_topic",
+    "app_id",
+    "kafka_session_timeout_s",
+    "partitions",
+    "metrics_host",
+    "metrics_port",
+    "batch_size",
+    "batch_timeout_s",
+    "window_grace_s",
+    "max_message_bytes",
+    "sink_retry_max_s",
+    "schemas_dir",
+    *LEXICON,
+    "lexicon_reload_s",
+    *SPIKES,
+    "log_level",
+)
+def command(**kwargs: Any) -> None:
+    """Run a production worker against the configured Kafka and ClickHouse.
+
+    Run more workers with the same --app-id to share the partitions. Offsets are
+    committed only after rows are durable in ClickHouse; SIGTERM stops cleanly.
+    """
+    from workpulse.clickhouse import connect
+    from workpulse.worker.runtime import build_worker, install_stop_signals, run_async, run_until
+
+    settings = settings_from(kwargs)
+    setup_logging(settings.log_level)
+    if not settings.kafka_bootstrap:
+        raise UserError("no Kafka: set --kafka-bootstrap or WORKPULSE_KAFKA_BOOTSTRAP")
+    db = connect(settings.clickhouse_url_value, settings.data_dir)
+
+    async def run() -> None:
+        w = build_worker(settings, settings.kafka_bootstrap or "", db)
+        click.echo(f"workpulse worker {settings.app_id}: metrics on {w.metrics_url}", err=True)
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await run_until(w, stop)
+
+    try:
+        run_async(run())
+    finally:
+        db.close()

@@ -1,0 +1,55 @@
+"""The ClickHouse layer: one client (`ClickHouse`) over two transports (chDB in-process,
+a server over HTTP), and the schema migrations. See docs/clickhouse.md and
+schemas/clickhouse/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workpulse.clickhouse.client import (
+    DATABASE,
+    INSERT_SETTINGS,
+    ClickHouse,
+    Database,
+    DatabaseError,
+    QueryResult,
+)
+from workpulse.clickhouse.migrations import apply_schema, schema_files, split_statements
+from workpulse.clickhouse.transports import ChdbTransport, HttpTransport
+
+__all__ = [
+    "DATABASE",
+    "INSERT_SETTINGS",
+    "ChdbTransport",
+    "ClickHouse",
+    "Database",
+    "DatabaseError",
+    "HttpTransport",
+    "QueryResult",
+    "apply_schema",
+    "connect",
+    "open_embedded",
+    "open_server",
+    "schema_files",
+    "split_statements",
+]
+
+
+def open_embedded(path: Path | str) -> ClickHouse:
+    """chDB persisted under `path` (one per process)."""
+    return ClickHouse(ChdbTransport(path))
+
+
+def open_server(url: str) -> ClickHouse:
+    """A server: http(s)://user:password@host:port/database."""
+    transport = HttpTransport.from_url(url)
+    return ClickHouse(transport, transport.database)
+
+
+def connect(url: str | None, data_dir: Path) -> ClickHouse:
+    """None -> embedded chDB at data_dir/"chdb"; http(s)://user:pass@host:port/db -> server."""
+    if url is None or url == "":
+        return open_embedded(Path(data_dir) / "chdb")
+    if url.startswith(("http://", "https://")):
+        return open_server(url)
+    raise DatabaseError("ClickHouse URL must start with http:// or https:// (or be unset)")

@@ -1,0 +1,136 @@
+"""The two transports of `ClickHouse`: chDB in this process, or a server over HTTP(S).
+
+Each opens a clickhouse-connect client and knows how to name itself without secrets.
+
+chDB hosts ONE engine per process, bound to one data path: opening a second path while
+the first is open fails inside chDB, and two owners of one path would fight over session
+state. `ChdbTransport` therefore allows one open instance per process (a module-level
+registry guards it): share that `ClickHouse`, or close it before opening another. Tests
+that need a second engine run it in a subprocess (the HTTP test server does).
+
+For a server, the password is held only by the clickhouse-connect client: it is never
+logged, printed or part of repr() or error messages.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from workpulse.clickhouse.client import DATABASE, DatabaseError, clean_error
+
+_REGISTRY_LOCK = threading.Lock()
+_OPEN: dict[str, ChdbTransport] = {}
+
+EMBEDDED_EXTRA = "pip install 'workpulse[embedded]'"
+
+
+class ChdbTransport:
+    """chDB (the ClickHouse engine in-process) persisted under `path`."""
+
+    def __init__(self, path: Path | str) -> None:
+        try:
+            import chdb  # noqa: F401  - only to say clearly what is missing
+        except ImportError:
+            raise DatabaseError(
+                f"embedded ClickHouse (chDB) is not installed: {EMBEDDED_EXTRA}, "
+                "or set WORKPULSE_CLICKHOUSE_URL to a ClickHouse server"
+            ) from None
+        import clickhouse_connect
+
+        Path(path).mkdir(parents=True, exist_ok=True)
+        self.path = os.path.realpath(path)
+        with _REGISTRY_LOCK:
+            if _OPEN:
+                other = next(iter(_OPEN))
+                if other == self.path:
+                    raise DatabaseError(
+                        f"chDB at {self.path} is already open in this process; "
+                        "share that client instead of opening it twice"
+                    )
+                raise DatabaseError(
+                    f"chDB at {other} is open in this process; chDB hosts one engine "
+                    f"per process, close it before opening {self.path}"
+                )
+            try:
+                self.client: Any = clickhouse_connect.get_client(interface="chdb", path=self.path)
+            except Exception as exc:
+                raise DatabaseError(f"cannot open chDB at {self.path}: {clean_error(exc)}") from exc
+            _OPEN[self.path] = self
+
+    def describe(self) -> str:
+        return f"chDB at {self.path}"
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        finally:
+            with _REGISTRY_LOCK:
+                if _OPEN.get(self.path) is self:
+                    del _OPEN[self.path]
+
+
+_INT_OPTIONS = {"connect_timeout", "send_receive_timeout", "query_retries"}
+
+
+class HttpTransport:
+    """A ClickHouse server (or a cluster's entry point) over HTTP(S)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        username: str = "default",
+        password: str = "",
+        database: str = DATABASE,
+        secure: bool = False,
+        **client_options: Any,
+    ) -> None:
+        import clickhouse_connect
+
+        self.host = host
+        self.port = port or (8443 if secure else 8123)
+        self.username = username
+        self.secure = secure
+        self.database = database
+        try:
+            # Connect without a database: before `init-db` it does not exist yet.
+            self.client: Any = clickhouse_connect.get_client(
+                host=host,
+                port=self.port,
+                username=username,
+                password=password,
+                secure=secure,
+                **client_options,
+            )
+        except Exception as exc:
+            raise DatabaseError(f"cannot connect to {self.describe()}: {clean_error(exc)}") from exc
+
+    @classmethod
+    def from_url(cls, url: str) -> HttpTransport:
+        """http(s)://user:password@host:port/database?connect_timeout=10"""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise DatabaseError("ClickHouse URL must look like http(s)://user:pass@host:port/db")
+        options: dict[str, Any] = {}
+        for key, value in parse_qsl(parts.query):
+            options[key] = int(value) if key in _INT_OPTIONS else value
+        return cls(
+            host=parts.hostname,
+            port=parts.port,
+            username=unquote(parts.username) if parts.username else "default",
+            password=unquote(parts.password) if parts.password else "",
+            database=parts.path.strip("/") or DATABASE,
+            secure=parts.scheme == "https",
+            **options,
+        )
+
+    def describe(self) -> str:
+        scheme = "https" if self.secure else "http"
+        return f"{scheme}://{self.username}@{self.host}:{self.port}/{self.database}"
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,223 @@
+"""`workpulse demo`: the whole pipeline on embedded parts, with live progress.
+
+Starts the embedded broker, the embedded ClickHouse (chDB, reset for the run), the
+worker and its /metrics endpoint; streams the synthetic workload (or replays a
+JSONL file, one raw Kafka message per line); shows progress; ends with a summary
+checked against ClickHouse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from workpulse.clickhouse import Database, apply_schema, connect
+from workpulse.config import Settings
+from workpulse.dev.broker import EmbeddedBroker
+from workpulse.dev.generator import Workload, WorkloadConfig
+from workpulse.dev.summary import Summary, read_summary
+from workpulse.kafka.admin import create_topics
+from workpulse.kafka.producer import RawMessage, count_lines, file_messages
+from workpulse.worker.app import EMBEDDED_SESSION_TIMEOUT_S, deltas_topic_name
+from workpulse.worker.runtime import Worker, build_worker, install_stop_signals
+
+UNBOUNDED = 10**15
+UNBOUNDED_WAVE_AT = 11_000
+UNBOUNDED_WAVE_LENGTH = 4_000
+
+
+@dataclass
+class ProduceState:
+    produced: int = 0
+    total: int | None = None
+    done: bool = False
+    started: float = field(default_factory=time.monotonic)
+
+
+DRAIN_TIMEOUT_S = 60.0
+MAX_IN_FLIGHT = 20_000
+"""The demo's producer stays at most this many messages ahead of the worker, so it
+neither starves the worker (same event loop) nor runs unboundedly ahead."""
+
+
+async def produce(
+    bootstrap: str,
+    topic: str,
+    messages: Iterator[RawMessage],
+    state: ProduceState,
+    stop: asyncio.Event,
+    processed: Callable[[], int],
+) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        linger_ms=10,
+        max_batch_size=256 * 1024,
+        acks="all",
+        max_request_size=2 * 1024 * 1024,
+    )
+    await producer.start()
+    try:
+        pending = []
+        for key, value in messages:
+            if stop.is_set():
+                break
+            pending.append(await producer.send(topic, value=value, key=key))
+            state.produced += 1
+            if len(pending) >= 1000:
+                await asyncio.gather(*pending)
+                pending.clear()
+                await asyncio.sleep(0)
+                while state.produced - processed() > MAX_IN_FLIGHT and not stop.is_set():
+                    await asyncio.sleep(0.05)
+        if pending:
+            await asyncio.gather(*pending)
+        await producer.flush()
+    finally:
+        await producer.stop()
+        state.done = True
+
+
+def progress_view(worker: Worker, state: ProduceState, metrics_url: str | None) -> Group:
+    p = worker.progress
+    elapsed = max(time.monotonic() - state.started, 1e-6)
+    head = Table.grid(padding=(0, 2))
+    total = f"/{state.total:,}" if state.total else ""
+    head.add_row("produced", f"{state.produced:,}{total}")
+    head.add_row("processed", f"{p.processed:,}  ({p.processed / elapsed:,.0f} events/s)")
+    head.add_row(
+        "accepted / dead-lettered / duplicates",
+        f"{p.accepted:,} / {p.rejected:,} / {p.duplicates:,}",
+    )
+    if metrics_url:
+        head.add_row("metrics", metrics_url)
+    topics = Table(title="new videos per topic", show_edge=False)
+    topics.add_column("topic")
+    topics.add_column("videos", justify="right")
+    for topic, n in sorted(p.topic_videos.items(), key=lambda kv: -kv[1]):
+        topics.add_row(topic, f"{n:,}")
+    spikes = Table(title=f"spikes found: {len(p.spikes)}", show_edge=False)
+    spikes.add_column("topic")
+    spikes.add_column("minute (event time)")
+    spikes.add_column("observed / expected", justify="right")
+    for s in p.spikes[-5:]:
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(s.window_start_ms / 1000))
+        spikes.add_row(s.topic, when, f"{s.observed:.0f} / {s.expected:.1f}")
+    return Group(head, topics, spikes)
+
+
+def embedded_worker_settings(settings: Settings, bootstrap: str) -> Settings:
+    """The worker's settings on the embedded broker: its address, and the short group
+    session timeout that makes joining quick there (unless one was configured)."""
+    return settings.replace(
+        kafka_bootstrap=bootstrap,
+        kafka_session_timeout_s=settings.kafka_session_timeout_s or EMBEDDED_SESSION_TIMEOUT_S,
+    )
+
+
+def reset_embedded_database(settings: Settings) -> Database:
+    path = settings.chdb_path
+    if path.exists():
+        shutil.rmtree(path)
+    db = connect(None, settings.data_dir)
+    apply_schema(db, settings.schemas_dir)
+    return db
+
+
+async def run_demo(
+    settings: Settings,
+    console: Console,
+    *,
+    events: int | None,
+    input_path: Path | None,
+    seed: int = 7,
+) -> Summary:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    broker = EmbeddedBroker(log_path=settings.data_dir / "broker.log")
+    db: Database | None = None
+    worker: Worker | None = None
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    try:
+        with console.status("starting the embedded broker and ClickHouse…"):
+            await asyncio.to_thread(broker.start)
+            topics = {
+                settings.input_topic: settings.partitions,
+                settings.dlq_topic: settings.partitions,
+                settings.spikes_topic: 1,
+                deltas_topic_name(settings): settings.partitions,
+            }
+            await asyncio.to_thread(create_topics, broker.bootstrap, topics)
+            db = await asyncio.to_thread(reset_embedded_database, settings)
+            worker = build_worker(
+                embedded_worker_settings(settings, broker.bootstrap), broker.bootstrap, db
+            )
+            await worker.start()
+
+        state = ProduceState()
+        if input_path is not None:
+            state.total = count_lines(input_path)
+            messages: Iterator[RawMessage] = file_messages(input_path)
+        else:
+            state.total = events
+            n = events if events is not None else UNBOUNDED
+            config = WorkloadConfig(seed=seed, bad_fraction=0.01, duplicate_fraction=0.01)
+            if events is None:
+                # Endless stream: the wave still comes after ~an hour of simulated time.
+                config = dataclasses.replace(
+                    config,
+                    wave_start_fraction=UNBOUNDED_WAVE_AT / n,
+                    wave_length_fraction=UNBOUNDED_WAVE_LENGTH / n,
+                )
+            messages = Workload(config).messages(n)
+        producer = asyncio.create_task(
+            produce(
+                broker.bootstrap,
+                settings.input_topic,
+                messages,
+                state,
+                stop,
+                lambda: worker.progress.processed if worker else 0,
+            )
+        )
+
+        with Live(
+            progress_view(worker, state, worker.metrics_url), console=console, refresh_per_second=4
+        ) as live:
+            while not stop.is_set():
+                live.update(progress_view(worker, state, worker.metrics_url))
+                if producer.done() and producer.exception() is not None:
+                    raise producer.exception()  # type: ignore[misc]
+                if state.done and worker.progress.processed >= state.produced:
+                    break
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=0.25)
+            stop.set()
+            await producer
+            # Ctrl-C: no new messages, but those already sent are processed and
+            # persisted before the summary (a few seconds at most).
+            deadline = time.monotonic() + DRAIN_TIMEOUT_S
+            while worker.progress.processed < state.produced and time.monotonic() < deadline:
+                live.update(progress_view(worker, state, worker.metrics_url))
+                await asyncio.sleep(0.25)
+            # The counts agent finishes the last aggregates (and may find a spike in
+            # them): the last frame must agree with the summary below it.
+            await worker.wait_idle()
+            live.update(progress_view(worker, state, worker.metrics_url))
+        return await worker.sink.run(lambda: read_summary(db, worker.progress, state.produced))
+    finally:
+        if worker is not None:
+            await worker.stop()
+        if db is not None:
+            db.close()
+        broker.stop()

@@ -1,0 +1,134 @@
+"""The end-of-run summary, read back from ClickHouse (what analysts will see)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+
+from workpulse.clickhouse import Database
+from workpulse.worker.steps import Progress
+
+
+@dataclass
+class Summary:
+    messages: int
+    accepted_events: int
+    dead_letters: int
+    duplicates: int
+    topics: list[dict[str, Any]] = field(default_factory=list)
+    spikes: list[dict[str, Any]] = field(default_factory=list)
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+    counts_match_recount: bool = False
+
+    @property
+    def accounted(self) -> bool:
+        return self.accepted_events + self.dead_letters + self.duplicates == self.messages
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["accounted"] = self.accounted
+        return out
+
+    def render(self) -> Group:
+        head = Table.grid(padding=(0, 2))
+        ok = "[green]✓[/green]"
+        bad = "[red]✗[/red]"
+        head.add_row(
+            "messages",
+            f"{self.messages:,} = {self.accepted_events:,} accepted + {self.dead_letters:,} "
+            f"dead-lettered + {self.duplicates:,} duplicates {ok if self.accounted else bad}",
+        )
+        head.add_row(
+            "topic_counts_1m = recount of video_events",
+            ok if self.counts_match_recount else bad,
+        )
+        topics = Table(title="top topics (from ClickHouse)")
+        for col in ("topic", "videos", "views", "authors"):
+            topics.add_column(col, justify="left" if col == "topic" else "right")
+        for t in self.topics:
+            topics.add_row(t["topic"], f"{t['videos']:,}", f"{t['views']:,}", f"{t['authors']:,}")
+        spikes = Table(title=f"spikes ({len(self.spikes)})")
+        for col in (
+            "topic",
+            "minute (UTC, event time)",
+            "observed",
+            "expected",
+            "score",
+            "top hashtags",
+        ):
+            spikes.add_column(col)
+        for s in self.spikes[:15]:
+            spikes.add_row(
+                s["topic"],
+                str(s["window_start"])[:16],
+                f"{s['observed']:.0f}",
+                f"{s['expected']:.1f}",
+                f"{s['score']:.1f}",
+                " ".join("#" + h for h in s["top_hashtags"][:3]),
+            )
+        parts: list[Any] = [head, topics, spikes]
+        if self.dead_letter_reasons:
+            dl = Table(title="dead letters by reason")
+            dl.add_column("reason")
+            dl.add_column("messages", justify="right")
+            for reason, n in sorted(self.dead_letter_reasons.items(), key=lambda kv: -kv[1]):
+                dl.add_row(reason, f"{n:,}")
+            parts.append(dl)
+        return Group(*parts)
+
+
+COUNTS_SQL = """
+SELECT topic, sum(videos) AS videos, sum(views) AS views, uniqExactMerge(authors) AS authors
+FROM workpulse.topic_counts_1m GROUP BY topic ORDER BY videos DESC, topic
+"""
+RECOUNT_SQL = """
+SELECT topic, countIf(kind = 'publish') AS videos, sum(d_views) AS views
+FROM workpulse.video_events ARRAY JOIN topics AS topic GROUP BY topic ORDER BY topic
+"""
+SPIKES_SQL = """
+SELECT topic, window_start, observed, expected, score, top_hashtags
+FROM workpulse.topic_spikes ORDER BY window_start, topic
+"""
+
+
+def counts_match_recount(db: Database) -> bool:
+    counts = {r[0]: (int(r[1]), int(r[2])) for r in db.query(COUNTS_SQL).rows}
+    recount = {r[0]: (int(r[1]), int(r[2])) for r in db.query(RECOUNT_SQL).rows}
+    return counts == recount
+
+
+def read_summary(db: Database, progress: Progress, messages: int) -> Summary:
+    accepted = int(db.query("SELECT uniqExact(event_id) FROM workpulse.video_events").rows[0][0])
+    dead = int(db.query("SELECT count() FROM workpulse.dead_letters").rows[0][0])
+    reasons = {
+        str(r[0]): int(r[1])
+        for r in db.query("SELECT reason, count() FROM workpulse.dead_letters GROUP BY reason").rows
+    }
+    topics = [
+        {"topic": r[0], "videos": int(r[1]), "views": int(r[2]), "authors": int(r[3])}
+        for r in db.query(COUNTS_SQL).rows
+    ]
+    spikes = [
+        {
+            "topic": r[0],
+            "window_start": str(r[1]),
+            "observed": float(r[2]),
+            "expected": float(r[3]),
+            "score": float(r[4]),
+            "top_hashtags": list(r[5]),
+        }
+        for r in db.query(SPIKES_SQL).rows
+    ]
+    return Summary(
+        messages=messages,
+        accepted_events=accepted,
+        dead_letters=dead,
+        duplicates=progress.duplicates,
+        topics=topics,
+        spikes=spikes,
+        dead_letter_reasons=reasons,
+        counts_match_recount=counts_match_recount(db),
+    )

@@ -1,0 +1,1 @@
+"""Where the worker's rows go: the ClickHouse sink and its retry policy."""

@@ -1,0 +1,71 @@
+"""What ClickHouse already holds, per source partition: the replay guard.
+
+Every row the worker writes records its source (topic, partition, offset). After a
+(re)assignment the worker asks ClickHouse for the highest source offset stored per
+partition and table; replayed messages up to it rebuild state but are not written again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from workpulse.clickhouse import Database
+from workpulse.model.rows import TableModel
+
+OffsetRange = tuple[str, int, int, int]
+"""(source topic, partition, first offset, last offset)."""
+
+
+def durable_offsets(db: Database, table: str, src_topic: str) -> dict[int, int]:
+    """partition -> highest source offset already stored in `table` for `src_topic`."""
+    res = db.query(
+        f"SELECT src_partition, max(src_offset) FROM {db.qualify(table)} "
+        "WHERE src_topic = {topic:String} GROUP BY src_partition",
+        parameters={"topic": src_topic},
+    )
+    return {int(p): int(o) for p, o in res.rows}
+
+
+class DurableOffsetCache:
+    """Highest source offset already in each ClickHouse table, per partition.
+
+    Looked up once per (table, topic) after each partition assignment and then
+    advanced by the sink's own writes.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._known: dict[tuple[str, str], dict[int, int]] = {}
+
+    def clear(self) -> None:
+        self._known.clear()
+
+    def prefetch(self, tables: Iterable[str], topic: str) -> None:
+        for table in tables:
+            if (table, topic) not in self._known:
+                self._known[(table, topic)] = durable_offsets(self._db, table, topic)
+
+    def get(self, table: str, topic: str, partition: int) -> int:
+        return self._known.get((table, topic), {}).get(partition, -1)
+
+    def advance(self, table: str, ranges: Iterable[OffsetRange]) -> None:
+        for topic, partition, _, last in ranges:
+            known = self._known.setdefault((table, topic), {})
+            known[partition] = max(known.get(partition, -1), last)
+
+
+def offset_ranges(model: TableModel, rows: Sequence[Sequence[Any]]) -> list[OffsetRange]:
+    """(topic, partition, first, last) source offsets covered by rows of `model`."""
+    topic_i = model.source_index
+    spans: dict[tuple[str, int], list[int]] = {}
+    for row in rows:
+        key = (row[topic_i], row[topic_i + 1])
+        offset = row[topic_i + 2]
+        span = spans.get(key)
+        if span is None:
+            spans[key] = [offset, offset]
+        else:
+            span[0] = min(span[0], offset)
+            span[1] = max(span[1], offset)
+    return [(t, p, a, b) for (t, p), (a, b) in spans.items()]
