@@ -7,6 +7,10 @@ the results, whatever the capture mode, so they are in every CI log.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 _FIGURES = pytest.StashKey[list[str]]()
@@ -26,3 +30,19 @@ def pytest_terminal_summary(
         terminalreporter.section("workpulse figures")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Caches (the compiled lexicon) go to a directory of this run, never the user's
+    ~/.cache; CLI subprocesses inherit it."""
+    path = tmp_path_factory.mktemp("cache-home")
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(path)
+    try:
+        yield path
+    finally:
+        if old is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = old
