@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from workpulse.config import Settings, load_settings, redact_url
+from workpulse.config import ConfigError, Settings, load_settings, redact_url
 
 
 def test_defaults() -> None:
@@ -55,3 +55,67 @@ def test_secrets_never_in_redacted_settings() -> None:
     )
     text = repr(s.redacted()) + repr(s)
     assert "hunter2" not in text and "topsecret" not in text
+
+
+@pytest.mark.parametrize(
+    ("environ", "field", "value"),
+    [
+        ({"WORKPULSE_LEXICON_CACHE": "false"}, "lexicon_cache", False),
+        ({"WORKPULSE_LEXICON_CACHE": "0"}, "lexicon_cache", False),
+        ({"WORKPULSE_LEXICON_CACHE": "yes"}, "lexicon_cache", True),
+        ({"WORKPULSE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "kafka_security_protocol", "SASL_SSL"),
+        ({"WORKPULSE_SPIKE_MIN_COUNT": "25"}, "spike_min_count", 25.0),
+        ({"WORKPULSE_LEXICON_RELOAD_S": "0.5"}, "lexicon_reload_s", 0.5),
+        ({"WORKPULSE_SCHEMAS_DIR": "/srv/schemas"}, "schemas_dir", Path("/srv/schemas")),
+    ],
+)
+def test_typed_values(environ: dict[str, str], field: str, value: object) -> None:
+    assert getattr(load_settings(environ=environ), field) == value
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable"),
+    [
+        ({"WORKPULSE_LEXICON_CACHE": "perhaps"}, "WORKPULSE_LEXICON_CACHE"),
+        ({"WORKPULSE_KAFKA_SECURITY_PROTOCOL": "TLS"}, "WORKPULSE_KAFKA_SECURITY_PROTOCOL"),
+        ({"WORKPULSE_BATCH_SIZE": "0"}, "WORKPULSE_BATCH_SIZE"),
+        ({"WORKPULSE_METRICS_PORT": "-1"}, "WORKPULSE_METRICS_PORT"),
+        ({"WORKPULSE_CLICKHOUSE_URL": "ftp://u:pw@h"}, "WORKPULSE_CLICKHOUSE_URL"),
+    ],
+)
+def test_invalid_values_are_one_line_naming_the_variable(
+    environ: dict[str, str], variable: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=environ)
+    message = str(info.value)
+    assert message.startswith(variable) and "\n" not in message
+    assert "pw@" not in message  # a secret is never echoed back
+
+
+def test_flags_win_and_replace_validates() -> None:
+    s = load_settings({"batch_size": 7}, environ={"WORKPULSE_BATCH_SIZE": "500"})
+    assert s.batch_size == 7
+    assert s.replace(batch_size=9).batch_size == 9
+    with pytest.raises(ConfigError, match="WORKPULSE_BATCH_SIZE"):
+        s.replace(batch_size=0)
+
+
+def test_unknown_variables_are_ignored() -> None:
+    assert load_settings(environ={"WORKPULSE_NO_SUCH_THING": "1"}) == load_settings(environ={})
+
+
+def test_lexicon_cache_dir(tmp_path: Path) -> None:
+    assert load_settings(environ={"WORKPULSE_LEXICON_CACHE": "0"}).lexicon_cache_dir is None
+    assert (
+        load_settings(environ={"WORKPULSE_CACHE_DIR": str(tmp_path)}).lexicon_cache_dir == tmp_path
+    )
+
+
+def test_config_does_not_import_click() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, workpulse.config; print('click' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
