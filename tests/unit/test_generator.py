@@ -20,6 +20,7 @@ from workpulse.dev.generator import (
     WorkloadConfig,
     encode,
 )
+from workpulse.model.state import COUNTERS
 
 ALLOWED_FIELDS = {
     "event_id",
@@ -37,7 +38,6 @@ ALLOWED_FIELDS = {
     "shares",
     "comments",
 }
-COUNTERS = ("views", "likes", "shares", "comments")
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 LANG_COUNTRIES = {
     "en": {"US", "GB", "IN", "CA", "AU", "NG", "PH", "ZA", "IE"},

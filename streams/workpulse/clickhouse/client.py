@@ -41,9 +41,6 @@ class QueryResult:
     column_names: list[str]
     rows: list[tuple[Any, ...]] = field(default_factory=list)
 
-    def named(self) -> list[dict[str, Any]]:
-        return [dict(zip(self.column_names, row, strict=True)) for row in self.rows]
-
     def scalar(self) -> Any:
         return self.rows[0][0] if self.rows and self.rows[0] else None
 

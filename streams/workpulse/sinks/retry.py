@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass
 class Backoff:
-    """Delays first, 2·first, 4·first, … up to `cap` seconds; `reset` starts over."""
+    """Delays first, 2·first, 4·first, … up to `cap` seconds."""
 
     first_s: float = 0.2
     cap_s: float = 30.0
@@ -17,6 +17,3 @@ class Backoff:
         delay = self.first_s if self._next is None else self._next
         self._next = min(delay * 2, self.cap_s)
         return min(delay, self.cap_s)
-
-    def reset(self) -> None:
-        self._next = None
