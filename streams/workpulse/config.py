@@ -11,6 +11,7 @@ about the command line.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -64,6 +65,9 @@ class Settings(BaseSettings):
         4, "Partitions of the topics the worker or the embedded broker creates.", ge=1
     )
     app_id: str = _s("workpulse", "Faust application id (= consumer group).", min_length=1)
+    replication_factor: int = _s(
+        1, "Replication factor of the topics the worker creates (3 on a production cluster).", ge=1
+    )
     kafka_session_timeout_s: float | None = _s(
         None,
         "Consumer group session timeout, in seconds. Unset: 2 s in the demo on the "
@@ -107,6 +111,12 @@ class Settings(BaseSettings):
         "WARNING", "Log level of the worker."
     )
 
+    table_store: str = _s(
+        "memory://",
+        "Faust table store: memory:// (rebuilt from its changelog at start) or rocksdb:// "
+        "(on disk under the data directory; needs the rocksdict package).",
+    )
+
     # -- the pipeline -----------------------------------------------------------------
     batch_size: int = _s(2000, "Maximum events per processing and sink batch.", ge=1)
     batch_timeout_s: float = _s(0.5, "Longest wait to fill a batch, in seconds.", gt=0)
@@ -116,6 +126,30 @@ class Settings(BaseSettings):
         ge=0,
     )
     max_message_bytes: int = _s(256 * 1024, "Larger messages are dead-lettered.", ge=1)
+    event_time_min: datetime = _s(
+        datetime(2005, 1, 1, tzinfo=UTC),
+        "Events before this time (RFC 3339) are dead-lettered (bad_event_time).",
+    )
+    event_time_max_ahead_s: float = _s(
+        86_400.0,
+        "Events more than this many seconds ahead of the worker's clock are dead-lettered.",
+        ge=0,
+    )
+    idle_partition_s: float = _s(
+        10.0,
+        "An input partition with nothing to read for this long no longer holds the live "
+        "windows back (see docs/reliability.md).",
+        gt=0,
+    )
+    video_cache_size: int = _s(
+        200_000, "Video states kept in memory (least recently used out; reloaded on demand).", ge=1
+    )
+    video_state_ttl_s: float = _s(
+        86_400.0,
+        "A video state unused for this long leaves memory (its next event reloads it from "
+        "ClickHouse).",
+        gt=0,
+    )
     sink_retry_max_s: float = _s(
         30.0, "Longest pause between ClickHouse retries (backoff doubles up to it).", gt=0
     )

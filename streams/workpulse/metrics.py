@@ -7,6 +7,8 @@ registry, so one scrape of /metrics shows the worker's CPU, memory and GC too.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -49,8 +51,9 @@ class Metrics:
             PlatformCollector(registry=registry)
         self.events = Counter(
             "workpulse_events_total",
-            "Input messages processed, by event kind and outcome "
-            "(accepted, rejected, duplicate, already_persisted).",
+            "Input messages processed, by event kind (publish, stats, invalid) and outcome "
+            "(accepted, rejected, duplicate, replayed: already stored before a crash or "
+            "rebalance).",
             ["kind", "outcome"],
             registry=registry,
         )
@@ -143,6 +146,18 @@ class Metrics:
             "Rows waiting to be written to ClickHouse.",
             registry=registry,
         )
+        self.video_states = Counter(
+            "workpulse_video_states_total",
+            "Video states a batch needed, by where they came from (memory, clickhouse: "
+            "loaded from the stored rows, new: a video with no row yet).",
+            ["source"],
+            registry=registry,
+        )
+        self.video_states_cached = Gauge(
+            "workpulse_video_states_cached",
+            "Video states held in memory.",
+            registry=registry,
+        )
         self.lexicon_reloads = Counter(
             "workpulse_lexicon_reloads_total",
             "Lexicon reload attempts, by result (ok, failed).",
@@ -154,3 +169,33 @@ class Metrics:
             "Taxonomy (lexicon) version in use.",
             registry=registry,
         )
+
+    def initialise(self, topics: Iterable[str], reasons: Iterable[str]) -> None:
+        """Create the children of every known label value, so that the first event is an
+        increase from 0 (`rate()` and `increase()` see nothing of a series born at 1)."""
+        for kind, outcome in OUTCOMES:
+            self.events.labels(kind, outcome)
+        for reason in reasons:
+            self.invalid_events.labels(reason)
+        for topic in topics:
+            for kind in ("publish", "stats"):
+                self.topic_events.labels(topic, kind)
+            self.late_events.labels(topic)
+            self.spikes.labels(topic)
+        for source in ("memory", "clickhouse", "new"):
+            self.video_states.labels(source)
+        for result in ("ok", "failed"):
+            self.lexicon_reloads.labels(result)
+
+
+OUTCOMES: tuple[tuple[str, str], ...] = (
+    ("publish", "accepted"),
+    ("publish", "duplicate"),
+    ("publish", "replayed"),
+    ("stats", "accepted"),
+    ("stats", "duplicate"),
+    ("stats", "replayed"),
+    ("invalid", "rejected"),
+    ("invalid", "replayed"),
+)
+"""Every (kind, outcome) of `workpulse_events_total`."""

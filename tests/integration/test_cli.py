@@ -106,7 +106,7 @@ def test_tag_reads_stdin_and_reports_bad_lines() -> None:
                 "event_id": "1",
                 "kind": "publish",
                 "video_id": "v",
-                "event_time": 0,
+                "event_time": 1_767_225_600_000,
                 "author_id": "a",
                 "caption": "I quit my job today",
             }
@@ -117,7 +117,7 @@ def test_tag_reads_stdin_and_reports_bad_lines() -> None:
                 "event_id": "2",
                 "kind": "publish",
                 "video_id": "w",
-                "event_time": 0,
+                "event_time": 1_767_225_600_000,
                 "author_id": "a",
                 "caption": "Recette facile de crêpes",
             }

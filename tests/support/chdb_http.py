@@ -14,7 +14,8 @@ Exception-Code) and errors as `Code: N. DB::Exception: ...` with HTTP
 
 Limits: responses are never compressed (a server may decline; clickhouse-connect
 copes); no HTTP sessions (session_id is ignored: no temporary tables across
-requests); no progress headers; no external data (multipart); no
+requests); no progress headers; form-encoded bodies carry the query and its
+parameters only (no external data files); no
 `decompress=1` (ClickHouse-framed compression); the Native output has no
 client_protocol_version block header, so clients fall back to protocol 0 (and
 LowCardinality columns arrive as plain columns). One chDB call at a time (a
@@ -267,6 +268,29 @@ class ChdbEngine:
         return b"", fmt, summary
 
 
+def _form_fields(content_type: str, body: bytes) -> dict[str, str] | None:
+    """The fields of a form-encoded request body (multipart/form-data or
+    x-www-form-urlencoded: clickhouse-connect sends large query parameters so), else None."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind == "application/x-www-form-urlencoded":
+        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    if kind != "multipart/form-data":
+        return None
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
+    )
+    fields: dict[str, str] = {}
+    for part in message.iter_parts():  # type: ignore[attr-defined]
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True) or b""
+        if name:
+            fields[str(name)] = payload.decode("utf-8")
+    return fields
+
+
 def _safe(result: Any, attr: str) -> int:
     try:
         return int(getattr(result, attr)())
@@ -352,6 +376,10 @@ class _Handler(BaseHTTPRequestHandler):
                     "Code: 48. DB::Exception: decompress=1 (ClickHouse-framed compression) is "
                     "not supported by chdb_http. (NOT_IMPLEMENTED)",
                 )
+            form = _form_fields(self.headers.get("Content-Type", ""), body)
+            if form is not None:  # the query and its parameters sent as a form (large ones)
+                params.update(form)
+                body = b""
             started = time.perf_counter_ns()
             out, fmt, summary = self.server.engine.execute(params.get("query", ""), body, params)
             summary["elapsed_ns"] = time.perf_counter_ns() - started

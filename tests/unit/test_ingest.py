@@ -1,4 +1,4 @@
-"""Batch processing: rows, dead letters, dedupe, deltas, replay after a crash."""
+"""Batch processing: rows, dead letters, dedupe, deltas, replays, refused rows."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ from collections.abc import Sequence
 import orjson
 import pytest
 
-from workpulse.model.event import ALREADY_PUBLISHED
+from workpulse.model.event import ALREADY_PUBLISHED, CLICKHOUSE_REFUSED
 from workpulse.model.message import Message
 from workpulse.model.rows import DEAD_LETTERS, VIDEO_EVENTS
 from workpulse.model.state import VideoState
-from workpulse.processing.ingest import BatchOutput, BatchProcessor
+from workpulse.processing.ingest import BatchOutput, BatchProcessor, video_ids
 from workpulse.tagging import TagResult, video_lang
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+NOW = T0 + 3_600_000
 
 
 class KeywordTagger:
@@ -31,7 +34,7 @@ class KeywordTagger:
 
 
 def publish(
-    eid: str, vid: str, caption: str = "I quit my job", t: int = 60_000, **kw: object
+    eid: str, vid: str, caption: str = "I quit my job", t: int = T0 + 60_000, **kw: object
 ) -> dict:
     return {
         "event_id": eid,
@@ -44,7 +47,7 @@ def publish(
     }
 
 
-def stats(eid: str, vid: str, views: int, t: int = 120_000) -> dict:
+def stats(eid: str, vid: str, views: int, t: int = T0 + 120_000) -> dict:
     return {"event_id": eid, "kind": "stats", "video_id": vid, "event_time": t, "views": views}
 
 
@@ -55,15 +58,23 @@ def messages(*payloads: dict | bytes, partition: int = 0) -> list[Message]:
     ]
 
 
+PROCESSOR = BatchProcessor(lambda: KeywordTagger(), 1024)  # type: ignore[arg-type,return-value]
+
+
 def run(
     msgs: list[Message],
     states: dict[str, VideoState] | None = None,
     durable: dict[tuple[str, int], int] | None = None,
+    **kwargs: object,
 ) -> BatchOutput:
-    states = states or {}
-    durable = durable or {}
-    proc = BatchProcessor(lambda: KeywordTagger(), 1024)  # type: ignore[arg-type,return-value]
-    return proc.process(msgs, states.get, lambda table, _t, p: durable.get((table, p), -1), 0)
+    stored = durable or {}
+    return PROCESSOR.process(
+        msgs,
+        states or {},
+        lambda table, _t, p: stored.get((table, p), -1),
+        NOW,
+        **kwargs,  # type: ignore[arg-type]
+    )
 
 
 def col(row: tuple, name: str) -> object:
@@ -78,9 +89,8 @@ def test_publish_then_stats_deltas_and_topics() -> None:
     assert col(out.video_rows[2], "views") == 40
     assert out.states["v1"][1].views == 40
     assert out.outcomes == {("publish", "accepted"): 1, ("stats", "accepted"): 2}
-    minute = out.topic_minutes["resignation"]
-    assert minute[60_000].videos == 1 and minute[60_000].views == 10
-    assert minute[120_000].views == 30
+    assert out.topic_events == {("resignation", "publish"): 1, ("resignation", "stats"): 2}
+    assert out.watermarks == {("in", 0): T0 + 120_000}
 
 
 @pytest.mark.parametrize(
@@ -106,7 +116,7 @@ def test_duplicate_across_batches_uses_state() -> None:
 def test_second_publish_of_a_video_is_dead_lettered() -> None:
     out = run(messages(publish("e1", "v1"), publish("e2", "v1")))
     assert len(out.video_rows) == 1
-    assert [r[1] for r in out.dead_rows] == [ALREADY_PUBLISHED]
+    assert [r.reason for r in out.dead_rows] == [ALREADY_PUBLISHED]
 
 
 @pytest.mark.parametrize(
@@ -116,8 +126,11 @@ def test_second_publish_of_a_video_is_dead_lettered() -> None:
         (b"\xff", "invalid_utf8"),
         (b"x" * 2000, "oversized"),
         (orjson.dumps({"kind": "stats"}), "missing_field"),
+        (orjson.dumps(stats("e9", "v1", 1, t=60_000)), "bad_event_time"),
+        (b'{"event_id":"e","kind":"stats","video_id":"v","event_time":1767225600000,'
+         b'"views":18446744073709551621}', "invalid_value"),
     ],
-)
+)  # fmt: skip
 def test_dead_letters_keep_payload_and_source(payload: bytes, reason: str) -> None:
     out = run(messages(publish("e1", "v1"), payload))
     assert len(out.dead_rows) == 1
@@ -125,24 +138,60 @@ def test_dead_letters_keep_payload_and_source(payload: bytes, reason: str) -> No
     assert row["reason"] == reason and row["payload"] == payload
     assert (row["src_topic"], row["src_partition"], row["src_offset"]) == ("in", 0, 1)
     assert out.rejections == {reason: 1}
+    assert [(m.offset, r.reason) for m, r in out.dlq] == [(1, reason)]
     assert out.processed == 2
 
 
 def test_stats_of_unknown_video_count_for_no_topic() -> None:
     out = run(messages(stats("e1", "v9", 50)))
     assert col(out.video_rows[0], "topics") == [] and col(out.video_rows[0], "d_views") == 50
-    assert out.topic_minutes == {}
+    assert out.topic_events == {}
 
 
-def test_replay_after_crash_writes_nothing_twice_and_keeps_deltas_right() -> None:
-    """Rows up to offset 1 are already in ClickHouse but the state table lost the
-    update: the replay rebuilds the state and writes only offset 2."""
+def test_replay_writes_nothing_twice_and_keeps_deltas_right() -> None:
+    """Rows up to offset 1 are already in ClickHouse; the state the worker loads from
+    ClickHouse includes them: the replay writes only offset 2, with the right delta."""
+    first = run(messages(publish("e1", "v1", views=10), stats("e2", "v1", 25)))
+    stored = {"v1": first.states["v1"][1]}
     batch = messages(publish("e1", "v1", views=10), stats("e2", "v1", 25), stats("e3", "v1", 40))
-    out = run(batch, durable={("video_events", 0): 1})
+    out = run(batch, stored, durable={("video_events", 0): 1})
     assert [col(r, "event_id") for r in out.video_rows] == ["e3"]
     assert col(out.video_rows[0], "d_views") == 15
-    assert out.outcomes[("publish", "already_persisted")] == 1
-    assert out.outcomes[("stats", "already_persisted")] == 1
+    assert out.outcomes == {
+        ("publish", "replayed"): 1,
+        ("stats", "replayed"): 1,
+        ("stats", "accepted"): 1,
+    }
+    assert out.watermarks == {("in", 0): T0 + 120_000}  # replays move watermarks too
+
+
+def test_replayed_dead_letters_are_sent_again_but_not_stored_again() -> None:
+    batch = messages(b"{oops", publish("e1", "v1"), b"[]")
+    out = run(batch, durable={("dead_letters", 0): 0})
+    assert [r.src_offset for r in out.dead_rows] == [2]
+    assert [m.offset for m, _ in out.dlq] == [0, 2]  # both to Kafka again
+    assert out.outcomes[("invalid", "replayed")] == 1
+    assert out.rejections == {"not_object": 1}
+
+
+def test_refused_rows_are_dead_lettered_and_the_rest_recomputed() -> None:
+    batch = messages(publish("e1", "v1", views=10), stats("e2", "v1", 25), stats("e3", "v1", 40))
+    out = run(batch, refused={("in", 0, 1): "Code: 53. DB::Exception: bad (TYPE_MISMATCH)"})
+    assert [col(r, "event_id") for r in out.video_rows] == ["e1", "e3"]
+    assert [col(r, "d_views") for r in out.video_rows] == [10, 30]  # e2 never counted
+    assert [(r.reason, r.src_offset) for r in out.dead_rows] == [(CLICKHOUSE_REFUSED, 1)]
+    assert "TYPE_MISMATCH" in out.dead_rows[0].detail
+
+
+def test_late_events_are_counted_per_topic() -> None:
+    batch = messages(publish("e1", "v1", t=T0), publish("e2", "v2", t=T0 + 600_000))
+    out = run(batch, late_before={("in", 0): T0 + 60_000})
+    assert out.late == {"resignation": 1}
+
+
+def test_video_ids_of_a_batch() -> None:
+    decoded = PROCESSOR.decode(messages(publish("e1", "v1"), b"{oops", stats("e2", "v2", 1)), NOW)
+    assert video_ids(decoded) == {"v1", "v2"}
 
 
 def test_stats_rows_carry_video_language_and_author() -> None:

@@ -49,7 +49,13 @@ def test_tags_and_keeps_fields(tagger) -> None:
 
 
 def test_stats_events_get_empty_topics(tagger) -> None:
-    stats = {"event_id": "s1", "kind": "stats", "video_id": "v1", "event_time": 5, "views": 10}
+    stats = {
+        "event_id": "s1",
+        "kind": "stats",
+        "video_id": "v1",
+        "event_time": 1_767_225_600_000,
+        "views": 10,
+    }
     _, lines, _ = run(tagger, orjson.dumps(stats) + b"\n")
     assert lines[0]["topics"] == [] and lines[0]["matched"] == {}
 
@@ -78,11 +84,14 @@ def test_invalid_lines_reported_with_line_numbers(tagger, bad: bytes, reason: st
     assert errors[0].startswith(f"line 2: {reason}")  # reason codes: workpulse.events
 
 
-def test_blank_lines_and_crlf(tagger) -> None:
+def test_blank_lines_are_reported_like_empty_kafka_messages(tagger) -> None:
+    """A blank line is an empty message: Kafka's would be dead-lettered as not_json, so
+    `workpulse tag` reports it the same way instead of skipping it silently."""
     data = orjson.dumps(publish(1, "laid off")) + b"\r\n\r\n" + orjson.dumps(publish(2, "wfh"))
     code, lines, errors = run(tagger, data)
-    assert code == 0 and errors == []
+    assert code == 0
     assert [row["topics"] for row in lines] == [["layoffs"], ["remote_work"]]
+    assert len(errors) == 1 and errors[0].startswith("line 2: not_json")
 
 
 def test_streaming_order_across_batches(tagger) -> None:

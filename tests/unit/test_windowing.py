@@ -1,3 +1,5 @@
+"""Per-partition watermarks decide which windows may close; aggregates merge."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -5,49 +7,79 @@ from collections import Counter
 import pytest
 
 from workpulse.model.aggregates import WINDOW_TOP, TopicMinute
-from workpulse.processing.windows import WINDOW_MS, TopicWindows
+from workpulse.processing.windows import WINDOW_MS, PartitionMark, TopicWindows
 
 M = WINDOW_MS
+T = 1_767_225_600_000  # a minute boundary
+
+
+def marks(**by_partition: tuple[int | None, bool, int]) -> dict[int, PartitionMark]:
+    return {int(p[1:]): PartitionMark(*v) for p, v in by_partition.items()}
 
 
 @pytest.mark.parametrize(
-    ("adds", "watermark", "grace", "closed"),
+    ("partitions", "reports", "low"),
     [
-        # nothing closes before end + grace
-        ([(0, 1)], M + 30_000, 60_000, []),
-        ([(0, 1)], 2 * M, 60_000, [(0, 1)]),
-        # empty minutes between events close as zero
-        ([(0, 2), (3 * M, 5)], 4 * M, 0, [(0, 2), (M, 0), (2 * M, 0), (3 * M, 5)]),
-        # several partial aggregates of one minute add up
-        ([(0, 2), (0, 3)], 3 * M + 1, 0, [(0, 5), (M, 0), (2 * M, 0)]),
-        # a window closes once the watermark reaches its end plus grace
-        ([(0, 1)], M + 500, 500, [(0, 1)]),
+        # the slowest partition decides, not the newest event seen anywhere
+        (2, [marks(p0=(T + 10 * M, False, 1), p1=(T + 3 * M, False, 1))], T + 3 * M),
+        # a partition nobody reported yet holds every window back
+        (3, [marks(p0=(T + 10 * M, False, 1), p1=(T + 3 * M, False, 1))], None),
+        # an idle partition does not hold windows back
+        (2, [marks(p0=(T + 10 * M, False, 1), p1=(T + 3 * M, True, 1))], T + 10 * M),
+        # an idle partition that never had an event neither
+        (2, [marks(p0=(T + 10 * M, False, 1), p1=(None, True, 1))], T + 10 * M),
+        # a busy partition without a valid event yet holds them back
+        (2, [marks(p0=(T + 10 * M, False, 1), p1=(None, False, 1))], None),
+        # all idle: the stream stopped; close up to the newest event
+        (2, [marks(p0=(T + 10 * M, True, 1), p1=(T + 3 * M, True, 1))], T + 10 * M),
+        # watermarks never go back (a replayed, older report changes nothing)
+        (1, [marks(p0=(T + 9 * M, False, 2)), marks(p0=(T + 2 * M, False, 1))], T + 9 * M),
+        # the newest report says whether a partition is idle, whatever order they come in
+        (
+            2,
+            [
+                marks(p0=(T + 9 * M, False, 5), p1=(T + 2 * M, True, 7)),
+                marks(p1=(T + 2 * M, False, 3)),  # replayed, older: still idle
+            ],
+            T + 9 * M,
+        ),
+        (
+            2,
+            [marks(p0=(T + 9 * M, False, 5), p1=(T + 2 * M, True, 7)), marks(p1=(None, False, 8))],
+            T + 2 * M,  # busy again (newer report)
+        ),
     ],
 )
-def test_close(
-    adds: list[tuple[int, int]], watermark: int, grace: int, closed: list[tuple[int, int]]
+def test_low_watermark(
+    partitions: int, reports: list[dict[int, PartitionMark]], low: int | None
 ) -> None:
     w = TopicWindows()
-    for start, videos in adds:
-        assert w.add(start, TopicMinute(videos=videos))
-    got = [(c.start_ms, c.videos) for c in w.advance(watermark, grace)]
-    assert got == closed
+    for report in reports:
+        w.update(partitions, report)
+    assert w.low_watermark() == low
 
 
-def test_late_event_is_refused_and_watermark_never_goes_back() -> None:
-    w = TopicWindows()
-    w.add(0, TopicMinute(videos=1))
-    assert [c.start_ms for c in w.advance(3 * M, 0)] == [0, M, 2 * M]
-    assert not w.add(M, TopicMinute(videos=1))
-    assert w.advance(M, 0) == []
-    assert w.watermark_ms == 3 * M
-    assert w.add(3 * M, TopicMinute(videos=1))
+@pytest.mark.parametrize(
+    ("low", "grace", "last_closed", "closable"),
+    [
+        # the minute [T, T+M) waits for its end plus grace: only the one before may close
+        (T + M + 30_000, 60_000, None, T - M),
+        (T + 2 * M - 1, 60_000, None, T - M),
+        (T + 2 * M, 60_000, None, T),
+        (T + 10 * M, 0, None, T + 9 * M),
+        (T + 10 * M, 0, T + 9 * M, None),  # nothing new to close
+        (T + 10 * M + 1, 0, T + 8 * M, T + 9 * M),
+        # any timestamps: one step, however far the watermark jumped
+        (T + 10**9 * M, 0, T, T + (10**9 - 1) * M),
+    ],
+)
+def test_closable(low: int, grace: int, last_closed: int | None, closable: int | None) -> None:
+    w = TopicWindows(partitions=1, marks={0: PartitionMark(low)}, last_closed_ms=last_closed)
+    assert w.closable(grace) == closable
 
 
 def test_round_trip() -> None:
-    w = TopicWindows()
-    w.add(M, TopicMinute(videos=2, langs=Counter({"fr": 2})))
-    w.advance(M, 0)
+    w = TopicWindows(2, marks(p0=(T, False, 3), p1=(None, True, 4)), T - M)
     assert TopicWindows.from_dict(w.to_dict()) == w
 
 

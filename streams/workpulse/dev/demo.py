@@ -29,7 +29,7 @@ from workpulse.dev.generator import Workload, WorkloadConfig
 from workpulse.dev.summary import Summary, read_summary
 from workpulse.kafka.admin import create_topics
 from workpulse.kafka.producer import RawMessage, count_lines, file_messages
-from workpulse.worker.app import EMBEDDED_SESSION_TIMEOUT_S, deltas_topic_name
+from workpulse.worker.app import EMBEDDED_SESSION_TIMEOUT_S
 from workpulse.worker.runtime import Worker, build_worker, install_stop_signals
 
 UNBOUNDED = 10**15
@@ -99,6 +99,8 @@ def progress_view(worker: Worker, state: ProduceState, metrics_url: str | None) 
         "accepted / dead-lettered / duplicates",
         f"{p.accepted:,} / {p.rejected:,} / {p.duplicates:,}",
     )
+    if p.replayed:
+        head.add_row("replayed (already stored)", f"{p.replayed:,}")
     if metrics_url:
         head.add_row("metrics", metrics_url)
     topics = Table(title="new videos per topic", show_edge=False)
@@ -151,12 +153,7 @@ async def run_demo(
     try:
         with console.status("starting the embedded broker and ClickHouse…"):
             await asyncio.to_thread(broker.start)
-            topics = {
-                settings.input_topic: settings.partitions,
-                settings.dlq_topic: settings.partitions,
-                settings.spikes_topic: 1,
-                deltas_topic_name(settings): settings.partitions,
-            }
+            topics = {settings.input_topic: settings.partitions}
             await asyncio.to_thread(create_topics, broker.bootstrap, topics)
             db = await asyncio.to_thread(reset_embedded_database, settings)
             worker = build_worker(

@@ -41,6 +41,10 @@ ALREADY_PUBLISHED = "video_already_published"
 """A second publish event (new event_id) for a known video: dead-lettered, since
 counting it would count the video twice."""
 
+CLICKHOUSE_REFUSED = "clickhouse_refused"
+"""A valid event whose row ClickHouse itself refused (found by bisecting the batch
+against a twin table that stores nothing); the detail is ClickHouse's message."""
+
 REASONS: tuple[str, ...] = (
     "oversized",
     "invalid_utf8",
@@ -51,5 +55,6 @@ REASONS: tuple[str, ...] = (
     "invalid_value",
     "bad_event_time",
     ALREADY_PUBLISHED,
+    CLICKHOUSE_REFUSED,
 )
 """Every rejection reason code; metrics and dashboards use these labels."""

@@ -9,7 +9,7 @@ well (message size, UTF-8, real calendar dates) are done here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,40 @@ from workpulse.resources import contract_path
 
 DEFAULT_MAX_BYTES = 256 * 1024
 """Messages larger than this are rejected as `oversized` without being parsed."""
+
+INT64_MAX = 2**63 - 1
+COUNTERS = ("author_followers", "views", "likes", "shares", "comments")
+"""The integer fields a stored row carries (as UInt64, and their deltas as Int64)."""
+
+EVENT_TIME_MIN_MS = 1_104_537_600_000  # 2005-01-01T00:00:00Z: before the platforms
+EVENT_TIME_MAX_AHEAD_MS = 86_400_000  # one day ahead of the worker's clock
+
+
+@dataclass(frozen=True)
+class EventTimeWindow:
+    """The event times a worker accepts: not before `min_ms`, and not more than
+    `max_ahead_ms` after the worker's clock. Outside it a message is dead-lettered as
+    `bad_event_time`: a date in 9999 or 1970 is a producer's bug, and would move the
+    event-time watermark absurdly."""
+
+    min_ms: int = EVENT_TIME_MIN_MS
+    max_ahead_ms: int = EVENT_TIME_MAX_AHEAD_MS
+
+    def refuse(self, event_time_ms: int, now_ms: int | None) -> str | None:
+        """Why `event_time_ms` is outside the window (None: inside)."""
+        if event_time_ms < self.min_ms:
+            return f"event_time {_iso(event_time_ms)} is before {_iso(self.min_ms)}"
+        if now_ms is not None and event_time_ms > now_ms + self.max_ahead_ms:
+            ahead_h = (event_time_ms - now_ms) / 3_600_000
+            return f"event_time {_iso(event_time_ms)} is {ahead_h:,.0f} h ahead of the clock"
+        return None
+
+
+def _iso(ms: int) -> str:
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"{ms} ms"
 
 
 def load_schema(path: Path | None = None) -> dict[str, Any]:
@@ -61,14 +95,16 @@ class Contract:
 
     by_kind: dict[str, Any]
     full: Any
+    window: EventTimeWindow = EventTimeWindow()
 
     @classmethod
-    def load(cls, path: Path | None = None) -> Contract:
+    def load(cls, path: Path | None = None, window: EventTimeWindow | None = None) -> Contract:
         schema = load_schema(path)
         kinds = schema["properties"]["kind"]["enum"]
         return cls(
             {kind: fastjsonschema.compile(kind_schema(schema, kind)) for kind in kinds},
             fastjsonschema.compile(schema),
+            window or EventTimeWindow(),
         )
 
     def validate(self, obj: dict[str, Any]) -> None:
@@ -83,13 +119,19 @@ def default_contract() -> Contract:
     return Contract.load()
 
 
-def parse_event_time(value: str | int) -> int:
+def parse_event_time(value: str | int | float) -> int:
     """RFC 3339 (with offset) or epoch milliseconds → epoch milliseconds.
 
-    Raises ValueError for impossible dates (the schema only checks the shape).
+    Raises ValueError for impossible dates (the schema only checks the shape). An
+    integral float (JSON `1767225600000.0`, which JSON Schema calls an integer) is
+    taken as its integer.
     """
     if isinstance(value, int):
         return value
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"event_time {value!r} is not a whole number of milliseconds")
+        return int(value)
     text = value.replace("z", "Z").replace("t", "T")
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
@@ -121,9 +163,13 @@ def _classify_schema_error(
 
 
 def decode_event(
-    payload: bytes, max_bytes: int = DEFAULT_MAX_BYTES, contract: Contract | None = None
+    payload: bytes,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    contract: Contract | None = None,
+    now_ms: int | None = None,
 ) -> Event | Rejection:
-    """Decode one raw Kafka message value into an `Event`, or say why not."""
+    """Decode one raw Kafka message value into an `Event`, or say why not. `now_ms`: the
+    worker's clock, for the event-time window (None: no upper bound)."""
     if len(payload) > max_bytes:
         return Rejection("oversized", f"{len(payload)} bytes > limit {max_bytes}")
     try:
@@ -137,34 +183,49 @@ def decode_event(
         return Rejection("not_json", str(exc).split(":", 1)[0])
     if not isinstance(obj, dict):
         return Rejection("not_object", f"top-level JSON {type(obj).__name__}, expected object")
-    return event_from_object(obj, contract)
+    return event_from_object(obj, contract, now_ms)
 
 
-def event_from_object(obj: dict[str, Any], contract: Contract | None = None) -> Event | Rejection:
+def _whole(value: Any) -> int | None:
+    """A validated counter as an int (JSON `5.0` is an integer to JSON Schema)."""
+    return value if value is None or type(value) is int else int(value)
+
+
+def event_from_object(
+    obj: dict[str, Any], contract: Contract | None = None, now_ms: int | None = None
+) -> Event | Rejection:
     """Validate an already decoded JSON object against the contract."""
+    contract = contract or default_contract()
     try:
-        (contract or default_contract()).validate(obj)
+        contract.validate(obj)
     except fastjsonschema.JsonSchemaValueException as exc:
         return _classify_schema_error(exc, obj)
+    get = obj.get
+    for name in COUNTERS:
+        value = get(name)
+        if type(value) is float and not value.is_integer():
+            return Rejection("wrong_type", f"{name}: must be a whole number, got {value!r}")
     try:
         event_time_ms = parse_event_time(obj["event_time"])
     except (ValueError, OverflowError) as exc:
         return Rejection("bad_event_time", str(exc))
-    get = obj.get
+    refused = contract.window.refuse(event_time_ms, now_ms)
+    if refused is not None:
+        return Rejection("bad_event_time", refused)
     return Event(
         event_id=obj["event_id"],
         kind=obj["kind"],
         video_id=obj["video_id"],
         event_time_ms=event_time_ms,
         author_id=get("author_id") or "",
-        author_followers=get("author_followers") or 0,
+        author_followers=_whole(get("author_followers")) or 0,
         caption=get("caption") or "",
         hashtags=get("hashtags") or [],
         lang=get("lang"),
         country=get("country"),
-        views=get("views"),
-        likes=get("likes"),
-        shares=get("shares"),
-        comments=get("comments"),
+        views=_whole(get("views")),
+        likes=_whole(get("likes")),
+        shares=_whole(get("shares")),
+        comments=_whole(get("comments")),
         raw=obj,
     )

@@ -1,23 +1,26 @@
-"""One batch of raw input messages → rows, dead letters, state changes, live aggregates.
+"""One batch of raw input messages → rows, dead letters, state changes, watermarks.
 
-Pure: no Kafka, Faust or ClickHouse. The Faust agent hands in the messages, a way
-to read a video's last state, and what ClickHouse already holds (per table and
-partition, the highest source offset durably written); it gets back everything to
-write. Messages at or below a durable offset still update the state (so deltas stay
-right after a crash) but produce no row again: that is what makes a replay after
-`kill -9` neither lose nor double anything.
+Pure: no Kafka, Faust or ClickHouse. The worker hands in the messages, the last state
+of every video the batch mentions (`video_ids` says which), and what ClickHouse already
+holds (per table and partition, the highest source offset durably written); it gets
+back everything to write.
+
+The video state is what the stored rows imply (the worker loads it from ClickHouse when
+it is not in memory), so a message whose row is already stored (a replay after a crash
+or a rebalance) changes nothing and writes nothing: its outcome is `replayed`. Its
+dead-letter message, if it had one, is emitted again (`dlq`): downstream readers
+de-duplicate by its source (topic/partition/offset).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from workpulse.model.aggregates import TopicMinute
-from workpulse.model.event import ALREADY_PUBLISHED, Event, Rejection
+from workpulse.model.event import ALREADY_PUBLISHED, CLICKHOUSE_REFUSED, Event, Rejection
 from workpulse.model.message import Message
 from workpulse.model.rows import DEAD_LETTERS, VIDEO_EVENTS, DeadLetterRow, VideoEventRow
 from workpulse.model.state import VideoState
@@ -44,27 +47,32 @@ class BatchTagger(Protocol):
     def tag_batch(self, items: Sequence[tuple[str, list[str], str | None]]) -> Sequence[Tags]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class _NoTags:
-    topics: tuple[str, ...] = ()
-    matched: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-
-NO_TAGS: Tags = _NoTags()
+Decoded = Event | Rejection
+DurableOffsets = Callable[[str, str, int], int]
+"""(table, source topic, partition) → highest source offset durably in that table, or -1."""
+Source = tuple[str, int, int]
+"""(topic, partition, offset) of a message."""
 
 
 @dataclass(slots=True)
 class BatchOutput:
     video_rows: list[VideoEventRow] = field(default_factory=list)
     dead_rows: list[DeadLetterRow] = field(default_factory=list)
-    rejected: list[tuple[Message, Rejection]] = field(default_factory=list)
+    dlq: list[tuple[Message, Rejection]] = field(default_factory=list)
+    """Every rejected message of the batch, replayed ones included (sent again)."""
     states: dict[str, tuple[int, VideoState]] = field(default_factory=dict)
     """video_id → (source partition, new state) for every video the batch changed."""
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(kind, outcome) → messages; kind is publish, stats or invalid; outcome is accepted,
+    rejected, duplicate or replayed."""
     rejections: Counter[str] = field(default_factory=Counter)
+    """reason → new dead letters (replays not included)."""
     topic_events: Counter[tuple[str, str]] = field(default_factory=Counter)
-    topic_minutes: dict[str, dict[int, TopicMinute]] = field(default_factory=dict)
-    max_event_time_ms: int | None = None
+    """(topic, kind) → accepted events."""
+    watermarks: dict[tuple[str, int], int] = field(default_factory=dict)
+    """(topic, partition) → newest event time (ms) of a valid event of that partition."""
+    late: Counter[str] = field(default_factory=Counter)
+    """topic → accepted events too old for their window (see `late_before`)."""
 
     @property
     def processed(self) -> int:
@@ -75,8 +83,9 @@ def utc(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-DurableOffsets = Callable[[str, str, int], int]
-"""(table, source topic, partition) → highest source offset durably in that table, or -1."""
+def video_ids(decoded: Sequence[Decoded]) -> set[str]:
+    """The videos whose state a batch needs."""
+    return {d.video_id for d in decoded if isinstance(d, Event)}
 
 
 class BatchProcessor:
@@ -92,34 +101,66 @@ class BatchProcessor:
         self._max_bytes = max_message_bytes
         self._contract = contract
 
+    def decode(self, messages: Sequence[Message], now_ms: int | None) -> list[Decoded]:
+        """Decode and validate every message (the first half of a batch's work)."""
+        return [decode_event(m.value, self._max_bytes, self._contract, now_ms) for m in messages]
+
     def process(
         self,
         messages: Sequence[Message],
-        load_state: Callable[[str], VideoState | None],
+        states: Mapping[str, VideoState],
         durable: DurableOffsets,
         now_ms: int,
+        *,
+        decoded: Sequence[Decoded] | None = None,
+        refused: Mapping[Source, str] | None = None,
+        late_before: Mapping[tuple[str, int], int] | None = None,
     ) -> BatchOutput:
-        out = BatchOutput()
-        tagger = self._tagger()
-        decoded = [decode_event(m.value, self._max_bytes, self._contract) for m in messages]
+        """The batch's rows, dead letters, state changes and watermarks.
 
-        # Tag all publish captions of the batch in one call (the tagger's fast path).
-        to_tag = [
-            (d.caption, d.hashtags, d.lang)
-            for d in decoded
-            if isinstance(d, Event) and d.kind == "publish"
+        `states`: the stored state of the videos of `video_ids(decoded)` (absent: a video
+        never seen). `refused`: messages whose row ClickHouse refused, with its reason:
+        they are dead-lettered instead. `late_before`: per (topic, partition), event
+        times older than this are counted as late (their minute has likely closed in the
+        live windows: they are stored, but no longer counted in spike detection).
+        """
+        if decoded is None:
+            decoded = self.decode(messages, now_ms)
+        items: list[Decoded] = list(decoded)
+        for i, msg in enumerate(messages):
+            why = refused.get((msg.topic, msg.partition, msg.offset)) if refused else None
+            if why is not None:
+                items[i] = Rejection(CLICKHOUSE_REFUSED, why)
+        out = BatchOutput()
+        received = utc(now_ms)
+        video_stored = [
+            isinstance(item, Event)
+            and durable(VIDEO_EVENTS.name, msg.topic, msg.partition) >= msg.offset
+            for msg, item in zip(messages, items, strict=True)
         ]
-        tags = iter(tagger.tag_batch(to_tag) if to_tag else [])
+        # Tag the publish events that may become rows, in one call (the tagger's fast path).
+        tagger = self._tagger()
+        to_tag = [
+            (item.caption, item.hashtags, item.lang)
+            for item, stored in zip(items, video_stored, strict=True)
+            if isinstance(item, Event) and item.kind == "publish" and not stored
+        ]
+        tags = iter(tagger.tag_batch(to_tag) if to_tag else ())
+        version = tagger.version
 
         overlay: dict[str, VideoState] = {}
-        ingest_time = utc(now_ms)
-        version = tagger.version
-        for msg, item in zip(messages, decoded, strict=True):
-            tag = next(tags) if isinstance(item, Event) and item.kind == "publish" else NO_TAGS
+        for msg, item, stored in zip(messages, items, video_stored, strict=True):
             if isinstance(item, Event):
+                key = (msg.topic, msg.partition)
+                if item.event_time_ms > out.watermarks.get(key, -1):
+                    out.watermarks[key] = item.event_time_ms
+                if stored:
+                    out.outcomes[(item.kind, "replayed")] += 1
+                    continue
+                tag = next(tags) if item.kind == "publish" else None
                 state = overlay.get(item.video_id)
                 if state is None:
-                    loaded = load_state(item.video_id)
+                    loaded = states.get(item.video_id)
                     state = loaded.copy() if loaded is not None else VideoState()
                 if state.seen(item.event_id):
                     out.outcomes[(item.kind, "duplicate")] += 1
@@ -127,11 +168,14 @@ class BatchProcessor:
                 if item.kind == "publish" and state.published:
                     item = Rejection(ALREADY_PUBLISHED, f"video {item.video_id} already published")
                 else:
-                    self._accept(msg, item, state, tag, version, ingest_time, durable, out)
+                    self._accept(msg, item, state, tag, version, received, out)
                     overlay[item.video_id] = state
                     out.states[item.video_id] = (msg.partition, state)
+                    if late_before and item.event_time_ms < late_before.get(key, -1):
+                        for topic in state.topics:
+                            out.late[topic] += 1
                     continue
-            self._reject(msg, item, ingest_time, durable, out)
+            self._reject(msg, item, received, durable, out)
         return out
 
     @staticmethod
@@ -139,34 +183,27 @@ class BatchProcessor:
         msg: Message,
         event: Event,
         state: VideoState,
-        tag: Tags,
+        tag: Tags | None,
         version: str,
         ingest_time: datetime,
-        durable: DurableOffsets,
         out: BatchOutput,
     ) -> None:
         state.remember(event.event_id)
-        if event.kind == "publish":
+        if event.kind == "publish" and tag is not None:
             state.published = True
             state.topics = tag.topics
             state.author_id = event.author_id
             state.lang = video_lang(event.lang, event.caption)
             state.country = (event.country or "").upper()
-            caption, hashtags, matched = event.caption, event.hashtags, tag.matched
+            caption, hashtags = event.caption, event.hashtags
+            matched = {t: list(terms) for t, terms in tag.matched.items()}
+            lang = state.lang
         else:
-            caption, hashtags, matched = "", [], {}
-        deltas = state.advance_counters(event.views, event.likes, event.shares, event.comments)
-        if durable(VIDEO_EVENTS.name, msg.topic, msg.partition) >= msg.offset:
-            out.outcomes[(event.kind, "already_persisted")] += 1
-            return
-        out.outcomes[(event.kind, "accepted")] += 1
-        lang = (
-            state.lang
-            if event.kind == "stats" or not event.lang
-            else video_lang(event.lang, caption)
+            caption, hashtags, matched, lang = "", [], {}, state.lang
+        d_views, d_likes, d_shares, d_comments = state.advance_counters(
+            event.views, event.likes, event.shares, event.comments
         )
-        country = (event.country or state.country or "").upper()
-        d_views, d_likes, d_shares, d_comments = deltas
+        out.outcomes[(event.kind, "accepted")] += 1
         out.video_rows.append(
             VideoEventRow(
                 event_id=event.event_id,
@@ -176,11 +213,11 @@ class BatchProcessor:
                 author_id=state.author_id or event.author_id,
                 author_followers=event.author_followers,
                 lang=lang,
-                country=country,
+                country=(event.country or state.country or "").upper(),
                 caption=caption,
                 hashtags=hashtags,
                 topics=list(state.topics),
-                matched={t: list(terms) for t, terms in matched.items()},
+                matched=matched,
                 views=state.views,
                 likes=state.likes,
                 shares=state.shares,
@@ -196,24 +233,8 @@ class BatchProcessor:
                 src_offset=msg.offset,
             )
         )
-        if out.max_event_time_ms is None or event.event_time_ms > out.max_event_time_ms:
-            out.max_event_time_ms = event.event_time_ms
-        minute = event.event_time_ms // 60_000 * 60_000
         for topic in state.topics:
             out.topic_events[(topic, event.kind)] += 1
-            agg = out.topic_minutes.setdefault(topic, {}).get(minute)
-            if agg is None:
-                agg = out.topic_minutes[topic][minute] = TopicMinute()
-            agg.views += deltas[0]
-            agg.likes += deltas[1]
-            agg.shares += deltas[2]
-            if deltas[0]:
-                agg.video_views[event.video_id] += deltas[0]
-            if event.kind == "publish":
-                agg.videos += 1
-                agg.langs[lang] += 1
-                for h in hashtags:
-                    agg.hashtags[h.casefold()] += 1
 
     @staticmethod
     def _reject(
@@ -223,12 +244,12 @@ class BatchProcessor:
         durable: DurableOffsets,
         out: BatchOutput,
     ) -> None:
+        out.dlq.append((msg, rejection))
         if durable(DEAD_LETTERS.name, msg.topic, msg.partition) >= msg.offset:
-            out.outcomes[("invalid", "already_persisted")] += 1
+            out.outcomes[("invalid", "replayed")] += 1
             return
         out.outcomes[("invalid", "rejected")] += 1
         out.rejections[rejection.reason] += 1
-        out.rejected.append((msg, rejection))
         out.dead_rows.append(
             DeadLetterRow(
                 received_at=received_at,

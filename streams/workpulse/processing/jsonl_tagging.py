@@ -8,7 +8,8 @@ one output line; an invalid line gives one line on the error stream
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO, TextIO
 
 import orjson
@@ -38,21 +39,28 @@ def _batches(lines: Iterable[bytes], size: int) -> Iterable[list[tuple[int, byte
         yield batch
 
 
-def run_tag(infile: BinaryIO, outfile: BinaryIO, errfile: TextIO, tagger: Tagger) -> int:
+def run_tag(
+    infile: BinaryIO,
+    outfile: BinaryIO,
+    errfile: TextIO,
+    tagger: Tagger,
+    clock: Callable[[], float] = time.time,
+) -> int:
     """Tag every event of ``infile`` (JSONL) onto ``outfile``; report bad lines on ``errfile``.
 
-    Returns 0 (bad lines are reported, not fatal). Blank lines are skipped silently.
+    Returns 0 (bad lines are reported, not fatal). A blank line is reported like the
+    empty Kafka message it stands for (`not_json`). Event times are checked against the
+    contract's window around the clock (`clock`, seconds).
     """
     # The lexicon lives for the whole run: keep it out of the cycle collector's scans.
     freeze_lexicon_objects()
     dumps = orjson.dumps
     for batch in _batches(infile, BATCH_LINES):
+        now_ms = int(clock() * 1000)
         events: list[tuple[int, dict[str, Any], Event]] = []
         for number, raw in batch:
             line = raw.rstrip(b"\r\n")
-            if not line.strip():
-                continue
-            decoded = decode_event(line)
+            decoded = decode_event(line, now_ms=now_ms)
             if isinstance(decoded, Rejection):
                 detail = f": {decoded.detail}" if decoded.detail else ""
                 errfile.write(f"line {number}: {decoded.reason}{detail}\n")

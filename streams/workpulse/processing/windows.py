@@ -1,83 +1,114 @@
-"""Event-time tumbling windows with a grace period, per topic. Pure.
+"""Event-time windows per topic: which one-minute windows may close. Pure.
 
-A window [start, start + size) stays open until the watermark (the newest event
-time seen) passes `start + size + grace`; then it closes, in order, and minutes
-without any event close as empty windows, so a baseline sees the quiet minutes too.
-Events for an already closed window are late: the caller counts them (they are
-still stored in ClickHouse, whose per-minute counts never close).
+A window [start, start + 1 min) of a topic may close once *every* input partition has
+passed its end plus the grace period: each partition's watermark is the newest event
+time seen in it, and the topic's low watermark is the smallest of them. Watermarks only
+move forward (a re-sent, older watermark changes nothing), so replays after a crash or
+a rebalance are harmless.
+
+Idle partitions: a partition that is caught up (nothing left to read) and has had no
+new message for the worker's `idle_partition_s` is reported idle, and holds no window
+back until it reports an event again; when every partition is idle (the stream has
+stopped), windows close up to the newest watermark. A partition nobody has reported yet
+(no worker owns it) holds every window back: its events may still come.
+
+What a closed window holds comes from ClickHouse (the per-minute counts the materialized
+views keep exactly), so a window's counts never depend on how batches were cut, replayed
+or spread over workers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from workpulse.model.aggregates import TopicMinute
 
 WINDOW_MS = 60_000
 
 
 @dataclass(slots=True)
-class ClosedWindow:
-    start_ms: int
-    aggregate: TopicMinute
+class PartitionMark:
+    """One input partition's progress: its newest event time (None: no valid event yet),
+    whether it is idle, and when that was reported (wall clock, ms)."""
 
-    @property
-    def videos(self) -> int:
-        return self.aggregate.videos
+    event_time_ms: int | None = None
+    idle: bool = False
+    as_of_ms: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"t": self.event_time_ms, "idle": self.idle, "as_of": self.as_of_ms}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PartitionMark:
+        t = data.get("t")
+        return cls(None if t is None else int(t), bool(data.get("idle")), int(data.get("as_of", 0)))
 
 
 @dataclass(slots=True)
 class TopicWindows:
-    """Open windows of one topic, JSON-serialisable for a Faust table."""
+    """Per topic: the input partitions' marks and the newest closed window."""
 
-    open: dict[int, TopicMinute] = field(default_factory=dict)
+    partitions: int = 0
+    marks: dict[int, PartitionMark] = field(default_factory=dict)
     last_closed_ms: int | None = None
-    watermark_ms: int = 0
+
+    def update(self, partitions: int, marks: Mapping[int, PartitionMark]) -> None:
+        """Take a report: event times only move forward; the newest report says idle."""
+        self.partitions = max(self.partitions, partitions)
+        for p, mark in marks.items():
+            known = self.marks.get(p)
+            if known is None:
+                self.marks[p] = PartitionMark(mark.event_time_ms, mark.idle, mark.as_of_ms)
+                continue
+            if mark.event_time_ms is not None and (
+                known.event_time_ms is None or mark.event_time_ms > known.event_time_ms
+            ):
+                known.event_time_ms = mark.event_time_ms
+            if mark.as_of_ms >= known.as_of_ms:
+                known.idle = mark.idle
+                known.as_of_ms = mark.as_of_ms
+
+    def low_watermark(self) -> int | None:
+        """The event time every partition has passed (None: not known yet)."""
+        if self.partitions == 0:
+            return None
+        active: list[int] = []
+        newest: int | None = None
+        for p in range(self.partitions):
+            mark = self.marks.get(p)
+            if mark is None:
+                return None
+            if mark.event_time_ms is not None and (newest is None or mark.event_time_ms > newest):
+                newest = mark.event_time_ms
+            if mark.idle:
+                continue
+            if mark.event_time_ms is None:
+                return None
+            active.append(mark.event_time_ms)
+        return min(active) if active else newest
+
+    def closable(self, grace_ms: int, window_ms: int = WINDOW_MS) -> int | None:
+        """Start of the newest window that may close now (None: none)."""
+        low = self.low_watermark()
+        if low is None:
+            return None
+        newest = (low - grace_ms - window_ms) // window_ms * window_ms
+        if self.last_closed_ms is not None and newest <= self.last_closed_ms:
+            return None
+        return newest
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "open": {str(k): v.to_dict() for k, v in self.open.items()},
+            "partitions": self.partitions,
+            "marks": {str(p): m.to_dict() for p, m in self.marks.items()},
             "last_closed_ms": self.last_closed_ms,
-            "watermark_ms": self.watermark_ms,
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TopicWindows:
+    def from_dict(cls, data: Mapping[str, Any]) -> TopicWindows:
+        last = data.get("last_closed_ms")
         return cls(
-            open={int(k): TopicMinute.from_dict(v) for k, v in data.get("open", {}).items()},
-            last_closed_ms=data.get("last_closed_ms"),
-            watermark_ms=data.get("watermark_ms", 0),
+            partitions=int(data.get("partitions", 0)),
+            marks={int(p): PartitionMark.from_dict(m) for p, m in data.get("marks", {}).items()},
+            last_closed_ms=None if last is None else int(last),
         )
-
-    def add(self, window_start_ms: int, part: TopicMinute) -> bool:
-        """Add a partial aggregate; False (and nothing added) if that window has closed."""
-        if self.last_closed_ms is not None and window_start_ms <= self.last_closed_ms:
-            return False
-        window = self.open.get(window_start_ms)
-        if window is None:
-            window = self.open[window_start_ms] = TopicMinute()
-        window.merge(part)
-        return True
-
-    def advance(
-        self, watermark_ms: int, grace_ms: int, window_ms: int = WINDOW_MS
-    ) -> list[ClosedWindow]:
-        """Move the watermark forward; return the windows it closes, oldest first."""
-        self.watermark_ms = max(self.watermark_ms, watermark_ms)
-        # Newest window start that may close: its end plus grace is behind the watermark.
-        closable = (self.watermark_ms - grace_ms - window_ms) // window_ms * window_ms
-        if self.last_closed_ms is None:
-            if not self.open:
-                return []
-            first = min(self.open)
-        else:
-            first = self.last_closed_ms + window_ms
-        closed: list[ClosedWindow] = []
-        start = first
-        while start <= closable:
-            window = self.open.pop(start, None)
-            closed.append(ClosedWindow(start, window if window is not None else TopicMinute()))
-            self.last_closed_ms = start
-            start += window_ms
-        return closed

@@ -1,13 +1,14 @@
-"""The Faust application: topics, tables and two thin agents.
+"""The Faust application: the counts agent (a thin loop around `steps.CountsStep`), its
+changelogged table of per-topic windows and baselines, and the spikes topic.
 
-The agents only move Faust events in and out of `steps.IngestStep` /
-`steps.CountsStep`; everything they decide lives in pure modules.
+The input topic is read by `worker.consumer.BatchConsumer` (whole batches, offsets
+committed after the batch is durable), not through a Faust stream: see that module.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,15 +18,19 @@ from faust.types import EventT
 
 from workpulse.config import Settings
 from workpulse.kafka.settings import connection, faust_options
-from workpulse.metrics import Metrics
-from workpulse.model.message import Message
-from workpulse.worker.steps import CountsStep, IngestStep
+from workpulse.worker.steps import CountsStep
 
 log = logging.getLogger(__name__)
 
 
-def deltas_topic_name(settings: Settings) -> str:
-    return f"{settings.app_id}-topic-deltas"
+def faust_app_id(settings: Settings) -> str:
+    """Faust's app id (its consumer group and the prefix of its internal topics); the
+    input topic's consumer group is `settings.app_id` itself."""
+    return f"{settings.app_id}-counts"
+
+
+def watermarks_topic_name(settings: Settings) -> str:
+    return f"{settings.app_id}-watermarks"
 
 
 EMBEDDED_SESSION_TIMEOUT_S = 2.0
@@ -46,11 +51,11 @@ def faust_settings(settings: Settings, bootstrap: str) -> dict[str, Any]:
     session = session_timeout_s(settings)
     return {
         **faust_options(connection(settings, bootstrap)),
-        "store": "memory://",
+        "store": settings.table_store,
         "datadir": str(settings.data_dir / "faust"),
         "web_enabled": False,
         "topic_partitions": settings.partitions,
-        "topic_replication_factor": 1,
+        "topic_replication_factor": settings.replication_factor,
         "key_serializer": "raw",
         "value_serializer": "raw",
         "consumer_auto_offset_reset": "earliest",
@@ -83,12 +88,11 @@ class FaustTable:
 
 
 class FaustPublisher:
-    """Sends raw messages to output topics, creating each (with the given
-    partition count) on first use if it does not exist."""
+    """`worker.publisher.Publisher` over the Faust app's producer (topics created by the
+    worker at start-up)."""
 
-    def __init__(self, app: faust.App, partitions: dict[str, int] | None = None) -> None:
+    def __init__(self, app: faust.App) -> None:
         self._app = app
-        self._partitions = partitions or {}
         self._topics: dict[str, Any] = {}
 
     async def send(
@@ -97,61 +101,35 @@ class FaustPublisher:
         key: bytes | None,
         value: bytes,
         headers: Sequence[tuple[str, bytes]] | None = None,
-    ) -> None:
+    ) -> Awaitable[Any]:
         channel = self._topics.get(topic)
         if channel is None:
-            channel = self._app.topic(
-                topic,
-                key_serializer="raw",
-                value_serializer="raw",
-                partitions=self._partitions.get(topic),
-                internal=True,
-            )
-            await channel.maybe_declare()
+            channel = self._app.topic(topic, key_serializer="raw", value_serializer="raw")
             self._topics[topic] = channel
-        await channel.send(key=key, value=value, headers=list(headers or []))
-
-
-def to_message(event: EventT) -> Message:
-    m = event.message
-    return Message(
-        m.topic, m.partition, m.offset, m.key, m.value or b"", int((m.timestamp or 0) * 1000)
-    )
-
-
-def report_consumer_lag(app: faust.App, events: Sequence[EventT], metrics: Metrics) -> None:
-    """Messages between the batch's last offset and the end of each partition."""
-    last: dict[Any, int] = {}
-    for event in events:
-        last[event.message.tp] = event.message.offset
-    for tp, offset in last.items():
-        highwater = app.consumer.highwater(tp)
-        if highwater is not None:
-            metrics.consumer_lag.labels(str(tp.partition)).set(max(0, highwater - offset - 1))
+        # force: send now, not attached to the event being processed (Faust would
+        # publish attachments only when that event's offset is committed).
+        delivery: Awaitable[Any] = await channel.send(
+            key=key, value=value, headers=list(headers or []), force=True
+        )
+        return delivery
 
 
 @dataclass
 class WorkerApp:
     app: faust.App
-    videos: Any
     windows: Any
 
 
 def create_app(settings: Settings, bootstrap: str) -> WorkerApp:
-    app = faust.App(settings.app_id, **faust_settings(settings, bootstrap))
-    videos = app.Table(
-        "videos",
-        partitions=settings.partitions,
-        schema=faust.Schema(key_serializer="json", value_serializer="json"),
-        help="Per video: topics, author, language, last counters, recent event ids.",
-    )
+    app = faust.App(faust_app_id(settings), **faust_settings(settings, bootstrap))
     windows = app.Table(
         "topic-windows",
         partitions=settings.partitions,
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
-        help="Per topic: open one-minute windows and the spike baseline.",
+        help="Per topic: the input partitions' watermarks, the newest closed window and "
+        "the spike baseline.",
     )
-    return WorkerApp(app, videos, windows)
+    return WorkerApp(app, windows)
 
 
 async def ack_all(stream: Any, events: Sequence[EventT]) -> None:
@@ -160,33 +138,20 @@ async def ack_all(stream: Any, events: Sequence[EventT]) -> None:
         await stream.ack(event)
 
 
-def attach_agents(
-    worker: WorkerApp,
-    settings: Settings,
-    ingest: IngestStep,
-    counts: CountsStep,
-) -> None:
+def attach_counts_agent(worker: WorkerApp, settings: Settings, counts: CountsStep) -> None:
     app = worker.app
-    input_topic = app.topic(settings.input_topic, key_serializer="raw", value_serializer="raw")
-    deltas = app.topic(
-        deltas_topic_name(settings),
+    watermarks = app.topic(
+        watermarks_topic_name(settings),
         key_serializer="raw",
         value_serializer="raw",
         partitions=settings.partitions,
-        internal=True,  # Faust creates it
+        internal=True,
     )
 
     # `noack_take`, not `take_events`: the latter acks a batch even when its handler
     # raised or was cancelled, and an acked offset is committed. Here a batch is acked
-    # only once its rows are durable, so a crash or an outage replays it.
-    @app.agent(input_topic, name="ingest")
-    async def ingest_agent(stream: Any) -> None:
-        async for events in stream.noack_take(settings.batch_size, within=settings.batch_timeout_s):
-            await ingest.handle([to_message(e) for e in events])
-            await ack_all(stream, events)
-            report_consumer_lag(app, events, ingest.metrics)
-
-    @app.agent(deltas, name="counts")
+    # only once its effects are durable, so a crash replays it.
+    @app.agent(watermarks, name="counts")
     async def counts_agent(stream: Any) -> None:
         async for events in stream.noack_take(settings.batch_size, within=settings.batch_timeout_s):
             items = [
@@ -195,8 +160,3 @@ def attach_agents(
             ]
             await counts.handle(items)
             await ack_all(stream, events)
-
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    async def forget_offsets(app: Any, revoked: Any, **kwargs: Any) -> None:
-        # Another worker may write these partitions now: ask ClickHouse afresh later.
-        ingest.offsets.clear()

@@ -19,8 +19,12 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from workpulse.clickhouse import Database
 from workpulse.config import Settings
+from workpulse.kafka.admin import create_topics
+from workpulse.kafka.settings import connection, kafka_python_options
 from workpulse.metrics import Metrics
-from workpulse.processing.contract import Contract
+from workpulse.model.event import REASONS
+from workpulse.model.topics import TOPICS
+from workpulse.processing.contract import Contract, EventTimeWindow
 from workpulse.processing.ingest import BatchProcessor
 from workpulse.processing.spikes import SpikeDetector, SpikeDetectorConfig
 from workpulse.resources import contract_path, lexicon_dir
@@ -30,13 +34,17 @@ from workpulse.worker.app import (
     FaustPublisher,
     FaustTable,
     WorkerApp,
-    attach_agents,
+    attach_counts_agent,
     create_app,
-    deltas_topic_name,
+    session_timeout_s,
+    watermarks_topic_name,
 )
+from workpulse.worker.consumer import BatchConsumer
 from workpulse.worker.faust_tuning import install_fast_drain
 from workpulse.worker.offsets import DurableOffsetCache
+from workpulse.worker.publisher import KafkaPublisher
 from workpulse.worker.steps import CountsStep, IngestStep, Progress
+from workpulse.worker.video_states import VideoStateCache
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,34 +52,65 @@ T = TypeVar("T")
 
 @dataclass
 class Worker:
+    """One worker: the ingest consumer and its step, the Faust app with the counts
+    agent, the sink, the metrics endpoint."""
+
     settings: Settings
     faust: WorkerApp
+    consumer: BatchConsumer
+    publisher: KafkaPublisher
+    ingest: IngestStep
     sink: Sink
     metrics: Metrics
     progress: Progress
     tagger: TaggerReloader
+    topics: dict[str, int]
+    kafka_admin: dict[str, Any]
     metrics_url: str | None = None
     _server: Any = field(default=None, repr=False)
+    _lag_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
     def app(self) -> Any:
         return self.faust.app
 
     async def start(self) -> None:
+        await asyncio.to_thread(
+            create_topics,
+            self.kafka_admin,
+            self.topics,
+            replication_factor=self.settings.replication_factor,
+        )
+        await self.publisher.start()
         await self.app.start()
+        await self.consumer.start()
+        self._lag_task = asyncio.create_task(self._report_lag(), name="workpulse-lag")
+
+    async def _report_lag(self) -> None:
+        while True:
+            for partition, lag in self.consumer.lag().items():
+                self.metrics.consumer_lag.labels(str(partition)).set(lag)
+            self.metrics.video_states_cached.set(len(self.ingest.states))
+            await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+        with contextlib.suppress(Exception):
+            await self.consumer.stop()
         with contextlib.suppress(Exception):
             await self.app.stop()
+        with contextlib.suppress(Exception):
+            await self.publisher.stop()
         self.sink.close()
         if self._server is not None:
             self._server.shutdown()
 
     async def wait_idle(self, timeout_s: float = 15.0) -> bool:
-        """Until the counts agent has handled every aggregate the ingest agent sent."""
+        """Until the counts agent has handled every watermark report the ingest step sent."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.progress.deltas_handled >= self.progress.deltas_sent:
+            if self.progress.watermarks_handled >= self.progress.watermarks_sent:
                 return True
             await asyncio.sleep(0.1)
         return False
@@ -92,6 +131,14 @@ def spike_config(settings: Settings) -> SpikeDetectorConfig:
     )
 
 
+def contract_for(settings: Settings) -> Contract:
+    window = EventTimeWindow(
+        min_ms=int(settings.event_time_min.timestamp() * 1000),
+        max_ahead_ms=int(settings.event_time_max_ahead_s * 1000),
+    )
+    return Contract.load(contract_path(settings.schemas_dir), window)
+
+
 def build_worker(
     settings: Settings,
     bootstrap: str,
@@ -101,12 +148,13 @@ def build_worker(
     serve_metrics: bool = True,
     wall_clock: Callable[[], float] = time.time,
 ) -> Worker:
-    # Faust's consumer loop spends most of its time creating tasks per message; the
-    # patch delivers messages inline while the flow runs (docs/broker-and-faust.md).
+    # The counts agent reads through Faust's consumer loop, which spends most of its
+    # time creating tasks per message; the patch delivers messages inline.
     install_fast_drain()
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     registry = registry or CollectorRegistry()
     metrics = Metrics(registry)
+    metrics.initialise(topics=TOPICS, reasons=REASONS)
 
     def reloaded(tagger: Any) -> None:
         metrics.lexicon_reloads.labels("ok").inc()
@@ -130,48 +178,91 @@ def build_worker(
         reloader.maybe_reload()
         return reloader.current()
 
-    sink = Sink(db, metrics, retry_max_s=settings.sink_retry_max_s)
+    conn = connection(settings, bootstrap)
     progress = Progress()
     faust_app = create_app(settings, bootstrap)
-    publisher = FaustPublisher(
-        faust_app.app,
-        {
-            settings.dlq_topic: settings.partitions,
-            settings.spikes_topic: 1,
-            deltas_topic_name(settings): settings.partitions,
-        },
-    )
+    publisher = KafkaPublisher(conn, client_id=f"{settings.app_id}-ingest")
+    watermarks = watermarks_topic_name(settings)
+    grace_ms = int(settings.window_grace_s * 1000)
+    consumer_box: list[BatchConsumer] = []
 
+    def giving_up() -> bool:
+        # A write stuck in an outage gives up when the partitions move or on shutdown.
+        return bool(consumer_box) and (consumer_box[0].revoking or consumer_box[0].stopping)
+
+    sink = Sink(db, metrics, retry_max_s=settings.sink_retry_max_s, abort=giving_up)
     ingest = IngestStep(
         processor=BatchProcessor(
-            current_tagger,
-            settings.max_message_bytes,
-            Contract.load(contract_path(settings.schemas_dir)),
+            current_tagger, settings.max_message_bytes, contract_for(settings)
         ),
         sink=sink,
+        db=db,
         offsets=DurableOffsetCache(db),
-        videos=FaustTable(faust_app.videos),
+        states=VideoStateCache(settings.video_cache_size, settings.video_state_ttl_s),
         publisher=publisher,
         metrics=metrics,
         progress=progress,
         dlq_topic=settings.dlq_topic,
-        deltas_topic=deltas_topic_name(settings),
+        watermarks_topic=watermarks,
+        partition_count=lambda: consumer_box[0].partition_count() if consumer_box else 0,
+        grace_ms=grace_ms,
         wall_clock=wall_clock,
     )
+
+    async def forget() -> None:
+        ingest.forget()
+
+    async def idle(status: dict[int, bool]) -> None:
+        await ingest.idle(settings.input_topic, status)
+
+    async def handle(messages: Any) -> None:
+        await ingest.handle(messages)
+
+    consumer = BatchConsumer(
+        conn,
+        settings.input_topic,
+        settings.app_id,
+        handle,
+        on_revoked=forget,
+        on_idle=idle,
+        max_records=settings.batch_size,
+        timeout_s=settings.batch_timeout_s,
+        session_timeout_s=session_timeout_s(settings),
+        idle_after_s=settings.idle_partition_s,
+    )
+    consumer_box.append(consumer)
     counts = CountsStep(
         windows=FaustTable(faust_app.windows),
         detector=SpikeDetector(spike_config(settings)),
         sink=sink,
-        publisher=publisher,
+        db=db,
+        publisher=FaustPublisher(faust_app.app),
         metrics=metrics,
         progress=progress,
         spikes_topic=settings.spikes_topic,
-        grace_ms=int(settings.window_grace_s * 1000),
+        grace_ms=grace_ms,
         taxonomy_version=lambda: reloader.current().version,
         wall_clock=wall_clock,
     )
-    attach_agents(faust_app, settings, ingest, counts)
-    worker = Worker(settings, faust_app, sink, metrics, progress, reloader)
+    attach_counts_agent(faust_app, settings, counts)
+    topics = {
+        settings.dlq_topic: settings.partitions,
+        settings.spikes_topic: 1,
+        watermarks: settings.partitions,
+    }
+    worker = Worker(
+        settings,
+        faust_app,
+        consumer,
+        publisher,
+        ingest,
+        sink,
+        metrics,
+        progress,
+        reloader,
+        topics,
+        kafka_python_options(conn),
+    )
     if serve_metrics:
         server, _thread = start_http_server(
             settings.metrics_port, addr=settings.metrics_host, registry=registry

@@ -1,58 +1,77 @@
-"""The work each Faust agent does per batch, between the pure modules and I/O.
+"""The work done per batch, between the pure modules and I/O, in an order that is the
+guarantee.
 
-`IngestStep` and `CountsStep` are called by the thin agents in `worker/app.py`; they take
-their collaborators (tables, sink, producer, metrics, clock) as arguments so the
-order of effects is visible in one place:
+`IngestStep.handle` (a batch of input messages, from `worker.consumer`):
+1. decode and validate (pure); load the state of the batch's videos that are not in
+   memory from ClickHouse (one query);
+2. rows (pure): messages already stored (a replay) change and write nothing;
+3. `video_events` rows to ClickHouse, awaited until durable; rows ClickHouse refuses
+   are found (`Sink.isolate`) and dead-lettered instead, the batch recomputed without
+   them; then `dead_letters`;
+4. Kafka: the dead letters (replayed ones again: readers de-duplicate by `source`) and
+   each topic's watermarks, awaited until acknowledged;
+5. the video states into memory.
+Only then does the consumer commit the batch's offsets: a crash at any point replays
+the batch, and the replay finds in ClickHouse what is already there.
 
-ingest: decode/validate/tag/state (pure) → dead letters and rows to ClickHouse
-(awaited until durable) → dead letters to Kafka → video state to the table → live
-per-topic aggregates to the counts agent. Only after all that does the agent take
-the next batch, which is when Faust acks, and later commits, the batch's offsets.
+`CountsStep.handle` (watermark reports, in the counts agent): moves each topic's
+per-partition watermarks forward; for the windows every partition has passed (plus
+grace) it reads the counts from ClickHouse, runs the spike detector and writes spikes
+to ClickHouse (one deterministic dedup token per spike) and Kafka (key = topic; readers
+de-duplicate by topic, window and metric), then stores the topic's state.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import Any, Protocol
 
 import orjson
 
+from workpulse.clickhouse import Database
 from workpulse.metrics import Metrics
 from workpulse.model.aggregates import TopicMinute
 from workpulse.model.message import Message
-from workpulse.model.rows import DEAD_LETTERS, TOPIC_SPIKES, VIDEO_EVENTS, SpikeRow
-from workpulse.model.state import VideoState
+from workpulse.model.rows import DEAD_LETTERS, TOPIC_SPIKES, VIDEO_EVENTS, SpikeRow, TableModel
 from workpulse.model.topics import TOPICS
-from workpulse.processing.ingest import BatchOutput, BatchProcessor, utc
-from workpulse.processing.spikes import Spike, SpikeDetector, TopicBaseline
-from workpulse.processing.windows import ClosedWindow, TopicWindows
-from workpulse.sinks.clickhouse import Sink, batch_token
+from workpulse.processing.ingest import (
+    BatchOutput,
+    BatchProcessor,
+    Source,
+    utc,
+    video_ids,
+)
+from workpulse.processing.spikes import Spike, SpikeDetector, TopicBaseline, fill_gaps
+from workpulse.processing.windows import WINDOW_MS, PartitionMark, TopicWindows
+from workpulse.sinks.clickhouse import RowsRefused, Sink, batch_token
+from workpulse.sinks.retry import Backoff
+from workpulse.worker.observations import closed_windows, window_context
 from workpulse.worker.offsets import DurableOffsetCache, offset_ranges
+from workpulse.worker.publisher import Publisher
+from workpulse.worker.video_states import VideoStateCache, load_video_states
 
 log = logging.getLogger(__name__)
 
+LOOKBACK_MS = 24 * 3600 * 1000
+"""How far back the first window closing of a topic reads (the detector's history)."""
+MAX_EMPTY_WINDOWS = 1_440
+"""Empty windows a gap feeds the detector at most (a day of minutes): a gap of any length
+costs at most this, whatever the timestamps."""
+
 
 class StateTable(Protocol):
-    """What the steps need of a Faust table: read a key, persist a key's new value
-    to a given changelog partition."""
+    """What the counts step needs of a Faust table: read a key, persist a key's new
+    value to a given changelog partition."""
 
     def get(self, key: str) -> Any: ...
 
     def put(self, key: str, value: Any, partition: int) -> None: ...
-
-
-class Publisher(Protocol):
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-        headers: Sequence[tuple[str, bytes]] | None = None,
-    ) -> None: ...
 
 
 @dataclass
@@ -63,8 +82,9 @@ class Progress:
     accepted: int = 0
     rejected: int = 0
     duplicates: int = 0
-    deltas_sent: int = 0
-    deltas_handled: int = 0
+    replayed: int = 0
+    watermarks_sent: int = 0
+    watermarks_handled: int = 0
     topic_videos: dict[str, int] = field(default_factory=dict)
     spikes: list[Spike] = field(default_factory=list)
 
@@ -77,9 +97,19 @@ class Progress:
                 self.rejected += n
             elif outcome == "duplicate":
                 self.duplicates += n
+            elif outcome == "replayed":
+                self.replayed += n
         for (topic, kind), n in out.topic_events.items():
             if kind == "publish":
                 self.topic_videos[topic] = self.topic_videos.get(topic, 0) + n
+
+
+def _headers(msg: Message, reason: str, detail: str) -> list[tuple[str, bytes]]:
+    return [
+        ("reason", reason.encode()),
+        ("detail", detail.encode("utf-8", "replace")[:1000]),
+        ("source", msg.source.encode()),
+    ]
 
 
 class IngestStep:
@@ -88,91 +118,191 @@ class IngestStep:
         *,
         processor: BatchProcessor,
         sink: Sink,
+        db: Database,
         offsets: DurableOffsetCache,
-        videos: StateTable,
+        states: VideoStateCache,
         publisher: Publisher,
         metrics: Metrics,
         progress: Progress,
         dlq_topic: str,
-        deltas_topic: str,
+        watermarks_topic: str,
+        partition_count: Callable[[], int],
+        grace_ms: int,
         wall_clock: Callable[[], float] = time.time,
-        before_table_update: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.processor = processor
         self.sink = sink
+        self.db = db
         self.offsets = offsets
-        self.videos = videos
+        self.states = states
         self.publisher = publisher
         self.metrics = metrics
         self.progress = progress
         self.dlq_topic = dlq_topic
-        self.deltas_topic = deltas_topic
+        self.watermarks_topic = watermarks_topic
+        self.partition_count = partition_count
+        self.grace_ms = grace_ms
         self.wall_clock = wall_clock
-        self.before_table_update = before_table_update
+        self.marks: dict[tuple[str, int], PartitionMark] = {}
 
-    def _load_state(self, video_id: str) -> VideoState | None:
-        raw = self.videos.get(video_id)
-        return VideoState.from_dict(raw) if raw is not None else None
+    def forget(self) -> None:
+        """Drop what was known about the partitions (they are moving to other workers)."""
+        self.offsets.clear()
+        self.states.clear()
+        self.marks.clear()
+
+    async def _video_states(self, ids: set[str]) -> dict[str, Any]:
+        found, missing = self.states.lookup(ids)
+        self.metrics.video_states.labels("memory").inc(len(found))
+        if missing:
+            loaded = await self.sink.call(
+                "video states", partial(load_video_states, self.db, missing)
+            )
+            self.metrics.video_states.labels("clickhouse").inc(len(loaded))
+            self.metrics.video_states.labels("new").inc(len(missing) - len(loaded))
+            self.states.put_many(loaded.items())
+            found.update(loaded)
+        return found
+
+    async def _write_video_rows(
+        self, messages: Sequence[Message], decoded: Sequence[Any], states: Mapping[str, Any],
+        now_ms: int, out: BatchOutput,
+    ) -> BatchOutput:  # fmt: skip
+        """Store the batch's video rows; on refusal, dead-letter the rows to blame and
+        store the batch recomputed without them. Returns the output that was stored."""
+        refused: dict[Source, str] = {}
+        backoff = Backoff(cap_s=30.0)
+        while out.video_rows:
+            ranges = offset_ranges(VIDEO_EVENTS, out.video_rows)
+            token = batch_token(VIDEO_EVENTS.name, ranges, len(out.video_rows))
+            try:
+                await self.sink.write(VIDEO_EVENTS, out.video_rows, token)
+            except RowsRefused as exc:
+                blamed = await self.sink.isolate(VIDEO_EVENTS, out.video_rows)
+                if not blamed:  # not these rows' fault after all: wait and retry
+                    delay = backoff.next_delay()
+                    log.warning(
+                        "insert refused but no row to blame (%s); retrying in %.1fs", exc, delay
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                for i, why in blamed.items():
+                    row = out.video_rows[i]
+                    refused[(row.src_topic, row.src_partition, row.src_offset)] = why
+                log.warning("ClickHouse refused %d row(s): dead-lettered (%s)", len(blamed), exc)
+                out = self.processor.process(
+                    messages,
+                    states,
+                    self.offsets.get,
+                    now_ms,
+                    decoded=decoded,
+                    refused=refused,
+                )
+                continue
+            self.offsets.advance(VIDEO_EVENTS.name, ranges)
+            break
+        return out
+
+    async def _write(self, model: TableModel, rows: Sequence[Any]) -> None:
+        if not rows:
+            return
+        ranges = offset_ranges(model, rows)
+        backoff = Backoff(cap_s=30.0)
+        while True:
+            try:
+                await self.sink.write(model, rows, batch_token(model.name, ranges, len(rows)))
+                break
+            except RowsRefused as exc:  # nothing of a dead letter is the sender's to blame
+                delay = backoff.next_delay()
+                log.error(
+                    "ClickHouse refused %d %s row(s): %s; retrying", len(rows), model.name, exc
+                )
+                await asyncio.sleep(delay)
+        self.offsets.advance(model.name, ranges)
 
     async def handle(self, messages: Sequence[Message]) -> BatchOutput:
         if not messages:
             return BatchOutput()
-        topics = {m.topic for m in messages}
-        for topic in topics:
-            await self.sink.run(
-                partial(self.offsets.prefetch, (VIDEO_EVENTS.name, DEAD_LETTERS.name), topic)
-            )
         now = self.wall_clock()
+        now_ms = int(now * 1000)
+        with self.metrics.tagging_batch_seconds.time():
+            decoded = self.processor.decode(messages, now_ms)
+        for topic in {m.topic for m in messages}:
+            await self.sink.call(
+                "durable offsets",
+                partial(self.offsets.prefetch, (VIDEO_EVENTS.name, DEAD_LETTERS.name), topic),
+            )
+        states = await self._video_states(video_ids(decoded))
+        late_before = {
+            key: mark.event_time_ms - self.grace_ms - WINDOW_MS
+            for key, mark in self.marks.items()
+            if mark.event_time_ms is not None
+        }
         with self.metrics.tagging_batch_seconds.time():
             out = self.processor.process(
-                messages, self._load_state, self.offsets.get, int(now * 1000)
+                messages, states, self.offsets.get, now_ms, decoded=decoded, late_before=late_before
             )
         self.metrics.batch_events.observe(len(messages))
 
-        # 1. Durable first: nothing below is done for rows that are not in ClickHouse.
-        for model, rows in (
-            (DEAD_LETTERS, out.dead_rows),
-            (VIDEO_EVENTS, out.video_rows),
-        ):
-            if rows:
-                ranges = offset_ranges(model, rows)
-                await self.sink.write(model, rows, batch_token(model.name, ranges))
-                self.offsets.advance(model.name, ranges)
+        # 1. Durable first: nothing below happens for rows that are not in ClickHouse.
+        out = await self._write_video_rows(messages, decoded, states, now_ms, out)
+        await self._write(DEAD_LETTERS, out.dead_rows)
 
-        # 2. Dead letters to Kafka for whoever repairs and replays them.
-        for msg, rejection in out.rejected:
-            await self.publisher.send(
-                self.dlq_topic,
-                msg.key,
-                msg.value,
-                [
-                    ("reason", rejection.reason.encode()),
-                    ("detail", rejection.detail.encode("utf-8", "replace")[:1000]),
-                    ("source", f"{msg.topic}/{msg.partition}/{msg.offset}".encode()),
-                ],
+        # 2. Kafka: dead letters, then every topic's watermarks; all acknowledged.
+        deliveries: list[Awaitable[Any]] = []
+        for msg, rejection in out.dlq:
+            deliveries.append(
+                await self.publisher.send(
+                    self.dlq_topic,
+                    msg.key,
+                    msg.value,
+                    _headers(msg, rejection.reason, rejection.detail),
+                )
             )
+        changed: dict[tuple[str, int], PartitionMark] = {}
+        for key, event_time in out.watermarks.items():
+            mark = self.marks.setdefault(key, PartitionMark())
+            mark.event_time_ms = max(event_time, mark.event_time_ms or event_time)
+            mark.idle, mark.as_of_ms = False, now_ms
+            changed[key] = mark
+        deliveries += await self._send_marks(changed)
+        await asyncio.gather(*deliveries)
 
-        # 3. Video state, only now that its rows are durable (a crash before this
-        # replays the batch: the rows are then skipped as already persisted).
-        if self.before_table_update is not None:
-            await self.before_table_update()
-        for video_id, (partition, state) in out.states.items():
-            self.videos.put(video_id, state.to_dict(), partition)
-
-        # 4. Live aggregates for the per-topic windows (spike detection).
-        if out.max_event_time_ms is not None:
-            for topic in TOPICS:
-                minutes = out.topic_minutes.get(topic, {})
-                payload = {
-                    "watermark_ms": out.max_event_time_ms,
-                    "minutes": {str(k): v.to_wire() for k, v in minutes.items()},
-                }
-                await self.publisher.send(self.deltas_topic, topic.encode(), orjson.dumps(payload))
-                self.progress.deltas_sent += 1
+        # 3. The video states, now that their rows are durable.
+        self.states.put_many((vid, state) for vid, (_, state) in out.states.items())
 
         self._observe(out, now)
         self.progress.add(out)
         return out
+
+    async def idle(self, topic: str, status: Mapping[int, bool]) -> None:
+        """Report assigned partitions that became idle (or busy again) to the counts agent."""
+        now_ms = int(self.wall_clock() * 1000)
+        changed: dict[tuple[str, int], PartitionMark] = {}
+        for p, idle in status.items():
+            mark = self.marks.setdefault((topic, p), PartitionMark())
+            mark.idle, mark.as_of_ms = idle, now_ms
+            changed[(topic, p)] = mark
+        await asyncio.gather(*await self._send_marks(changed))
+
+    async def _send_marks(self, marks: Mapping[tuple[str, int], PartitionMark]) -> list[Any]:
+        if not marks:
+            return []
+        by_source: dict[str, dict[str, Any]] = {}
+        for (src, p), mark in marks.items():
+            by_source.setdefault(src, {})[str(p)] = mark.to_dict()
+        deliveries = []
+        partitions = self.partition_count()
+        for src, payload_marks in by_source.items():
+            payload = orjson.dumps(
+                {"source": src, "partitions": partitions, "marks": payload_marks}
+            )
+            for topic in TOPICS:
+                deliveries.append(
+                    await self.publisher.send(self.watermarks_topic, topic.encode(), payload)
+                )
+                self.progress.watermarks_sent += 1
+        return deliveries
 
     def _observe(self, out: BatchOutput, now: float) -> None:
         m = self.metrics
@@ -182,12 +312,20 @@ class IngestStep:
             m.invalid_events.labels(reason).inc(n)
         for (topic, kind), n in out.topic_events.items():
             m.topic_events.labels(topic, kind).inc(n)
-        if out.max_event_time_ms is not None:
-            m.event_time_lag_seconds.set(max(0.0, now - out.max_event_time_ms / 1000))
+        for topic, n in out.late.items():
+            m.late_events.labels(topic).inc(n)
+        if out.watermarks:
+            newest = max(out.watermarks.values())
+            m.event_time_lag_seconds.set(max(0.0, now - newest / 1000))
+
+
+def spike_token(spike: Spike) -> str:
+    """One dedup token per alert: a re-detection after a replay is dropped."""
+    return f"topic_spikes:{spike.topic}@{spike.window_start_ms}:{spike.metric}"
 
 
 class CountsStep:
-    """Per-topic windows and spike detection, fed by the ingest step's aggregates."""
+    """Per-topic windows and spike detection, fed by the ingest step's watermarks."""
 
     def __init__(
         self,
@@ -195,6 +333,7 @@ class CountsStep:
         windows: StateTable,
         detector: SpikeDetector,
         sink: Sink,
+        db: Database,
         publisher: Publisher,
         metrics: Metrics,
         progress: Progress,
@@ -202,10 +341,12 @@ class CountsStep:
         grace_ms: int,
         taxonomy_version: Callable[[], str],
         wall_clock: Callable[[], float] = time.time,
+        window_ms: int = WINDOW_MS,
     ) -> None:
         self.windows = windows
         self.detector = detector
         self.sink = sink
+        self.db = db
         self.publisher = publisher
         self.metrics = metrics
         self.progress = progress
@@ -213,63 +354,99 @@ class CountsStep:
         self.grace_ms = grace_ms
         self.taxonomy_version = taxonomy_version
         self.wall_clock = wall_clock
+        self.window_ms = window_ms
+
+    def _load(self, topic: str) -> tuple[TopicWindows, TopicBaseline]:
+        raw = self.windows.get(topic) or {}
+        return (
+            TopicWindows.from_dict(raw.get("windows", {})),
+            TopicBaseline.from_dict(raw.get("baseline")),
+        )
 
     async def handle(self, items: Sequence[tuple[str, int, Mapping[str, Any]]]) -> list[Spike]:
-        """items: (topic, source partition, payload) from the deltas topic."""
+        """items: (topic, changelog partition, watermark report) from the watermarks topic."""
         states: dict[str, tuple[int, TopicWindows, TopicBaseline]] = {}
-        closed_by_topic: dict[str, list[ClosedWindow]] = {}
         for topic, partition, payload in items:
+            if topic not in TOPICS:
+                continue
             if topic not in states:
-                raw = self.windows.get(topic) or {}
-                states[topic] = (
-                    partition,
-                    TopicWindows.from_dict(raw.get("windows", {})),
-                    TopicBaseline.from_dict(raw["baseline"])
-                    if "baseline" in raw
-                    else TopicBaseline(),
-                )
+                states[topic] = (partition, *self._load(topic))
             _, windows, _ = states[topic]
-            for minute, raw in payload.get("minutes", {}).items():
-                part = TopicMinute.from_dict(raw)
-                if not windows.add(int(minute), part):
-                    self.metrics.late_events.labels(topic).inc(part.videos or 1)
-            closed = windows.advance(int(payload["watermark_ms"]), self.grace_ms)
-            closed_by_topic.setdefault(topic, []).extend(closed)
+            marks = {int(p): PartitionMark.from_dict(m) for p, m in payload["marks"].items()}
+            windows.update(int(payload.get("partitions", 0)), marks)
 
-        spikes: list[tuple[Spike, ClosedWindow]] = []
-        for topic, closed in closed_by_topic.items():
-            _, _, baseline = states[topic]
-            for window in closed:
-                spike = self.detector.observe(baseline, topic, window.start_ms, window.videos)
-                self.metrics.window_videos.labels(topic).set(window.videos)
-                self.metrics.window_expected_videos.labels(topic).set(baseline.mean)
-                if spike is not None:
-                    spikes.append((spike, window))
-                    self.metrics.spike_score.labels(topic).set(spike.score)
-                    self.metrics.spikes.labels(topic).inc()
-
-        if spikes:
-            now = utc(int(self.wall_clock() * 1000))
-            rows = [self._spike_row(s, w, now) for s, w in spikes]
-            token = "topic_spikes:" + ",".join(f"{s.topic}@{s.window_start_ms}" for s, _ in spikes)
-            await self.sink.write(TOPIC_SPIKES, rows, token)
-            for spike, window in spikes:
-                await self.publisher.send(
-                    self.spikes_topic,
-                    spike.topic.encode(),
-                    orjson.dumps(spike_message(spike, window)),
+        closing: dict[str, tuple[int, int]] = {}
+        for topic, (_, windows, _) in states.items():
+            until = windows.closable(self.grace_ms, self.window_ms)
+            if until is not None:
+                after = windows.last_closed_ms
+                closing[topic] = (after if after is not None else until - LOOKBACK_MS, until)
+        found: list[tuple[Spike, int]] = []
+        if closing:
+            after = min(a for a, _ in closing.values())
+            until = max(u for _, u in closing.values())
+            data = await self.sink.call(
+                "closed windows", partial(closed_windows, self.db, sorted(closing), after, until)
+            )
+            for topic, (after_t, until_t) in closing.items():
+                _, windows, baseline = states[topic]
+                found += self._close(
+                    topic, windows, baseline, data.get(topic, []), after_t, until_t
                 )
-                self.progress.spikes.append(spike)
-
+        for spike, _ in found:
+            await self._emit(spike)
         for topic, (partition, windows, baseline) in states.items():
             self.windows.put(
                 topic, {"windows": windows.to_dict(), "baseline": baseline.to_dict()}, partition
             )
-        self.progress.deltas_handled += len(items)
-        return [s for s, _ in spikes]
+        self.progress.watermarks_handled += len(items)
+        return [s for s, _ in found]
 
-    def _spike_row(self, spike: Spike, window: ClosedWindow, now: Any) -> SpikeRow:
-        agg = window.aggregate
+    def _close(
+        self,
+        topic: str,
+        windows: TopicWindows,
+        baseline: TopicBaseline,
+        data: list[tuple[int, TopicMinute]],
+        after: int,
+        until: int,
+    ) -> list[tuple[Spike, int]]:
+        """Feed the detector every window in (after, until], empty ones included (gaps
+        bounded by MAX_EMPTY_WINDOWS); returns the alerts."""
+        found: list[tuple[Spike, int]] = []
+        window = self.window_ms
+        for start, agg in data:
+            if not after < start <= until:
+                continue
+            for empty in fill_gaps(baseline.last_window_start_ms, start, window, MAX_EMPTY_WINDOWS):
+                self.detector.observe(baseline, topic, empty, 0)
+            spike = self.detector.observe(baseline, topic, start, agg.videos)
+            self.metrics.window_videos.labels(topic).set(agg.videos)
+            self.metrics.window_expected_videos.labels(topic).set(baseline.mean)
+            if spike is not None:
+                found.append((spike, start))
+        last = baseline.last_window_start_ms
+        for empty in fill_gaps(last, until + window, window, MAX_EMPTY_WINDOWS):
+            self.detector.observe(baseline, topic, empty, 0)
+        windows.last_closed_ms = until
+        return found
+
+    async def _emit(self, spike: Spike) -> None:
+        agg = await self.sink.call(
+            "spike context",
+            partial(window_context, self.db, spike.topic, spike.window_start_ms, self.window_ms),
+        )
+        now = utc(int(self.wall_clock() * 1000))
+        await self.sink.write(TOPIC_SPIKES, [self._spike_row(spike, agg, now)], spike_token(spike))
+        delivery = await self.publisher.send(
+            self.spikes_topic, spike.topic.encode(), orjson.dumps(spike_message(spike, agg))
+        )
+        await delivery
+        self.metrics.spike_score.labels(spike.topic).set(spike.score)
+        self.metrics.spikes.labels(spike.topic).inc()
+        self.progress.spikes.append(spike)
+
+    def _spike_row(self, spike: Spike, agg: TopicMinute, now: datetime) -> SpikeRow:
         return SpikeRow(
             topic=spike.topic,
             window_start=utc(spike.window_start_ms),
@@ -289,8 +466,7 @@ class CountsStep:
         )
 
 
-def spike_message(spike: Spike, window: ClosedWindow) -> dict[str, Any]:
-    agg = window.aggregate
+def spike_message(spike: Spike, agg: TopicMinute) -> dict[str, Any]:
     return {
         "topic": spike.topic,
         "window_start": utc(spike.window_start_ms).isoformat(),
@@ -299,6 +475,7 @@ def spike_message(spike: Spike, window: ClosedWindow) -> dict[str, Any]:
         "expected": spike.expected,
         "score": spike.score,
         "p_value": spike.p_value,
+        "top_videos": agg.top_videos(5),
         "top_hashtags": agg.top_hashtags(5),
         "languages": dict(agg.langs),
     }

@@ -1,0 +1,219 @@
+"""The ingest consumer: whole batches from Kafka, offsets committed only after the batch's
+effects are durable.
+
+Faust delivers messages one by one through its stream machinery (~200 µs each here);
+the ingest path needs whole batches, so it reads the input topic with aiokafka's batch
+fetch (`getmany`) in the worker's consumer group and commits offsets itself: a batch's
+offsets are committed only after `handle` returned, that is after its rows are durable
+in ClickHouse and its Kafka outputs are acknowledged. Faust still runs the rest of the
+worker (the counts agent and its changelogged table).
+
+On a rebalance, `on_revoked` runs before the partitions move: it waits for the batch
+in hand to finish (a write stuck in an outage is told to give up, see
+`Sink.abort`), then the worker drops what it knew about the partitions; the next owner
+replays from the last committed offset and finds in ClickHouse what is already stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from workpulse.kafka.settings import Connection, aiokafka_options
+from workpulse.model.message import Message
+
+log = logging.getLogger(__name__)
+
+BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
+IdleHandler = Callable[[dict[int, bool]], Awaitable[None]]
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, owner: BatchConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.owner._revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.owner._assigned(assigned)
+
+
+class BatchConsumer:
+    """Reads `topic` in batches of up to `max_records` (waiting at most `timeout_s` to
+    fill one) and hands each to `handle`; reports idle partitions to `on_idle`."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        topic: str,
+        group_id: str,
+        handle: BatchHandler,
+        *,
+        on_revoked: Callable[[], Awaitable[None]],
+        on_idle: IdleHandler,
+        max_records: int,
+        timeout_s: float,
+        session_timeout_s: float,
+        idle_after_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.topic = topic
+        self._handle = handle
+        self._on_revoked = on_revoked
+        self._on_idle = on_idle
+        self._max_records = max_records
+        self._timeout_ms = max(1, int(timeout_s * 1000))
+        self._idle_after_s = idle_after_s
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self.stopping = False
+        self.revoking = False
+        """True while partitions are being taken away (writes in an outage give up)."""
+        self._next_offset: dict[int, int] = {}
+        self._last_message: dict[int, float] = {}
+        self._idle_reported: dict[int, bool] = {}
+        self.assigned: set[int] = set()
+        self.batches = 0
+        session_ms = int(session_timeout_s * 1000)
+        self._consumer = AIOKafkaConsumer(
+            **aiokafka_options(conn),
+            group_id=group_id,
+            client_id=f"{group_id}-ingest",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=max(100, session_ms // 4),
+            rebalance_timeout_ms=max(session_ms, 10_000),
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+        )
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        return self._consumer
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._consumer.subscribe([self.topic], listener=_Listener(self))
+        self._task = asyncio.create_task(self._run(), name="workpulse-ingest")
+
+    def partition_count(self) -> int:
+        parts = self._consumer.partitions_for_topic(self.topic)
+        return len(parts) if parts else 0
+
+    def lag(self) -> dict[int, int]:
+        """Messages left to read per assigned partition (where known)."""
+        out: dict[int, int] = {}
+        for p in self.assigned:
+            high = self._consumer.highwater(TopicPartition(self.topic, p))
+            position = self._next_offset.get(p)
+            if high is not None and position is not None:
+                out[p] = max(0, high - position)
+        return out
+
+    async def _revoked(self, revoked: Any) -> None:
+        self.revoking = True
+        try:
+            async with self._lock:  # the batch in hand finishes (or gives up) first
+                await self._on_revoked()
+        finally:
+            self.revoking = False
+            self.assigned -= {tp.partition for tp in revoked}
+            for tp in revoked:
+                self._last_message.pop(tp.partition, None)
+                self._idle_reported.pop(tp.partition, None)
+                self._next_offset.pop(tp.partition, None)
+
+    def _assigned(self, assigned: Any) -> None:
+        now = self._clock()
+        self.assigned = {tp.partition for tp in assigned if tp.topic == self.topic}
+        for p in self.assigned:
+            self._last_message.setdefault(p, now)
+
+    async def _run(self) -> None:
+        consumer = self._consumer
+        while not self.stopping:
+            try:
+                fetched = await consumer.getmany(
+                    timeout_ms=self._timeout_ms, max_records=self._max_records
+                )
+            except asyncio.CancelledError:
+                raise
+            except KafkaError as exc:
+                log.warning("fetching from %s failed (%s); retrying", self.topic, exc)
+                await asyncio.sleep(0.5)
+                continue
+            messages = [
+                Message(r.topic, r.partition, r.offset, r.key, r.value or b"", r.timestamp)
+                for tp in sorted(fetched, key=lambda t: t.partition)
+                for r in fetched[tp]
+            ]
+            now = self._clock()
+            for tp in fetched:
+                self._last_message[tp.partition] = now
+            if messages:
+                async with self._lock:
+                    if self.stopping:
+                        return
+                    await self._handle(messages)
+                    await self._commit(messages)
+                self.batches += 1
+            await self._report_idle(now)
+
+    async def _report_idle(self, now: float) -> None:
+        """Tell `on_idle` when an assigned partition becomes idle or busy again."""
+        status: dict[int, bool] = {}
+        for p in self.assigned:
+            tp = TopicPartition(self.topic, p)
+            high = self._consumer.highwater(tp)
+            position = self._next_offset.get(p)
+            if position is None:
+                with contextlib.suppress(IllegalStateError, KafkaError, AssertionError):
+                    position = await self._consumer.position(tp)
+            caught_up = high is None or (position is not None and position >= high)
+            quiet = now - self._last_message.get(p, now) >= self._idle_after_s
+            status[p] = caught_up and quiet
+        changed = {p: idle for p, idle in status.items() if self._idle_reported.get(p) != idle}
+        if changed:
+            self._idle_reported.update(changed)
+            async with self._lock:
+                await self._on_idle(status)
+
+    async def _commit(self, messages: Sequence[Message]) -> None:
+        last: dict[int, int] = {}
+        for m in messages:
+            last[m.partition] = max(last.get(m.partition, -1), m.offset)
+        offsets = {TopicPartition(self.topic, p): o + 1 for p, o in last.items()}
+        for p, o in last.items():
+            self._next_offset[p] = o + 1
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            # The partitions moved: the next owner replays from the last committed
+            # offset and skips what is already stored.
+            log.warning("offset commit failed (%s); the batch will be replayed", exc)
+
+    async def stop(self, timeout_s: float = 30.0) -> None:
+        """Finish the batch in hand (at most `timeout_s`), then leave the group."""
+        self.stopping = True
+        task = self._task
+        if task is not None:
+            try:
+                await asyncio.wait_for(self._lock.acquire(), timeout_s)
+                self._lock.release()
+            except TimeoutError:
+                log.warning("the batch in hand did not finish in %.0fs: abandoned", timeout_s)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await self._consumer.stop()
