@@ -98,6 +98,44 @@ def test_init_db_is_idempotent_and_query_formats(tmp_path: Path) -> None:
     table = run("query", "SELECT 42 AS answer", "--data-dir", str(tmp_path))
     assert "answer" in table.stdout.decode() and "42" in table.stdout.decode()
 
+    # data is shown as data: markup, emoji codes, escape sequences
+    hostile = run(
+        "query",
+        "SELECT '[bold red]hi[/] :x: [/nope]' AS s, concat(char(27), '[31mred') AS t",
+        "--data-dir",
+        str(tmp_path),
+    )
+    assert hostile.returncode == 0, hostile.stderr
+    shown = hostile.stdout.decode()
+    assert "[bold red]hi[/] :x: [/nope]" in shown and "\\x1b[31mred" in shown
+    assert "\x1b" not in shown
+
+
+def test_query_is_read_only_unless_asked(tmp_path: Path) -> None:
+    assert run("init-db", "--data-dir", str(tmp_path)).returncode == 0
+    dropped = run("query", "DROP TABLE workpulse.dead_letters", "--data-dir", str(tmp_path))
+    assert dropped.returncode != 0
+    lines = dropped.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "read-only unless --write" in lines[0]
+    still = run(
+        "query",
+        "SELECT count() AS n FROM system.tables WHERE database = 'workpulse' "
+        "AND name = 'dead_letters'",
+        "--format",
+        "jsonl",
+        "--data-dir",
+        str(tmp_path),
+    )
+    assert json.loads(still.stdout) == {"n": 1}
+    made = run(
+        "query",
+        "CREATE TABLE workpulse.scratch (a UInt8) ENGINE = Memory",
+        "--write",
+        "--data-dir",
+        str(tmp_path),
+    )
+    assert made.returncode == 0, made.stderr
+
 
 def test_tag_reads_stdin_and_reports_bad_lines() -> None:
     lines = [

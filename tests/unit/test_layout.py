@@ -16,6 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "config": set(),
     "resources": set(),
     "metrics": set(),
+    "terminal": set(),
     "kafka": {"config"},
     "clickhouse": {"resources"},
     "sinks": {"clickhouse", "model", "metrics"},
@@ -25,11 +26,11 @@ ALLOWED: dict[str, set[str]] = {
     },
     "dev": {
         "worker", "processing", "tagging", "sinks", "clickhouse", "kafka", "model", "metrics",
-        "config", "resources",
+        "config", "resources", "terminal",
     },
     "cli": {
         "dev", "worker", "processing", "tagging", "sinks", "clickhouse", "kafka", "model",
-        "metrics", "config", "resources",
+        "metrics", "config", "resources", "terminal",
     },
 }  # fmt: skip
 PURE = ("model", "tagging", "processing")

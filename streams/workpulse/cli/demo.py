@@ -62,6 +62,7 @@ def command(
             f"{EMBEDDED_EXTRA}"
         )
     from rich.console import Console
+    from rich.markup import escape
 
     from workpulse.dev.demo import run_demo
     from workpulse.worker.runtime import run_async
@@ -70,7 +71,7 @@ def command(
     log_file = settings.data_dir / "demo.log"
     setup_logging(settings.log_level, log_file)
     console = Console(stderr=as_json)
-    console.print(f"[dim]workpulse demo: logs in {log_file}, Ctrl-C stops[/dim]")
+    console.print(f"[dim]workpulse demo: logs in {escape(str(log_file))}, Ctrl-C stops[/dim]")
     summary = run_async(
         run_demo(settings, console, events=events, input_path=input_path, seed=seed)
     )

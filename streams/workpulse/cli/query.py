@@ -23,23 +23,34 @@ def _jsonable(value: Any) -> Any:
 @click.command("query")
 @click.argument("sql")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option(
+    "--write",
+    is_flag=True,
+    help="Allow statements that change data or tables (by default the query runs read-only).",
+)
 @settings_options(*CLICKHOUSE)
-def command(sql: str, fmt: str, **kwargs: Any) -> None:
+def command(sql: str, fmt: str, write: bool, **kwargs: Any) -> None:
     """Run SQL on the configured ClickHouse (embedded chDB by default) and print it.
 
     Tables live in the `workpulse` database, e.g.
     workpulse query "SELECT topic, sum(videos) FROM workpulse.topic_counts_1m GROUP BY topic"
+
+    Read-only unless --write is given: ClickHouse refuses INSERT, DROP, ALTER… (readonly=2).
     """
     from workpulse.clickhouse import DatabaseError, connect
 
     settings = settings_from(kwargs)
     db = connect(settings.clickhouse_url_value, settings.data_dir)
     try:
-        result = db.query(sql)
+        result = db.query(sql, readonly=not write)
     except DatabaseError as exc:
         if "UNKNOWN_DATABASE" in str(exc):
             raise UserError(
                 "no workpulse database here: run `workpulse init-db` (or `workpulse demo`) first"
+            ) from None
+        if "(READONLY)" in str(exc):
+            raise UserError(
+                "this statement writes; workpulse query is read-only unless --write is given"
             ) from None
         raise
     finally:
@@ -62,12 +73,9 @@ def command(sql: str, fmt: str, **kwargs: Any) -> None:
                 out.write(orjson.dumps(obj, default=str, option=opts).decode() + "\n")
     else:
         from rich.console import Console
-        from rich.table import Table
 
-        table = Table(show_edge=False)
-        for c in cols:
-            table.add_column(c)
-        for r in rows:
-            table.add_row(*(str(_jsonable(v)) for v in r))
-        Console().print(table)
+        from workpulse.terminal import data_table
+
+        table = data_table(cols, [[_jsonable(v) for v in r] for r in rows])
+        Console(emoji=False, markup=False, highlight=False).print(table)
         click.echo(f"{len(rows)} row{'s' if len(rows) != 1 else ''}", err=True)

@@ -29,6 +29,7 @@ from workpulse.dev.generator import Workload, WorkloadConfig
 from workpulse.dev.summary import Summary, read_summary
 from workpulse.kafka.admin import create_topics
 from workpulse.kafka.producer import RawMessage, count_lines, file_messages
+from workpulse.terminal import cell
 from workpulse.worker.app import EMBEDDED_SESSION_TIMEOUT_S
 from workpulse.worker.runtime import Worker, build_worker, install_stop_signals
 
@@ -102,19 +103,19 @@ def progress_view(worker: Worker, state: ProduceState, metrics_url: str | None) 
     if p.replayed:
         head.add_row("replayed (already stored)", f"{p.replayed:,}")
     if metrics_url:
-        head.add_row("metrics", metrics_url)
+        head.add_row("metrics", cell(metrics_url))
     topics = Table(title="new videos per topic", show_edge=False)
     topics.add_column("topic")
     topics.add_column("videos", justify="right")
     for topic, n in sorted(p.topic_videos.items(), key=lambda kv: -kv[1]):
-        topics.add_row(topic, f"{n:,}")
+        topics.add_row(cell(topic), f"{n:,}")
     spikes = Table(title=f"spikes found: {len(p.spikes)}", show_edge=False)
     spikes.add_column("topic")
     spikes.add_column("minute (event time)")
     spikes.add_column("observed / expected", justify="right")
     for s in p.spikes[-5:]:
         when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(s.window_start_ms / 1000))
-        spikes.add_row(s.topic, when, f"{s.observed:.0f} / {s.expected:.1f}")
+        spikes.add_row(cell(s.topic), when, f"{s.observed:.0f} / {s.expected:.1f}")
     return Group(head, topics, spikes)
 
 

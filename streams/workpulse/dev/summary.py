@@ -9,6 +9,7 @@ from rich.console import Group
 from rich.table import Table
 
 from workpulse.clickhouse import Database
+from workpulse.terminal import cell
 from workpulse.worker.steps import Progress
 
 
@@ -49,7 +50,9 @@ class Summary:
         for col in ("topic", "videos", "views", "authors"):
             topics.add_column(col, justify="left" if col == "topic" else "right")
         for t in self.topics:
-            topics.add_row(t["topic"], f"{t['videos']:,}", f"{t['views']:,}", f"{t['authors']:,}")
+            topics.add_row(
+                cell(t["topic"]), f"{t['videos']:,}", f"{t['views']:,}", f"{t['authors']:,}"
+            )
         spikes = Table(title=f"spikes ({len(self.spikes)})")
         for col in (
             "topic",
@@ -62,12 +65,12 @@ class Summary:
             spikes.add_column(col)
         for s in self.spikes[:15]:
             spikes.add_row(
-                s["topic"],
+                cell(s["topic"]),
                 str(s["window_start"])[:16],
                 f"{s['observed']:.0f}",
                 f"{s['expected']:.1f}",
                 f"{s['score']:.1f}",
-                " ".join("#" + h for h in s["top_hashtags"][:3]),
+                cell(" ".join("#" + h for h in s["top_hashtags"][:3])),
             )
         parts: list[Any] = [head, topics, spikes]
         if self.dead_letter_reasons:
@@ -75,7 +78,7 @@ class Summary:
             dl.add_column("reason")
             dl.add_column("messages", justify="right")
             for reason, n in sorted(self.dead_letter_reasons.items(), key=lambda kv: -kv[1]):
-                dl.add_row(reason, f"{n:,}")
+                dl.add_row(cell(reason), f"{n:,}")
             parts.append(dl)
         return Group(*parts)
 
