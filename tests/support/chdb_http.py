@@ -495,7 +495,9 @@ class ChdbHttpServer:
 
     def start(self) -> str:
         if self.in_process:
-            self._server = serve(self.data_dir, port=0, user=self.user, password=self.password)
+            self._server = serve(
+                self.data_dir, port=self.port or 0, user=self.user, password=self.password
+            )
             self.port = self._server.server_address[1]
             self._thread = threading.Thread(
                 target=self._server.serve_forever, name="chdb-http", daemon=True
@@ -511,7 +513,7 @@ class ChdbHttpServer:
                 "--data-dir",
                 str(self.data_dir),
                 "--port",
-                "0",
+                str(self.port or 0),  # a restart keeps its port (clients keep their URL)
                 "--user",
                 self.user,
             ],

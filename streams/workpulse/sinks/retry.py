@@ -42,6 +42,7 @@ DATA_ERROR_CODES = frozenset(
         190,  # SIZES_OF_ARRAYS_DONT_MATCH
         321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
         407,  # DECIMAL_OVERFLOW
+        469,  # VIOLATED_CONSTRAINT: a CHECK constraint an operator put on the table
     }
 )
 _CODE = re.compile(r"Code: (\d+)\.")

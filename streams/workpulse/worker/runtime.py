@@ -61,6 +61,7 @@ class Worker:
     publisher: KafkaPublisher
     ingest: IngestStep
     sink: Sink
+    counts_sink: Sink
     metrics: Metrics
     progress: Progress
     tagger: TaggerReloader
@@ -103,6 +104,7 @@ class Worker:
         with contextlib.suppress(Exception):
             await self.publisher.stop()
         self.sink.close()
+        self.counts_sink.close()
         if self._server is not None:
             self._server.shutdown()
 
@@ -231,10 +233,13 @@ def build_worker(
         idle_after_s=settings.idle_partition_s,
     )
     consumer_box.append(consumer)
+    # The counts agent has its own sink (thread): its reads and spike writes must not give
+    # up when the ingest consumer's partitions move; Faust cancels it on shutdown.
+    counts_sink = Sink(db, metrics, retry_max_s=settings.sink_retry_max_s)
     counts = CountsStep(
         windows=FaustTable(faust_app.windows),
         detector=SpikeDetector(spike_config(settings)),
-        sink=sink,
+        sink=counts_sink,
         db=db,
         publisher=FaustPublisher(faust_app.app),
         metrics=metrics,
@@ -257,6 +262,7 @@ def build_worker(
         publisher,
         ingest,
         sink,
+        counts_sink,
         metrics,
         progress,
         reloader,

@@ -1,0 +1,293 @@
+"""Faults on real parts: worker processes killed with SIGKILL at chosen and random points,
+a second worker joining and the first leaving mid-stream, ClickHouse unreachable for a
+while, and a row ClickHouse refuses. Whatever happens, the result must be what one
+uninterrupted worker stores: every event once, every bad message dead-lettered once (in
+ClickHouse and the DLQ topic), view deltas adding up, counts equal to a recount, and the
+same spikes.
+
+The workers are `workpulse worker` subprocesses (tests/support/fault_worker.py) sharing
+one ClickHouse: chDB behind ClickHouse's HTTP interface (tests/support/chdb_http.py),
+fresh for this module, so its spikes are this module's.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from tests.support.chdb_http import ChdbHttpServer
+from tests.support.pipeline_checks import (
+    Expected,
+    assert_dlq_complete,
+    assert_exact,
+    expected_spikes,
+    produce_labelled,
+    spike_rows,
+    start_worker,
+    stored,
+    stored_spikes,
+    wait_until,
+    worker_env,
+)
+
+from workpulse.clickhouse import Database, apply_schema, connect
+from workpulse.dev.broker import EmbeddedBroker
+from workpulse.dev.generator import Workload, WorkloadConfig
+from workpulse.kafka.admin import create_topics
+
+pytestmark = pytest.mark.integration
+
+N = 10_000  # ~55 simulated minutes: the wave (and its spike) is in it
+
+
+@pytest.fixture(scope="module")
+def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbHttpServer]:
+    server = ChdbHttpServer(tmp_path_factory.mktemp("faults-ch"), user="wp", password="pw")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def db(clickhouse: ChdbHttpServer, tmp_path: Path) -> Iterator[Database]:
+    database = connect(clickhouse.url_with_credentials(), tmp_path)
+    apply_schema(database)
+    for table in ("video_events", "dead_letters", "topic_spikes", "topic_counts_1m",
+                  "topic_counts_1h", "topic_counts_1d", "topic_author_first_seen"):  # fmt: skip
+        database.command(f"TRUNCATE TABLE workpulse.{table}")
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+def stream(broker: EmbeddedBroker, seed: int) -> tuple[str, Expected]:
+    topic = f"faults-{uuid.uuid4().hex[:8]}"
+    create_topics(broker.bootstrap, {topic: 4})
+    config = WorkloadConfig(seed=seed, bad_fraction=0.03, duplicate_fraction=0.03)
+    return topic, produce_labelled(
+        broker.bootstrap, topic, list(Workload(config).labelled_messages(N))
+    )
+
+
+def finish(
+    db: Database, env: dict[str, str], tmp_path: Path, topic: str, expected: Expected
+) -> None:
+    """Run a worker to the end; then everything must be exact."""
+    worker = start_worker(env, tmp_path / "logs")
+    try:
+        wait_until(
+            lambda: stored(db, topic) == (expected.valid, expected.bad),
+            180,
+            "every event and dead letter stored",
+        )
+        spikes = expected_spikes(db)
+        assert spikes, "the wave should make at least one spike"
+        wait_until(lambda: stored_spikes(db) == spikes, 60, f"the spikes {spikes}")
+        assert worker.alive(), worker.tail()
+    finally:
+        code = worker.terminate()
+    assert code == 0, worker.tail()
+    assert_exact(db, topic, expected)
+    assert_dlq_complete(db, env["WORKPULSE_KAFKA_BOOTSTRAP"], f"{topic}-dlq", topic)
+    assert spike_rows(db) == len(stored_spikes(db)), "a spike was inserted twice"
+
+
+def crash(env: dict[str, str], tmp_path: Path, point: str) -> None:
+    worker = start_worker(env, tmp_path / "logs", crash_at=point)
+    code = worker.wait_dead(180)
+    assert code == -9, f"{point}: exit {code}\n{worker.tail()}"
+
+
+def test_kill_9_at_every_point_loses_and_doubles_nothing(
+    broker: EmbeddedBroker, clickhouse: ChdbHttpServer, db: Database, tmp_path: Path
+) -> None:
+    """SIGKILL between the ClickHouse write and the Kafka sends, between the dead letters
+    and Kafka, before a commit, and at a random point; then a clean run to the end."""
+    topic, expected = stream(broker, seed=21)
+    env = worker_env(broker.bootstrap, clickhouse.url_with_credentials(), topic,
+                     f"faults-{uuid.uuid4().hex[:8]}", tmp_path / "data")  # fmt: skip
+    rng = random.Random(20261202)
+    random_point = f"{rng.choice(['batch', 'video_rows', 'commit'])}:{rng.randint(2, 4)}"
+    # early in the stream (batches of 500 of 10,000 messages)...
+    for point in ["video_rows:3", "dead_letters:2", "kafka:4", random_point]:
+        crash(env, tmp_path, point)
+    rows, _ = stored(db, topic)
+    assert 0 < rows < expected.valid  # the crashes happened mid-stream
+    crash(env, tmp_path, "spike:1")  # ...then right after the wave's spike is written
+    finish(db, env, tmp_path, topic, expected)
+
+
+def test_a_worker_joins_and_another_leaves_mid_stream(
+    broker: EmbeddedBroker, clickhouse: ChdbHttpServer, db: Database, tmp_path: Path
+) -> None:
+    topic, expected = stream(broker, seed=22)
+    env = worker_env(broker.bootstrap, clickhouse.url_with_credentials(), topic,
+                     f"faults-{uuid.uuid4().hex[:8]}", tmp_path / "data",
+                     WORKPULSE_BATCH_SIZE="200")  # fmt: skip
+    first = start_worker(env, tmp_path / "logs")
+    second = None
+    try:
+        wait_until(
+            lambda: stored(db, topic)[0] > expected.valid // 5, 120, "the first worker's progress"
+        )
+        second = start_worker(
+            {**env, "WORKPULSE_DATA_DIR": str(tmp_path / "data2")}, tmp_path / "logs"
+        )
+        wait_until(
+            lambda: stored(db, topic)[0] > expected.valid // 2, 120, "progress with two workers"
+        )
+        assert first.terminate() == 0, first.tail()  # leaves mid-stream
+        wait_until(
+            lambda: stored(db, topic) == (expected.valid, expected.bad), 180, "the second worker"
+        )
+        spikes = expected_spikes(db)
+        wait_until(lambda: stored_spikes(db) == spikes, 60, f"the spikes {spikes}")
+    finally:
+        first.terminate()
+        if second is not None:
+            assert second.terminate() == 0, second.tail()
+    assert_exact(db, topic, expected)
+    assert_dlq_complete(db, broker.bootstrap, f"{topic}-dlq", topic)
+    assert spike_rows(db) == len(stored_spikes(db))
+
+
+def test_clickhouse_outage_holds_offsets_and_loses_nothing(
+    broker: EmbeddedBroker, clickhouse: ChdbHttpServer, db: Database, tmp_path: Path
+) -> None:
+    topic, expected = stream(broker, seed=23)
+    env = worker_env(broker.bootstrap, clickhouse.url_with_credentials(), topic,
+                     f"faults-{uuid.uuid4().hex[:8]}", tmp_path / "data")  # fmt: skip
+    worker = start_worker(env, tmp_path / "logs")
+    try:
+        wait_until(lambda: stored(db, topic)[0] > 500, 120, "some progress")
+        clickhouse.stop()  # unreachable while the worker is mid-stream
+        wait_until(lambda: "retrying" in worker.tail(), 60, "the worker to notice the outage")
+        assert worker.alive()
+        clickhouse.start()  # same data directory, same port
+        wait_until(
+            lambda: stored(db, topic) == (expected.valid, expected.bad), 180, "everything after"
+        )
+    finally:
+        code = worker.terminate()
+    assert code == 0, worker.tail()
+    assert_exact(db, topic, expected)
+
+
+def test_sigterm_stops_a_worker_stuck_in_an_outage(
+    broker: EmbeddedBroker, clickhouse: ChdbHttpServer, db: Database, tmp_path: Path
+) -> None:
+    topic, _ = stream(broker, seed=24)
+    env = worker_env(broker.bootstrap, clickhouse.url_with_credentials(), topic,
+                     f"faults-{uuid.uuid4().hex[:8]}", tmp_path / "data")  # fmt: skip
+    worker = start_worker(env, tmp_path / "logs")
+    try:
+        wait_until(lambda: stored(db, topic)[0] > 0, 120, "some progress")
+        clickhouse.stop()
+        wait_until(lambda: "retrying" in worker.tail(), 60, "the worker to notice the outage")
+        assert worker.terminate(timeout_s=45) == 0, worker.tail()
+    finally:
+        worker.terminate()
+        if clickhouse.port is not None and not _up(clickhouse):
+            clickhouse.start()
+
+
+def _up(server: ChdbHttpServer) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(server.url + "/ping", timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def _processed(worker_log: str) -> int:
+    """Messages the worker has processed, from its /metrics (the URL is in its log)."""
+    import re
+    import urllib.request
+
+    match = re.search(r"metrics on (http://\S+)", worker_log)
+    if not match:
+        return 0
+    try:
+        with urllib.request.urlopen(match.group(1), timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return 0
+    return int(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("workpulse_events_total{")
+        )
+    )
+
+
+def test_a_row_clickhouse_refuses_is_dead_lettered_and_the_rest_stored(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """A CHECK constraint makes ClickHouse refuse one valid event: the worker finds it
+    (bisecting against the Null twin), dead-letters it with ClickHouse's message and
+    stores the rest of its batch; deltas stay exact without it.
+
+    The worker uses embedded chDB here (the HTTP test server's insert path does not
+    enforce constraints); the test reads the result through the HTTP server afterwards."""
+    chdb_dir = tmp_path / "data" / "chdb"
+    server = ChdbHttpServer(chdb_dir, user="wp", password="pw")
+    server.start()
+    try:
+        db = connect(server.url_with_credentials(), tmp_path)
+        apply_schema(db)
+        db.command(
+            "ALTER TABLE workpulse.video_events ADD CONSTRAINT no_poison "
+            "CHECK NOT positionCaseInsensitive(caption, 'POISON-PILL')"
+        )
+        db.command("DROP TABLE workpulse.video_events_probe")
+        apply_schema(db)  # the twin again, with the constraint
+        db.close()
+    finally:
+        server.stop()
+
+    topic = f"faults-{uuid.uuid4().hex[:8]}"
+    create_topics(broker.bootstrap, {topic: 2})
+    events = list(Workload(WorkloadConfig(seed=25)).events(800))
+    publish = next(i for i, e in enumerate(events) if e["kind"] == "publish")
+    events[publish] = {**events[publish], "caption": "this one is a POISON-PILL"}
+    poisoned = events[publish]["event_id"]
+    produce_labelled(
+        broker.bootstrap,
+        topic,
+        [(e["video_id"].encode(), orjson.dumps(e), "valid") for e in events],
+    )
+    env = worker_env(broker.bootstrap, "", topic, f"faults-{uuid.uuid4().hex[:8]}",
+                     tmp_path / "data")  # fmt: skip
+    del env["WORKPULSE_CLICKHOUSE_URL"]  # embedded chDB under the data directory
+    worker = start_worker(env, tmp_path / "logs")
+    try:
+        wait_until(lambda: _processed(worker.tail()) == len(events), 120, "every message")
+    finally:
+        assert worker.terminate() == 0, worker.tail()
+    assert "refused 1 row(s)" in worker.tail()
+
+    server.start()
+    db = connect(server.url_with_credentials(), tmp_path)
+    try:
+        reason, detail, payload = db.query(
+            "SELECT reason, detail, payload FROM workpulse.dead_letters "
+            "WHERE src_topic = {t:String}",
+            {"t": topic},
+        ).rows[0]
+        assert reason == "clickhouse_refused" and "no_poison" in detail
+        assert orjson.loads(payload)["event_id"] == poisoned
+        # the poisoned video's stats rows count for no topic; no delta of it is lost
+        assert_exact(db, topic, Expected(valid=len(events) - 1, bad=1, duplicates=0))
+    finally:
+        db.close()
+        server.stop()

@@ -1,0 +1,97 @@
+"""`workpulse worker`, killed with SIGKILL at a chosen point (for the fault tests).
+
+    WORKPULSE_TEST_CRASH_AT=<point>:<n> python -m tests.support.fault_worker
+
+kills the process the n-th time it reaches <point>:
+- `batch`: a batch was fetched, nothing of it is done;
+- `video_rows`: its video_events rows are durable, nothing else;
+- `dead_letters`: its dead letters are durable too (a batch that had some), Kafka not sent;
+- `kafka`: its dead letters and watermarks are acknowledged by Kafka, offsets not committed;
+- `commit`: its offsets are committed;
+- `spike`: the counts agent wrote a spike (ClickHouse and Kafka), its table not updated.
+Without the variable it is a plain worker. Test support only: the product has no hooks.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from workpulse.cli import run
+from workpulse.model.rows import DEAD_LETTERS
+from workpulse.worker import consumer, steps
+
+POINTS = ("batch", "video_rows", "dead_letters", "kafka", "commit", "spike")
+
+
+def _die() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _after(owner: Any, name: str, point: str, n: int, hits: list[int],
+           when: Callable[..., bool] = lambda *a, **k: True) -> None:  # fmt: skip
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = await original(*args, **kwargs)
+        if when(*args, **kwargs):
+            hits[0] += 1
+            if hits[0] == n:
+                _die()
+        return result
+
+    setattr(owner, name, wrapper)
+
+
+def _before(owner: Any, name: str, n: int, hits: list[int]) -> None:
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        hits[0] += 1
+        if hits[0] == n:
+            _die()
+        return await original(*args, **kwargs)
+
+    setattr(owner, name, wrapper)
+
+
+def install(point: str, n: int) -> None:
+    hits = [0]
+    if point == "batch":
+        _before(steps.IngestStep, "handle", n, hits)
+    elif point == "video_rows":
+        _after(steps.IngestStep, "_write_video_rows", point, n, hits)
+    elif point == "dead_letters":
+        _after(
+            steps.IngestStep,
+            "_write",
+            point,
+            n,
+            hits,
+            when=lambda self, model, rows: model is DEAD_LETTERS and bool(rows),
+        )
+    elif point == "kafka":
+        _before(consumer.BatchConsumer, "_commit", n, hits)
+    elif point == "commit":
+        _after(consumer.BatchConsumer, "_commit", point, n, hits)
+    elif point == "spike":
+        _after(steps.CountsStep, "_emit", point, n, hits)
+    else:
+        raise SystemExit(f"unknown crash point {point!r}: one of {', '.join(POINTS)}")
+
+
+if __name__ == "__main__":
+    spec = os.environ.get("WORKPULSE_TEST_CRASH_AT")
+    if spec:
+        where, _, count = spec.partition(":")
+        install(where, int(count or 1))
+    sys.argv = ["workpulse", "worker"]
+    run()

@@ -1,0 +1,263 @@
+"""What "exactly once" means, checked from the outside: ClickHouse, the DLQ topic, spikes.
+
+Used by the fault tests (crash, rebalance, outage, poison): whatever happened to the
+workers, the stored result must be what one uninterrupted worker would have stored.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workpulse.clickhouse import Database
+from workpulse.dev.summary import COUNTS_SQL, RECOUNT_SQL
+from workpulse.model.topics import TOPICS
+from workpulse.processing.spikes import SpikeDetector, TopicBaseline, fill_gaps
+from workpulse.processing.windows import WINDOW_MS
+from workpulse.worker.observations import closed_windows
+from workpulse.worker.steps import MAX_EMPTY_WINDOWS
+
+ROOT = Path(__file__).resolve().parents[2]
+GRACE_MS = 120_000
+
+
+@dataclass(frozen=True)
+class Expected:
+    valid: int
+    bad: int
+    duplicates: int
+
+    @classmethod
+    def of(cls, labels: Iterable[str]) -> Expected:
+        kinds = Counter(label.split(":")[0] for label in labels)
+        return cls(kinds["valid"], kinds["bad"], kinds["duplicate"])
+
+
+def scalar(db: Database, sql: str, **params: Any) -> Any:
+    return db.query(sql, params or None).rows[0][0]
+
+
+def stored(db: Database, topic: str) -> tuple[int, int]:
+    """(video_events rows, dead_letters rows) of `topic`."""
+    return (
+        int(scalar(db, "SELECT count() FROM workpulse.video_events WHERE src_topic = {t:String}",
+                   t=topic)),
+        int(scalar(db, "SELECT count() FROM workpulse.dead_letters WHERE src_topic = {t:String}",
+                   t=topic)),
+    )  # fmt: skip
+
+
+def assert_exact(db: Database, topic: str, expected: Expected) -> None:
+    """Every event stored once, every bad message dead-lettered once, view deltas adding
+    up to the largest counters, per-minute counts equal to a recount."""
+    t = {"t": topic}
+    rows, events = db.query(
+        "SELECT count(), uniqExact(event_id) FROM workpulse.video_events "
+        "WHERE src_topic = {t:String}",
+        t,
+    ).rows[0]
+    assert (rows, events) == (expected.valid, expected.valid)
+    dead, sources, no_reason = db.query(
+        "SELECT count(), uniqExact(src_partition, src_offset), countIf(reason = '') "
+        "FROM workpulse.dead_letters WHERE src_topic = {t:String}",
+        t,
+    ).rows[0]
+    assert (dead, sources, no_reason) == (expected.bad, expected.bad, 0)
+    wrong = scalar(
+        db,
+        """SELECT count() FROM (
+               SELECT video_id, sum(d_views) AS dv, max(views) AS v, sum(d_likes) AS dl,
+                      max(likes) AS l, sum(d_shares) AS ds, max(shares) AS s
+               FROM workpulse.video_events WHERE src_topic = {t:String} GROUP BY video_id)
+           WHERE dv != v OR dl != l OR ds != s""",
+        t=topic,
+    )
+    assert wrong == 0, f"{wrong} videos whose deltas do not add up to their counters"
+    counts = {r[0]: (int(r[1]), int(r[2])) for r in db.query(COUNTS_SQL).rows}
+    recount = {r[0]: (int(r[1]), int(r[2])) for r in db.query(RECOUNT_SQL).rows}
+    assert counts == recount
+
+
+def dlq_sources(bootstrap: str, topic: str, timeout_s: float = 20.0) -> Counter[str]:
+    """`source` header → how many times it is in the DLQ topic."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=int(timeout_s * 1000),
+    )
+    seen: Counter[str] = Counter()
+    try:
+        end = None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=500)
+            for records in batch.values():
+                for r in records:
+                    headers = dict(r.headers or [])
+                    seen[headers.get("source", b"").decode()] += 1
+            if end is None:
+                parts = consumer.assignment()
+                if parts:
+                    end = consumer.end_offsets(list(parts))
+            if end is not None and all(consumer.position(tp) >= o for tp, o in end.items()):
+                break
+    finally:
+        consumer.close()
+    return seen
+
+
+def assert_dlq_complete(db: Database, bootstrap: str, dlq_topic: str, src_topic: str) -> None:
+    """Every dead letter is in the DLQ topic (re-sends allowed: readers de-duplicate by
+    `source`), and nothing else is."""
+    stored_sources = {
+        f"{t}/{p}/{o}"
+        for t, p, o in db.query(
+            "SELECT src_topic, src_partition, src_offset FROM workpulse.dead_letters "
+            "WHERE src_topic = {t:String}",
+            {"t": src_topic},
+        ).rows
+    }
+    sent = dlq_sources(bootstrap, dlq_topic)
+    assert set(sent) == stored_sources
+
+
+def expected_spikes(db: Database) -> list[tuple[str, int, float, float]]:
+    """The alerts one uninterrupted worker raises on what ClickHouse holds: every window
+    up to the newest event minus the grace period, in order, through the same detector."""
+    newest = scalar(
+        db, "SELECT toUnixTimestamp64Milli(max(event_time)) FROM workpulse.video_events"
+    )
+    until = (int(newest) - GRACE_MS - WINDOW_MS) // WINDOW_MS * WINDOW_MS
+    data = closed_windows(db, list(TOPICS), 0, until)
+    detector = SpikeDetector()
+    out: list[tuple[str, int, float, float]] = []
+    for topic in sorted(data):
+        baseline = TopicBaseline()
+        for start, agg in data[topic]:
+            for empty in fill_gaps(
+                baseline.last_window_start_ms, start, WINDOW_MS, MAX_EMPTY_WINDOWS
+            ):
+                detector.observe(baseline, topic, empty, 0)
+            spike = detector.observe(baseline, topic, start, agg.videos)
+            if spike is not None:
+                out.append((topic, start, spike.observed, round(spike.expected, 9)))
+    return sorted(out)
+
+
+def stored_spikes(db: Database) -> list[tuple[str, int, float, float]]:
+    rows = db.query(
+        "SELECT topic, toUnixTimestamp(window_start) * 1000, observed, expected "
+        "FROM workpulse.topic_spikes FINAL"
+    ).rows
+    return sorted((t, int(w), float(o), round(float(e), 9)) for t, w, o, e in rows)
+
+
+def spike_rows(db: Database) -> int:
+    """Rows in topic_spikes before any merge (a doubled insert would show here)."""
+    return int(scalar(db, "SELECT count() FROM workpulse.topic_spikes"))
+
+
+@dataclass
+class WorkerProcess:
+    """A `workpulse worker` subprocess (optionally killed at a fault point)."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_dead(self, timeout_s: float) -> int:
+        return self.proc.wait(timeout=timeout_s)
+
+    def terminate(self, timeout_s: float = 60.0) -> int:
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        finally:
+            if self.alive():
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def tail(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-3000:]
+        except OSError:
+            return ""
+
+
+def worker_env(
+    bootstrap: str, clickhouse_url: str, topic: str, app_id: str, data_dir: Path, **extra: str
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKPULSE_")}
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "WORKPULSE_KAFKA_BOOTSTRAP": bootstrap,
+            "WORKPULSE_CLICKHOUSE_URL": clickhouse_url,
+            "WORKPULSE_INPUT_TOPIC": topic,
+            "WORKPULSE_DLQ_TOPIC": f"{topic}-dlq",
+            "WORKPULSE_SPIKES_TOPIC": f"{topic}-spikes",
+            "WORKPULSE_APP_ID": app_id,
+            "WORKPULSE_KAFKA_SESSION_TIMEOUT_S": "2",
+            "WORKPULSE_METRICS_PORT": "0",
+            "WORKPULSE_DATA_DIR": str(data_dir),
+            "WORKPULSE_BATCH_SIZE": "500",
+            "WORKPULSE_BATCH_TIMEOUT_S": "0.2",
+            "WORKPULSE_IDLE_PARTITION_S": "1",
+            "WORKPULSE_SINK_RETRY_MAX_S": "1",
+            "WORKPULSE_LOG_LEVEL": "WARNING",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def start_worker(env: dict[str, str], log_dir: Path, crash_at: str | None = None) -> WorkerProcess:
+    env = dict(env)
+    if crash_at:
+        env["WORKPULSE_TEST_CRASH_AT"] = crash_at
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"worker-{uuid.uuid4().hex[:6]}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.fault_worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return WorkerProcess(proc, log)
+
+
+def wait_until(condition: Any, timeout_s: float, what: str, poll_s: float = 0.2) -> None:
+    """Poll `condition()` until it is true (a condition, never a fixed sleep)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(poll_s)
+
+
+def produce_labelled(
+    bootstrap: str, topic: str, labelled: Sequence[tuple[bytes, bytes, str]]
+) -> Expected:
+    from tests.support.kafka_helpers import produce
+
+    produce(bootstrap, topic, [(k, v) for k, v, _ in labelled])
+    return Expected.of(label for _, _, label in labelled)
