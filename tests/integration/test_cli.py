@@ -205,3 +205,48 @@ def test_demo_replays_a_file_and_accounts_for_every_line(tmp_path: Path) -> None
         str(data_dir),
     )
     assert json.loads(counted.stdout) == {"n": 1500}
+
+
+HOSTILE_LINES = [
+    b'{"event_id":"h1","kind":"stats","video_id":"v","event_time":1767225600000,'
+    b'"views":18446744073709551621}',
+    b'{"event_id":"h2","kind":"stats","video_id":"v","event_time":1767225600000,'
+    b'"views":9223372036854775808}',
+    b'{"event_id":"h3","kind":"stats","video_id":"v","event_time":1767225600000,"views":NaN}',
+    b'{"event_id":"h4","kind":"stats","video_id":"v","event_time":253402300799999,"views":1}',
+    b'{"event_id":"h5","kind":"stats","video_id":"v","event_time":0,"views":1}',
+    b'{"event_id":"h6","kind":"stats","video_id":"v","event_time":"9999-12-31T23:59:59Z",'
+    b'"views":1}',
+    b'{"event_id":"h7","kind":"publish","video_id":"v7","event_time":1767225600000,'
+    b'"author_id":"a","caption":"\\ud800"}',
+    b'{"event_id":"h8","kind":"publish","video_id":"v8","event_time":1767225600000,'
+    b'"author_id":"a","caption":"[bold]x[/] :x: \\u202e \\u001b[2J"}',
+    b'{"event_id":"h9","event_id":"h9b","kind":"publish","video_id":"v9",'
+    b'"event_time":1767225600000,"author_id":"a"}',
+    b"[" * 3000 + b"]" * 3000,
+    b'{"event_id":"h10","kind":"publish","video_id":"v10","event_time":1767225600000,'
+    b'"author_id":"a","caption":"' + b"x" * 300_000 + b'"}',
+    b"\xff\xfe\x00garbage",
+    b'{"event_id":"h11","kind":"stats","video_id":"v","event_time":1767225600000.5,"views":1}',
+    b'{"event_id":"h12","kind":"stats","video_id":"v","event_time":1767225600000,"views":5.0}',
+]
+
+
+def test_demo_accounts_for_hostile_lines(tmp_path: Path) -> None:
+    """Hostile kinds mixed with valid events: exit 0, every line accounted for."""
+    valid = [v for _, v in Workload(WorkloadConfig(seed=4)).messages(600)]
+    lines = valid[:300] + HOSTILE_LINES + valid[300:]
+    path = tmp_path / "hostile.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    result = run(
+        "demo", "--input", str(path), "--json", "--data-dir", str(tmp_path / "var"),
+        "--metrics-port", "0",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    summary = json.loads(result.stdout)
+    assert summary["messages"] == len(lines)
+    assert summary["accounted"] is True and summary["counts_match_recount"] is True
+    # valid after all: h8 (markup, bidi and escape characters are a caption's business),
+    # h9 (a duplicate key: the last value wins), h12 (5.0 is a whole number)
+    assert summary["accepted_events"] == 600 + 3
+    assert summary["dead_letters"] == len(HOSTILE_LINES) - 3

@@ -156,3 +156,21 @@ def test_replay_from_the_start_writes_nothing_twice(
     ).rows
     assert after == before
     assert database.query(COUNTS_SQL).rows == counts_before
+
+
+def test_rocksdb_table_store(broker: EmbeddedBroker, database: Database, tmp_path: Path) -> None:
+    """The production table store (RocksDB through rocksdict) keeps the counts agent's
+    table on disk under the data directory."""
+    topic = f"events-{uuid.uuid4().hex[:8]}"
+    create_topics(broker.bootstrap, {topic: 2})
+    messages = list(Workload(WorkloadConfig(seed=6)).messages(800))
+    produce(broker.bootstrap, topic, messages)
+    settings = worker_settings(tmp_path, topic, f"wp-{uuid.uuid4().hex[:8]}").replace(
+        table_store="rocksdb://"
+    )
+    worker = run_worker(settings, broker.bootstrap, database, len(messages))
+    assert worker.progress.accepted == len(messages)
+    stored = list((settings.data_dir / "faust").rglob("*.sst")) + list(
+        (settings.data_dir / "faust").rglob("CURRENT")
+    )
+    assert stored, "no RocksDB files under the data directory"

@@ -14,7 +14,6 @@ from typing import Any
 
 import faust
 import orjson
-from faust.types import EventT
 
 from workpulse.config import Settings
 from workpulse.kafka.settings import connection, faust_options
@@ -72,19 +71,18 @@ def faust_settings(settings: Settings, bootstrap: str) -> dict[str, Any]:
 
 
 class FaustTable:
-    """`pipeline.StateTable` over a Faust table, writing each key's changelog to the
-    partition of the source messages that changed it (a batch holds messages of
-    several partitions, so Faust's "partition of the current event" would be wrong)."""
+    """`steps.StateTable` over a Faust table. Writes go through the table, in the context
+    of the event being handled (Faust puts them in that event's changelog partition, and
+    an on-disk store in that partition's database)."""
 
     def __init__(self, table: Any) -> None:
         self._table = table
 
     def get(self, key: str) -> Any:
-        return self._table.data.get(key)
+        return self._table.get(key)
 
-    def put(self, key: str, value: Any, partition: int) -> None:
-        self._table.data[key] = value
-        self._table.send_changelog(partition, key, value)
+    def put(self, key: str, value: Any) -> None:
+        self._table[key] = value
 
 
 class FaustPublisher:
@@ -132,12 +130,6 @@ def create_app(settings: Settings, bootstrap: str) -> WorkerApp:
     return WorkerApp(app, windows)
 
 
-async def ack_all(stream: Any, events: Sequence[EventT]) -> None:
-    """Mark a handled batch done: Faust commits offsets up to acked messages only."""
-    for event in events:
-        await stream.ack(event)
-
-
 def attach_counts_agent(worker: WorkerApp, settings: Settings, counts: CountsStep) -> None:
     app = worker.app
     watermarks = app.topic(
@@ -148,15 +140,13 @@ def attach_counts_agent(worker: WorkerApp, settings: Settings, counts: CountsSte
         internal=True,
     )
 
-    # `noack_take`, not `take_events`: the latter acks a batch even when its handler
-    # raised or was cancelled, and an acked offset is committed. Here a batch is acked
-    # only once its effects are durable, so a crash replays it.
+    # One report at a time (the ingest step sends few: one per topic when a partition's
+    # watermark enters a new minute), so that Faust knows the event each table write
+    # belongs to; acked by hand once its effects are durable, so a crash replays it.
     @app.agent(watermarks, name="counts")
     async def counts_agent(stream: Any) -> None:
-        async for events in stream.noack_take(settings.batch_size, within=settings.batch_timeout_s):
-            items = [
-                (e.message.key.decode(), e.message.partition, orjson.loads(e.message.value))
-                for e in events
-            ]
-            await counts.handle(items)
-            await ack_all(stream, events)
+        manual = stream.noack()
+        async for event in manual.events():
+            message = event.message
+            await counts.handle([(message.key.decode(), orjson.loads(message.value))])
+            await manual.ack(event)

@@ -66,12 +66,11 @@ costs at most this, whatever the timestamps."""
 
 
 class StateTable(Protocol):
-    """What the counts step needs of a Faust table: read a key, persist a key's new
-    value to a given changelog partition."""
+    """What the counts step needs of a Faust table: read a key, persist a key's value."""
 
     def get(self, key: str) -> Any: ...
 
-    def put(self, key: str, value: Any, partition: int) -> None: ...
+    def put(self, key: str, value: Any) -> None: ...
 
 
 @dataclass
@@ -144,12 +143,16 @@ class IngestStep:
         self.grace_ms = grace_ms
         self.wall_clock = wall_clock
         self.marks: dict[tuple[str, int], PartitionMark] = {}
+        self._reported: dict[tuple[str, int], int] = {}
+        """Per partition, the minute (of watermark minus grace) last reported: the windows
+        that may close change only when it does."""
 
     def forget(self) -> None:
         """Drop what was known about the partitions (they are moving to other workers)."""
         self.offsets.clear()
         self.states.clear()
         self.marks.clear()
+        self._reported.clear()
 
     async def _video_states(self, ids: set[str]) -> dict[str, Any]:
         found, missing = self.states.lookup(ids)
@@ -264,7 +267,10 @@ class IngestStep:
             mark = self.marks.setdefault(key, PartitionMark())
             mark.event_time_ms = max(event_time, mark.event_time_ms or event_time)
             mark.idle, mark.as_of_ms = False, now_ms
-            changed[key] = mark
+            minute = (mark.event_time_ms - self.grace_ms) // WINDOW_MS
+            if self._reported.get(key) != minute:
+                self._reported[key] = minute
+                changed[key] = mark
         deliveries += await self._send_marks(changed)
         await asyncio.gather(*deliveries)
 
@@ -363,20 +369,20 @@ class CountsStep:
             TopicBaseline.from_dict(raw.get("baseline")),
         )
 
-    async def handle(self, items: Sequence[tuple[str, int, Mapping[str, Any]]]) -> list[Spike]:
-        """items: (topic, changelog partition, watermark report) from the watermarks topic."""
-        states: dict[str, tuple[int, TopicWindows, TopicBaseline]] = {}
-        for topic, partition, payload in items:
+    async def handle(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Spike]:
+        """items: (topic, watermark report) from the watermarks topic."""
+        states: dict[str, tuple[TopicWindows, TopicBaseline]] = {}
+        for topic, payload in items:
             if topic not in TOPICS:
                 continue
             if topic not in states:
-                states[topic] = (partition, *self._load(topic))
-            _, windows, _ = states[topic]
+                states[topic] = self._load(topic)
+            windows, _ = states[topic]
             marks = {int(p): PartitionMark.from_dict(m) for p, m in payload["marks"].items()}
             windows.update(int(payload.get("partitions", 0)), marks)
 
         closing: dict[str, tuple[int, int]] = {}
-        for topic, (_, windows, _) in states.items():
+        for topic, (windows, _) in states.items():
             until = windows.closable(self.grace_ms, self.window_ms)
             if until is not None:
                 after = windows.last_closed_ms
@@ -389,16 +395,14 @@ class CountsStep:
                 "closed windows", partial(closed_windows, self.db, sorted(closing), after, until)
             )
             for topic, (after_t, until_t) in closing.items():
-                _, windows, baseline = states[topic]
+                windows, baseline = states[topic]
                 found += self._close(
                     topic, windows, baseline, data.get(topic, []), after_t, until_t
                 )
         for spike, _ in found:
             await self._emit(spike)
-        for topic, (partition, windows, baseline) in states.items():
-            self.windows.put(
-                topic, {"windows": windows.to_dict(), "baseline": baseline.to_dict()}, partition
-            )
+        for topic, (windows, baseline) in states.items():
+            self.windows.put(topic, {"windows": windows.to_dict(), "baseline": baseline.to_dict()})
         self.progress.watermarks_handled += len(items)
         return [s for s, _ in found]
 
