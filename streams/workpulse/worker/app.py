@@ -120,14 +120,15 @@ def to_message(event: EventT) -> Message:
 
 
 def report_consumer_lag(app: faust.App, events: Sequence[EventT], metrics: Metrics) -> None:
-    """Messages between the batch's last offset and the end of each partition."""
-    last: dict[Any, int] = {}
+    """Messages between the batch's last offset and the end of each partition, and
+    the position and lag in time (metrics.observe_partition)."""
+    last: dict[Any, tuple[int, float]] = {}
     for event in events:
-        last[event.message.tp] = event.message.offset
-    for tp, offset in last.items():
+        last[event.message.tp] = (event.message.offset, event.message.timestamp or 0.0)
+    for tp, (offset, timestamp) in last.items():
         highwater = app.consumer.highwater(tp)
         if highwater is not None:
-            metrics.consumer_lag.labels(str(tp.partition)).set(max(0, highwater - offset - 1))
+            metrics.observe_partition(tp.partition, offset, highwater, timestamp)
 
 
 @dataclass
@@ -200,3 +201,7 @@ def attach_agents(
     async def forget_offsets(app: Any, revoked: Any, **kwargs: Any) -> None:
         # Another worker may write these partitions now: ask ClickHouse afresh later.
         ingest.offsets.clear()
+        # ... and reports their lag: stop exposing ours, frozen.
+        ingest.metrics.forget_partitions(
+            tp.partition for tp in revoked if tp.topic == settings.input_topic
+        )

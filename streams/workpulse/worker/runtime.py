@@ -20,6 +20,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 from workpulse.clickhouse import Database
 from workpulse.config import Settings
 from workpulse.metrics import Metrics
+from workpulse.model.event import REASONS
+from workpulse.model.topics import TOPICS
 from workpulse.processing.contract import Contract
 from workpulse.processing.ingest import BatchProcessor
 from workpulse.processing.spikes import SpikeDetector, SpikeDetectorConfig
@@ -107,6 +109,7 @@ def build_worker(
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     registry = registry or CollectorRegistry()
     metrics = Metrics(registry)
+    metrics.initialise(TOPICS, REASONS)
 
     def reloaded(tagger: Any) -> None:
         metrics.lexicon_reloads.labels("ok").inc()

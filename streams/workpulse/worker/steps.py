@@ -246,6 +246,8 @@ class CountsStep:
                 if spike is not None:
                     spikes.append((spike, window))
                     self.metrics.spike_score.labels(topic).set(spike.score)
+                    self.metrics.last_spike_observed.labels(topic).set(spike.observed)
+                    self.metrics.last_spike_expected.labels(topic).set(spike.expected)
                     self.metrics.spikes.labels(topic).inc()
 
         if spikes:
