@@ -50,6 +50,10 @@ def outputs() -> dict[Path, str]:
     return files
 
 
+def _name(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mixin", description=__doc__)
     parser.add_argument("--check", action="store_true", help="compare, do not write")
@@ -60,11 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         if current == text:
             continue
         if args.check:
-            stale.append(str(path.relative_to(ROOT)))
+            stale.append(_name(path))
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-            print(f"wrote {path.relative_to(ROOT)}")
+            print(f"wrote {_name(path)}")
     if stale:
         print(f"out of date, run `make mixin`: {', '.join(stale)}", file=sys.stderr)
         return 1
