@@ -522,7 +522,7 @@ LIMIT 1 BY topic, window_start, metric
 
 SQL_TOP_VIDEOS = f"""
 SELECT video_id, any(author_id) AS author, anyIf(caption, kind = 'publish') AS caption,
-       arrayStringConcat(any(topics), ', ') AS topics,
+       arrayStringConcat(any(topics), ', ') AS topic_list,
        max(views) AS views, max(likes) AS likes, max(shares) AS shares
 FROM {VIDEO_EVENTS}
 WHERE video_id IN
