@@ -449,9 +449,10 @@ SELECT time, videos, expected,
 FROM
 (
     SELECT window_start AS time, videos,
-           exponentialTimeDecayedAvg({EWMA_TAU_MINUTES})(videos, toUInt32(window_start) / 60)
-               OVER (ORDER BY window_start ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-               AS expected
+           ifNotFinite(
+               exponentialTimeDecayedAvg({EWMA_TAU_MINUTES})(videos, toUInt32(window_start) / 60)
+                   OVER (ORDER BY window_start ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+               NULL) AS expected
     FROM
     (
         SELECT window_start, sum(videos) AS videos
