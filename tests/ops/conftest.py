@@ -202,7 +202,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
 def demo_chdb_copy(demo_run: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the demo's chDB directory (chDB allows one process per directory)."""
     copy = tmp_path_factory.mktemp("demo-chdb-copy") / "chdb"
-    shutil.copytree(demo_run.data_dir / "chdb", copy)
+    shutil.copytree(demo_run.data_dir / "chdb", copy, symlinks=True)  # relative links
     return copy
 
 
