@@ -168,7 +168,7 @@ def pipeline_dashboard() -> dict[str, Any]:
             f"{r.DEAD_LETTER_RATIO}); the alert threshold is "
             f"{r.T.dead_letter_ratio:.0%}.",
             "percentunit",
-            [_prom(f'{r.DEAD_LETTER_RATIO}{{job=~".+"}}', "dead-letter ratio")],
+            [_prom(r.DEAD_LETTER_RATIO, "dead-letter ratio")],
         ),
         _series(
             L,
@@ -177,7 +177,7 @@ def pipeline_dashboard() -> dict[str, Any]:
             "up, else the age of the last processed message (workpulse_consumer_lag_seconds, "
             "recording rule " + r.LAG_SECONDS + "). Grows one second per second when stalled.",
             "s",
-            [_prom(f'{r.LAG_SECONDS}{{job=~".+"}}', "partition {{partition}}")],
+            [_prom(r.LAG_SECONDS, "partition {{partition}}")],
         ),
         _series(
             L,
@@ -185,7 +185,7 @@ def pipeline_dashboard() -> dict[str, Any]:
             "Messages between the workers' position and the end of each input partition "
             "(workpulse_consumer_lag).",
             "short",
-            [_prom(f'{r.LAG_MESSAGES}{{job=~".+"}}', "partition {{partition}}")],
+            [_prom(r.LAG_MESSAGES, "partition {{partition}}")],
         ),
         _series(
             L,
@@ -239,8 +239,8 @@ def pipeline_dashboard() -> dict[str, Any]:
             f"rules {r.SINK_P50}, {r.SINK_P99}).",
             "s",
             [
-                _prom(f'{r.SINK_P50}{{job=~".+"}}', "p50 {{table}}"),
-                _prom(f'{r.SINK_P99}{{job=~".+"}}', "p99 {{table}}", "B"),
+                _prom(r.SINK_P50, "p50 {{table}}"),
+                _prom(r.SINK_P99, "p99 {{table}}", "B"),
             ],
         ),
         _series(

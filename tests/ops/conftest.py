@@ -90,6 +90,7 @@ class DemoRun:
     seconds_to_spike: float
     seconds_total: float
     prometheus_log: str = ""
+    pipeline_fired_ever: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -175,6 +176,10 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
         wait_until(
             lambda: any(p == "/trends" for p, _ in webhook.posts), 60, "the trends notification"
         )
+        # Any pipeline alert that fired at any evaluation of the whole run so far.
+        fired_ever = prom_query(
+            prom.url, 'max_over_time(ALERTS{alert_type="pipeline", alertstate="firing"}[1h])'
+        )
         _stop_demo(demo)
         summary = json.loads((work / "demo.out").read_text())
         yield DemoRun(
@@ -189,6 +194,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
             seconds_to_spike=seconds_to_spike,
             seconds_total=time.monotonic() - started,
             prometheus_log=(work / "prometheus.log").read_text(),
+            pipeline_fired_ever=fired_ever,
         )
     finally:
         if demo is not None:

@@ -93,6 +93,7 @@ def test_the_spike_reaches_the_trends_receiver_only(demo_run: DemoRun) -> None:
 def test_no_pipeline_alert_on_the_healthy_run(demo_run: DemoRun) -> None:
     firing = [a for a in demo_run.pipeline_alerts_seen if a["metric"]["alertstate"] == "firing"]
     assert not firing
+    assert not demo_run.pipeline_fired_ever  # at no evaluation of the whole run
     # Beyond `for:`: their conditions are false while the demo runs, except the
     # dead-letter ratio, whose threshold (1 %) is exactly what the demo injects on
     # purpose (1 % bad messages), so its condition may be true for a moment.

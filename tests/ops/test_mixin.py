@@ -139,3 +139,16 @@ def test_every_alert_has_a_rule_test_on_both_sides_of_its_boundary() -> None:
             seen.setdefault(check["alertname"], set()).add(bool(check["exp_alerts"]))
     for alert in ALERTS:
         assert seen.get(alert.name) == {True, False}, alert.name
+
+
+def test_recording_rules_used_by_dashboards_exist() -> None:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    recorded = {r["record"] for g in groups for r in g["rules"] if "record" in r}
+    d = load(ROOT / "dashboards" / "workpulse-pipeline.json")
+    used = {
+        name
+        for p in panels(d)
+        for t in p["targets"]
+        for name in re.findall(r"\bworkpulse:[a-z0-9_:]+", t["expr"])
+    }
+    assert used and used <= recorded, used - recorded
