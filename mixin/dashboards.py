@@ -202,7 +202,7 @@ def pipeline_dashboard() -> dict[str, Any]:
         ),
         _series(
             L,
-            "Batch processing latency (p50, p99)",
+            "Tagging latency per batch (p50, p99)",
             "Time to decode, validate and tag one batch (workpulse_tagging_batch_seconds).",
             "s",
             [
@@ -221,15 +221,22 @@ def pipeline_dashboard() -> dict[str, Any]:
         ),
         _series(
             L,
-            "Batch size",
-            "Messages per processing batch, mean over the interval (workpulse_batch_events).",
+            "Batch size (p50, p99)",
+            "Messages per processing batch (workpulse_batch_events): small batches at a "
+            "high rate mean the worker keeps up; batches at the maximum mean it is behind.",
             "short",
             [
                 _prom(
-                    f"sum(rate({m('workpulse_batch_events_sum')}[{RATE}])) / "
-                    f"sum(rate({m('workpulse_batch_events_count')}[{RATE}]))",
-                    "mean messages per batch",
-                )
+                    "histogram_quantile(0.5, sum by (le) "
+                    f"(rate({m('workpulse_batch_events_bucket')}[{RATE}])))",
+                    "p50",
+                ),
+                _prom(
+                    "histogram_quantile(0.99, sum by (le) "
+                    f"(rate({m('workpulse_batch_events_bucket')}[{RATE}])))",
+                    "p99",
+                    "B",
+                ),
             ],
         ),
         _series(

@@ -40,6 +40,14 @@ AM_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 WORKPULSE = Path(sys.executable).with_name("workpulse")
 SPIKE_ALERT = "WorkpulseTopicSpike"
 PIPELINE_ALERTS = [a for a in ALERTS if a.alert_type == "pipeline"]
+#: Grafana's $__rate_interval for a 1 s scrape interval: max(4 × scrape, step + scrape)
+RATE = "10s"
+
+
+def prometheus_panel_queries() -> list[tuple[str, str, str]]:
+    """(title, refId, PromQL) of every panel target of the pipeline dashboard."""
+    d = json.loads((ROOT / "dashboards" / "workpulse-pipeline.json").read_text())
+    return [(p["title"], t["refId"], t["expr"]) for p in d["panels"] for t in p["targets"]]
 
 
 class Webhook:
@@ -91,6 +99,7 @@ class DemoRun:
     seconds_total: float
     prometheus_log: str = ""
     pipeline_fired_ever: list[dict[str, Any]] = field(default_factory=list)
+    panel_results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -163,6 +172,10 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
         at = time.time()
         seen = prom_query(prom.url, 'ALERTS{alert_type="pipeline"}', at)
         expressions = {a.name: prom_query(prom.url, a.expr, at) for a in PIPELINE_ALERTS}
+        panels = {
+            f"{title} {ref}": prom_query(prom.url, expr.replace("$__rate_interval", RATE), at)
+            for title, ref, expr in prometheus_panel_queries()
+        }
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
             metrics_text = r.read().decode()
         check = subprocess.run(
@@ -195,6 +208,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
             seconds_total=time.monotonic() - started,
             prometheus_log=(work / "prometheus.log").read_text(),
             pipeline_fired_ever=fired_ever,
+            panel_results=panels,
         )
     finally:
         if demo is not None:

@@ -111,3 +111,13 @@ def test_the_demo_ended_cleanly_with_its_report(demo_run: DemoRun) -> None:
     assert s["accounted"] and s["counts_match_recount"]
     assert Path(s["report"]) == demo_run.data_dir / "report.html"
     assert Path(s["report"]).stat().st_size > 10_000
+
+
+def test_every_pipeline_panel_query_returns_series_from_prometheus(demo_run: DemoRun) -> None:
+    """The pipeline dashboard's PromQL, run by the real Prometheus against the running
+    demo ($__rate_interval as Grafana sets it for a 1 s scrape interval)."""
+    from tests.ops.conftest import prometheus_panel_queries
+
+    assert len(demo_run.panel_results) == len(prometheus_panel_queries()) >= 18
+    empty = [name for name, result in demo_run.panel_results.items() if not result]
+    assert not empty, f"no series: {empty}"
