@@ -39,6 +39,7 @@ RULES = ROOT / "deploy" / "prometheus" / "workpulse.rules.yml"
 AM_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 WORKPULSE = Path(sys.executable).with_name("workpulse")
 SPIKE_ALERT = "WorkpulseTopicSpike"
+WAVE_TOPIC = "resignation"  # the synthetic workload's viral wave is #QuitMyJob
 PIPELINE_ALERTS = [a for a in ALERTS if a.alert_type == "pipeline"]
 #: Grafana's $__rate_interval for a 1 s scrape interval: max(4 × scrape, step + scrape)
 RATE = "10s"
@@ -161,11 +162,12 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
             if demo.poll() is not None:
                 raise AssertionError(f"demo exited: {(work / 'demo.err').read_text()[-2000:]}")
             alerts = http_json(f"{prom.url}/api/v1/alerts")["data"]["alerts"]
-            return [
+            firing = [
                 a
                 for a in alerts
                 if a["labels"]["alertname"] == SPIKE_ALERT and a["state"] == "firing"
             ]
+            return firing if any(a["labels"]["topic"] == WAVE_TOPIC for a in firing) else []
 
         spikes = wait_until(spike_firing, 300, "the wave's spike alert to fire", step_s=0.5)
         seconds_to_spike = time.monotonic() - started
@@ -187,7 +189,12 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
         )
         # The spike reaches the "trends" receiver through Alertmanager (group_wait 10 s).
         wait_until(
-            lambda: any(p == "/trends" for p, _ in webhook.posts), 60, "the trends notification"
+            lambda: any(
+                p == "/trends" and b["groupLabels"].get("topic") == WAVE_TOPIC
+                for p, b in webhook.posts
+            ),
+            60,
+            "the trends notification",
         )
         # Any pipeline alert that fired at any evaluation of the whole run so far.
         fired_ever = prom_query(
