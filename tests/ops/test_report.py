@@ -106,3 +106,28 @@ def _png_pixels_differ(png: Path) -> int:
 def test_a_screenshot_shows_the_charts(demo_run: DemoRun, tmp_path: Path) -> None:
     png = screenshot(Path(demo_run.summary["report"]), tmp_path / "report.png", tmp_path / "p")
     assert _png_pixels_differ(png) > 20
+
+
+def test_the_report_command(demo_run: DemoRun, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    workpulse = Path(sys.executable).with_name("workpulse")
+    out = tmp_path / "r.html"
+    done = subprocess.run(
+        [str(workpulse), "report", "--data-dir", str(demo_run.data_dir), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"report written to {out}"
+    assert 'data-kind="timeline"' in out.read_text()
+    empty = subprocess.run(
+        [str(workpulse), "report", "--data-dir", str(tmp_path / "nothing")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert empty.returncode == 1
+    assert empty.stderr.count("\n") == 1 and "no workpulse data" in empty.stderr
