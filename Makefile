@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cat $(BUILD_INPUTS) | cksum | cut -d' ' -f1
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv lint typecheck unit integration clean
+.PHONY: demo test venv lint typecheck unit integration mixin ops-tools clean
 
 $(STAMP): $(BUILD_INPUTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,12 @@ demo: $(STAMP)
 	$(BIN)/workpulse demo $(DEMO_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check streams tests scripts setup.py
-	$(BIN)/ruff format --check streams tests scripts setup.py
+	$(BIN)/ruff check streams tests scripts mixin setup.py
+	$(BIN)/ruff format --check streams tests scripts mixin setup.py
+
+# dashboards/*.json and deploy/prometheus/workpulse.rules.yml from mixin/
+mixin: $(STAMP)
+	$(BIN)/python -m mixin
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -34,10 +38,15 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
-integration: $(STAMP)
+integration: $(STAMP) ops-tools
 	$(BIN)/pytest tests/integration -q $(PYTEST_ARGS)
 
-test: lint typecheck
+# Debian's prometheus, prometheus-alertmanager and chromium for tests/ops (installed
+# when absent, as root)
+ops-tools:
+	bash scripts/install-ops-tools.sh
+
+test: lint typecheck ops-tools
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 clean:

@@ -7,7 +7,10 @@ registry, so one scrape of /metrics shows the worker's CPU, memory and GC too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import (
     REGISTRY,
@@ -20,6 +23,8 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -37,6 +42,66 @@ LATENCY_BUCKETS = (
     5.0,
     10.0,
 )
+
+
+EVENT_OUTCOMES: tuple[tuple[str, str], ...] = (
+    *(
+        (kind, outcome)
+        for kind in ("publish", "stats")
+        for outcome in ("accepted", "duplicate", "replayed")
+    ),
+    ("invalid", "rejected"),
+    ("invalid", "replayed"),
+)
+"""The (kind, outcome) pairs of workpulse_events_total that the worker produces."""
+
+SINK_TABLES: tuple[str, ...] = ("video_events", "dead_letters", "topic_spikes")
+"""The tables the worker writes (the others are materialized views)."""
+
+
+class ConsumerProgress(Collector):
+    """Per input partition: the position reached and how far behind it is, in time.
+
+    `workpulse_consumer_lag_seconds` is computed at scrape time: 0 when the partition
+    is caught up, otherwise the age of the last processed message (wall clock minus its
+    Kafka timestamp), so it grows by one second per second while the worker is stuck
+    and shrinks while it catches up (lag in time, as kafka-lag-exporter reports it).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._partitions: dict[str, tuple[int, int, float]] = {}
+
+    def observe(self, partition: int, position: int, lag: int, message_time_s: float) -> None:
+        with self._lock:
+            self._partitions[str(partition)] = (position, lag, message_time_s)
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        with self._lock:
+            for partition in partitions:
+                self._partitions.pop(str(partition), None)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = self._clock()
+        lag_s = GaugeMetricFamily(
+            "workpulse_consumer_lag_seconds",
+            "Time the worker is behind each input partition: 0 when caught up, else the "
+            "age of the last processed message.",
+            labels=["partition"],
+        )
+        position = GaugeMetricFamily(
+            "workpulse_consumer_position",
+            "Offset of the next message the worker will process, per input partition.",
+            labels=["partition"],
+        )
+        with self._lock:
+            items = sorted(self._partitions.items())
+        for partition, (pos, lag, ts) in items:
+            lag_s.add_metric([partition], max(0.0, now - ts) if lag > 0 else 0.0)
+            position.add_metric([partition], pos)
+        yield lag_s
+        yield position
 
 
 class Metrics:
@@ -169,11 +234,32 @@ class Metrics:
             "Taxonomy (lexicon) version in use.",
             registry=registry,
         )
+        self.last_spike_observed = Gauge(
+            "workpulse_last_spike_observed_videos",
+            "New videos in the window of the newest spike per topic.",
+            ["topic"],
+            registry=registry,
+        )
+        self.last_spike_expected = Gauge(
+            "workpulse_last_spike_expected_videos",
+            "Expected new videos (the baseline) in the window of the newest spike per topic.",
+            ["topic"],
+            registry=registry,
+        )
+        self.consumer = ConsumerProgress()
+        registry.register(self.consumer)
 
-    def initialise(self, topics: Iterable[str], reasons: Iterable[str]) -> None:
-        """Create the children of every known label value, so that the first event is an
-        increase from 0 (`rate()` and `increase()` see nothing of a series born at 1)."""
-        for kind, outcome in OUTCOMES:
+    def initialise(
+        self,
+        topics: Iterable[str],
+        reasons: Iterable[str],
+        *,
+        outcomes: Iterable[tuple[str, str]] = EVENT_OUTCOMES,
+        tables: Iterable[str] = SINK_TABLES,
+    ) -> None:
+        """Create every known label value's child at 0, so that rate()/increase() see the
+        first event as an increase and "metric exists" checks are honest (OPS.md)."""
+        for kind, outcome in outcomes:
             self.events.labels(kind, outcome)
         for reason in reasons:
             self.invalid_events.labels(reason)
@@ -182,20 +268,28 @@ class Metrics:
                 self.topic_events.labels(topic, kind)
             self.late_events.labels(topic)
             self.spikes.labels(topic)
-        for source in ("memory", "clickhouse", "new"):
-            self.video_states.labels(source)
+        for table in tables:
+            self.sink_rows.labels(table)
+            self.sink_seconds.labels(table)
+            self.sink_failures.labels(table)
         for result in ("ok", "failed"):
             self.lexicon_reloads.labels(result)
+        for source in ("memory", "clickhouse", "new"):
+            self.video_states.labels(source)
 
+    def observe_partition(
+        self, partition: int, last_offset: int, highwater: int, message_time_s: float
+    ) -> None:
+        """After a batch: the last offset processed on a partition, the partition's end
+        (high watermark) and the Kafka timestamp of that last message."""
+        lag = max(0, highwater - last_offset - 1)
+        self.consumer_lag.labels(str(partition)).set(lag)
+        self.consumer.observe(partition, last_offset + 1, lag, message_time_s)
 
-OUTCOMES: tuple[tuple[str, str], ...] = (
-    ("publish", "accepted"),
-    ("publish", "duplicate"),
-    ("publish", "replayed"),
-    ("stats", "accepted"),
-    ("stats", "duplicate"),
-    ("stats", "replayed"),
-    ("invalid", "rejected"),
-    ("invalid", "replayed"),
-)
-"""Every (kind, outcome) of `workpulse_events_total`."""
+    def forget_partitions(self, partitions: Iterable[int]) -> None:
+        """Partitions revoked from this worker: another one reports them now."""
+        parts = list(partitions)
+        for partition in parts:
+            with contextlib.suppress(KeyError):
+                self.consumer_lag.remove(str(partition))
+        self.consumer.forget(parts)

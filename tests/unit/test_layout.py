@@ -20,17 +20,18 @@ ALLOWED: dict[str, set[str]] = {
     "kafka": {"config"},
     "clickhouse": {"resources"},
     "sinks": {"clickhouse", "model", "metrics"},
+    "report": {"clickhouse", "processing", "tagging", "model", "resources"},
     "worker": {
         "processing", "tagging", "sinks", "clickhouse", "kafka", "model", "metrics", "config",
         "resources",
     },
     "dev": {
         "worker", "processing", "tagging", "sinks", "clickhouse", "kafka", "model", "metrics",
-        "config", "resources", "terminal",
+        "config", "resources", "terminal", "report",
     },
     "cli": {
         "dev", "worker", "processing", "tagging", "sinks", "clickhouse", "kafka", "model",
-        "metrics", "config", "resources", "terminal",
+        "metrics", "config", "resources", "terminal", "report",
     },
 }  # fmt: skip
 PURE = ("model", "tagging", "processing")

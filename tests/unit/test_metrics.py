@@ -59,3 +59,39 @@ def test_process_and_gc_collectors_are_on_the_injected_registry() -> None:
     names = metric_names(Metrics(CollectorRegistry()).registry)
     assert {"process_cpu_seconds_total", "process_resident_memory_bytes"} <= names
     assert {"python_gc_collections_total", "python_info"} <= names
+
+
+def test_initialise_creates_every_known_child_at_zero() -> None:
+    from workpulse.model.event import REASONS
+    from workpulse.model.topics import TOPICS
+
+    m = Metrics(CollectorRegistry(), runtime_collectors=False)
+    m.initialise(TOPICS, REASONS)
+    sample = m.registry.get_sample_value
+    for reason in REASONS:
+        assert sample("workpulse_invalid_events_total", {"reason": reason}) == 0
+    for topic in TOPICS:
+        assert sample("workpulse_spikes_total", {"topic": topic}) == 0
+        assert sample("workpulse_topic_events_total", {"topic": topic, "kind": "publish"}) == 0
+    assert sample("workpulse_events_total", {"kind": "publish", "outcome": "accepted"}) == 0
+    assert sample("workpulse_sink_failures_total", {"table": "video_events"}) == 0
+    assert sample("workpulse_lexicon_reloads_total", {"result": "failed"}) == 0
+
+
+def test_consumer_lag_in_time_is_computed_at_scrape_time() -> None:
+    now = [1000.0]
+    m = Metrics(CollectorRegistry(), runtime_collectors=False)
+    m.consumer._clock = lambda: now[0]
+    m.observe_partition(2, last_offset=9, highwater=15, message_time_s=990.0)
+    m.observe_partition(3, last_offset=4, highwater=5, message_time_s=900.0)
+    sample = m.registry.get_sample_value
+    assert sample("workpulse_consumer_lag", {"partition": "2"}) == 5
+    assert sample("workpulse_consumer_position", {"partition": "2"}) == 10
+    assert sample("workpulse_consumer_lag_seconds", {"partition": "2"}) == 10.0
+    assert sample("workpulse_consumer_lag_seconds", {"partition": "3"}) == 0.0  # caught up
+    now[0] = 1030.0  # stuck: the lag in time keeps growing
+    assert sample("workpulse_consumer_lag_seconds", {"partition": "2"}) == 40.0
+    m.forget_partitions([2])
+    assert sample("workpulse_consumer_lag_seconds", {"partition": "2"}) is None
+    assert sample("workpulse_consumer_lag", {"partition": "2"}) is None
+    assert sample("workpulse_consumer_position", {"partition": "3"}) == 5

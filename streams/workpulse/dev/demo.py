@@ -29,9 +29,10 @@ from workpulse.dev.generator import Workload, WorkloadConfig
 from workpulse.dev.summary import Summary, read_summary
 from workpulse.kafka.admin import create_topics
 from workpulse.kafka.producer import RawMessage, count_lines, file_messages
+from workpulse.report import collect, write_report
 from workpulse.terminal import cell
 from workpulse.worker.app import EMBEDDED_SESSION_TIMEOUT_S
-from workpulse.worker.runtime import Worker, build_worker, install_stop_signals
+from workpulse.worker.runtime import Worker, build_worker, install_stop_signals, spike_config
 
 UNBOUNDED = 10**15
 UNBOUNDED_WAVE_AT = 11_000
@@ -212,7 +213,15 @@ async def run_demo(
             # them): the last frame must agree with the summary below it.
             await worker.wait_idle()
             live.update(progress_view(worker, state, worker.metrics_url))
-        return await worker.sink.run(lambda: read_summary(db, worker.progress, state.produced))
+        summary = await worker.sink.run(lambda: read_summary(db, worker.progress, state.produced))
+        # The pictures for people without Grafana (workpulse report), named in the summary.
+        report = await worker.sink.run(
+            lambda: write_report(
+                collect(db, spike_config(settings)), settings.data_dir / "report.html"
+            )
+        )
+        summary.report = str(report)
+        return summary
     finally:
         if worker is not None:
             await worker.stop()

@@ -23,6 +23,7 @@ class Summary:
     spikes: list[dict[str, Any]] = field(default_factory=list)
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
     counts_match_recount: bool = False
+    report: str | None = None  # the HTML report written at the end (workpulse report)
 
     @property
     def accounted(self) -> bool:
@@ -46,6 +47,8 @@ class Summary:
             "topic_counts_1m = recount of video_events",
             ok if self.counts_match_recount else bad,
         )
+        if self.report:
+            head.add_row("report", self.report)
         topics = Table(title="top topics (from ClickHouse)")
         for col in ("topic", "videos", "views", "authors"):
             topics.add_column(col, justify="left" if col == "topic" else "right")

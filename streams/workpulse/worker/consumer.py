@@ -57,7 +57,7 @@ class BatchConsumer:
         group_id: str,
         handle: BatchHandler,
         *,
-        on_revoked: Callable[[], Awaitable[None]],
+        on_revoked: Callable[[list[int]], Awaitable[None]],
         on_idle: IdleHandler,
         max_records: int,
         timeout_s: float,
@@ -106,6 +106,11 @@ class BatchConsumer:
         self._consumer.subscribe([self.topic], listener=_Listener(self))
         self._task = asyncio.create_task(self._run(), name="workpulse-ingest")
 
+    def highwater(self, partition: int) -> int | None:
+        """The end of a partition as of the last fetch (None: not known yet)."""
+        high: int | None = self._consumer.highwater(TopicPartition(self.topic, partition))
+        return high
+
     def partition_count(self) -> int:
         parts = self._consumer.partitions_for_topic(self.topic)
         return len(parts) if parts else 0
@@ -124,7 +129,7 @@ class BatchConsumer:
         self.revoking = True
         try:
             async with self._lock:  # the batch in hand finishes (or gives up) first
-                await self._on_revoked()
+                await self._on_revoked([tp.partition for tp in revoked if tp.topic == self.topic])
         finally:
             self.revoking = False
             self.assigned -= {tp.partition for tp in revoked}

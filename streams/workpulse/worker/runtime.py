@@ -211,14 +211,23 @@ def build_worker(
         wall_clock=wall_clock,
     )
 
-    async def forget() -> None:
+    async def forget(partitions: list[int]) -> None:
         ingest.forget()
+        # Another worker reports these partitions now: stop exposing our frozen view.
+        metrics.forget_partitions(partitions)
 
     async def idle(status: dict[int, bool]) -> None:
         await ingest.idle(settings.input_topic, status)
 
     async def handle(messages: Any) -> None:
         await ingest.handle(messages)
+        last: dict[int, tuple[int, float]] = {}
+        for m in messages:
+            last[m.partition] = (m.offset, m.timestamp_ms / 1000)
+        for partition, (offset, timestamp) in last.items():
+            high = consumer_box[0].highwater(partition)
+            if high is not None:
+                metrics.observe_partition(partition, offset, high, timestamp)
 
     consumer = BatchConsumer(
         conn,

@@ -447,6 +447,8 @@ class CountsStep:
         )
         await delivery
         self.metrics.spike_score.labels(spike.topic).set(spike.score)
+        self.metrics.last_spike_observed.labels(spike.topic).set(spike.observed)
+        self.metrics.last_spike_expected.labels(spike.topic).set(spike.expected)
         self.metrics.spikes.labels(spike.topic).inc()
         self.progress.spikes.append(spike)
 

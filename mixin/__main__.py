@@ -1,0 +1,5 @@
+import sys
+
+from mixin.generate import main
+
+sys.exit(main())

@@ -1,0 +1,43 @@
+"""`workpulse report`: a self-contained HTML page from ClickHouse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from workpulse.cli.options import CLICKHOUSE, SPIKES, UserError, settings_from, settings_options
+
+
+@click.command("report")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="HTML file to write (default: report.html in the data directory).",
+)
+@settings_options(*CLICKHOUSE, *SPIKES)
+def command(output: Path | None, **kwargs: Any) -> None:
+    """Write an HTML report from ClickHouse: per-topic timelines with the spike
+    detector's expected band and the spikes marked, share of voice by topic and
+    language, top videos. One file, no network needed to view it."""
+    from workpulse.clickhouse import DatabaseError, connect
+    from workpulse.report import collect, write_report
+    from workpulse.worker.runtime import spike_config
+
+    settings = settings_from(kwargs)
+    db = connect(settings.clickhouse_url_value, settings.data_dir)
+    try:
+        data = collect(db, spike_config(settings))
+    except DatabaseError as exc:
+        if "UNKNOWN_DATABASE" in str(exc) or "UNKNOWN_TABLE" in str(exc):
+            raise UserError(
+                f"no workpulse data in {db.transport.describe()}: run `workpulse demo`, "
+                "or `workpulse init-db` and a worker"
+            ) from exc
+        raise
+    finally:
+        db.close()
+    path = write_report(data, output or settings.data_dir / "report.html")
+    click.echo(f"report written to {path}")

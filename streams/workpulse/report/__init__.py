@@ -1,0 +1,14 @@
+"""`workpulse report`: a self-contained HTML page from ClickHouse, for people who cannot
+open Grafana: per-topic timelines with the spike detector's expected band and the
+spikes marked, share of voice by topic and language, top videos.
+
+`collect(db)` reads the data (and replays the per-minute counts through the spike
+detector to get its expected value for every minute); `render(data)` writes one HTML
+file with the data inline and a small script that draws the charts as SVG (no
+network, no library).
+"""
+
+from workpulse.report.data import ReportData, collect
+from workpulse.report.html import render, write_report
+
+__all__ = ["ReportData", "collect", "render", "write_report"]
