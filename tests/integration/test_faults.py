@@ -99,6 +99,18 @@ def finish(
     assert spike_rows(db) == len(stored_spikes(db)), "a spike was inserted twice"
 
 
+def committed(bootstrap: str, group: str, topic: str) -> int:
+    """Messages of `topic` the group has committed (sum over partitions)."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        offsets = admin.list_consumer_group_offsets(group)
+    finally:
+        admin.close()
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+
+
 def crash(env: dict[str, str], tmp_path: Path, point: str) -> None:
     worker = start_worker(env, tmp_path / "logs", crash_at=point)
     code = worker.wait_dead(180)
