@@ -44,6 +44,12 @@ LATENCY_BUCKETS = (
 )
 
 
+E2E_BUCKETS = (
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9,
+    1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0,
+)  # fmt: skip
+"""Fine around one second: the end-to-end latency target is p99 ≤ 1 s."""
+
 EVENT_OUTCOMES: tuple[tuple[str, str], ...] = (
     *(
         (kind, outcome)
@@ -211,6 +217,20 @@ class Metrics:
             "Rows waiting to be written to ClickHouse.",
             registry=registry,
         )
+        self.event_latency_seconds = Histogram(
+            "workpulse_event_latency_seconds",
+            "From a message's Kafka timestamp (its producer's send) to the end of its batch: "
+            "its row durable in ClickHouse and its Kafka outputs acknowledged.",
+            buckets=E2E_BUCKETS,
+            registry=registry,
+        )
+        self.watermark_reports = Counter(
+            "workpulse_watermark_reports_total",
+            "Watermark reports sent by the ingest step and handled by the counts agent "
+            "(sent - handled: reports the counts agent has not caught up with).",
+            ["side"],
+            registry=registry,
+        )
         self.video_states = Counter(
             "workpulse_video_states_total",
             "Video states a batch needed, by where they came from (memory, clickhouse: "
@@ -276,6 +296,8 @@ class Metrics:
             self.lexicon_reloads.labels(result)
         for source in ("memory", "clickhouse", "new"):
             self.video_states.labels(source)
+        for side in ("sent", "handled"):
+            self.watermark_reports.labels(side)
 
     def observe_partition(
         self, partition: int, last_offset: int, highwater: int, message_time_s: float

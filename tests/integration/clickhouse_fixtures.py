@@ -19,7 +19,7 @@ _ROOT = Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from tests.support.chdb_http import ChdbHttpServer  # noqa: E402
+from workpulse.dev.chdb_http import ChdbHttpServer  # noqa: E402
 
 CHDB_HTTP_USER = "workpulse_test"
 CHDB_HTTP_PASSWORD = "s3cret:p@ss/word"  # exercises URL quoting

@@ -19,7 +19,6 @@ from tests.integration.clickhouse_fixtures import (  # noqa: E402
     CHDB_HTTP_PASSWORD,
     chdb_http_server,
 )
-from tests.support.chdb_http import ChdbHttpServer  # noqa: E402
 from tests.support.clickhouse_cases import ClickHouseContract, clean  # noqa: E402
 
 from workpulse.clickhouse import (  # noqa: E402
@@ -30,6 +29,7 @@ from workpulse.clickhouse import (  # noqa: E402
     apply_schema,
     connect,
 )
+from workpulse.dev.chdb_http import ChdbHttpServer  # noqa: E402
 
 pytestmark = pytest.mark.integration
 __all__ = ["chdb_http_server"]

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from tests.support.chdb_http import ChdbHttpServer
 from tests.support.pipeline_checks import (
     Expected,
     assert_dlq_complete,
@@ -36,6 +35,7 @@ from tests.support.pipeline_checks import (
 
 from workpulse.clickhouse import Database, apply_schema, connect
 from workpulse.dev.broker import EmbeddedBroker
+from workpulse.dev.chdb_http import ChdbHttpServer
 from workpulse.dev.generator import Workload, WorkloadConfig
 from workpulse.kafka.admin import create_topics
 

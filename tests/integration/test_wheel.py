@@ -25,11 +25,11 @@ from pathlib import Path
 
 import orjson
 import pytest
-from tests.support.chdb_http import ChdbHttpServer
 from tests.support.kafka_helpers import produce
 
 from workpulse.clickhouse import connect
 from workpulse.dev.broker import EmbeddedBroker
+from workpulse.dev.chdb_http import ChdbHttpServer
 from workpulse.dev.generator import Workload, WorkloadConfig
 from workpulse.kafka.admin import create_topics
 

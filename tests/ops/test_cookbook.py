@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from tests.ops.conftest import DemoRun, run_sql_on_chdb
-from tests.support.chdb_http import ChdbHttpServer
 from workpulse.clickhouse import connect
+from workpulse.dev.chdb_http import ChdbHttpServer
 
 ROOT = Path(__file__).resolve().parents[2]
 COOKBOOK = (ROOT / "docs" / "cookbook.md").read_text()

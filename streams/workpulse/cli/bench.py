@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 import orjson
 
-from workpulse.cli.options import UserError
+from workpulse.cli.options import CLICKHOUSE, KAFKA, UserError, settings_from, settings_options
 
 
 @click.group("bench")
@@ -65,4 +66,76 @@ def bench_tagging(
         )
     except RuntimeError as exc:  # the compiled engine was asked for but is not built
         raise UserError(str(exc)) from None
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+
+
+@command.command("pipeline")
+@click.option(
+    "--events",
+    type=click.IntRange(min=100),
+    default=200_000,
+    show_default=True,
+    help="Backlog of the synthetic workload read by the raw consumer and the worker(s).",
+)
+@click.option(
+    "--rate",
+    type=click.IntRange(min=1),
+    default=20_000,
+    show_default=True,
+    help="Paced producer's rate for the latency run (lowered to half the measured "
+    "pipeline rate if that is lower; the rate used is in the output).",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=1.0),
+    default=30.0,
+    show_default=True,
+    help="Seconds of paced producing for the latency run.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=8),
+    default=1,
+    show_default=True,
+    help="With 2 or more: also N worker processes in one group on one ClickHouse.",
+)
+@click.option("--partitions", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker batch size [default: the setting's, WORKPULSE_BATCH_SIZE].",
+)
+@settings_options(*KAFKA, *CLICKHOUSE)
+def bench_pipeline(
+    events: int,
+    rate: int,
+    duration: float,
+    workers: int,
+    partitions: int,
+    seed: int,
+    batch_size: int | None,
+    **kwargs: Any,
+) -> None:
+    """The hot path at broker speed: a raw aiokafka consumer's rate on a backlog, one
+    worker process's rate on the same backlog (rows durable in ClickHouse), p50/p99
+    latency from send to durable under a paced producer, and with --workers 2 two worker
+    processes on one ClickHouse with an exactness check; CPU per 1,000 events, peak RSS,
+    video-state memory per 1M videos, the metrics' cost. One JSON line on stdout,
+    progress on stderr. Uses the embedded broker and ClickHouse unless configured.
+    """
+    from workpulse.dev.bench.pipeline import PipelineBench, run_pipeline_bench
+
+    settings = settings_from(kwargs)
+    bench = PipelineBench(
+        events=events,
+        rate=rate,
+        duration_s=duration,
+        workers=workers,
+        partitions=partitions,
+        seed=seed,
+        batch_size=batch_size,
+    )
+    result = run_pipeline_bench(bench, settings, lambda line: click.echo(line, err=True))
     sys.stdout.write(orjson.dumps(result).decode() + "\n")

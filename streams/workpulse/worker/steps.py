@@ -245,7 +245,6 @@ class IngestStep:
             out = self.processor.process(
                 messages, states, self.offsets.get, now_ms, decoded=decoded, late_before=late_before
             )
-        self.metrics.batch_events.observe(len(messages))
 
         # 1. Durable first: nothing below happens for rows that are not in ClickHouse.
         out = await self._write_video_rows(messages, decoded, states, now_ms, out)
@@ -277,7 +276,7 @@ class IngestStep:
         # 3. The video states, now that their rows are durable.
         self.states.put_many((vid, state) for vid, (_, state) in out.states.items())
 
-        self._observe(out, now)
+        record_batch(self.metrics, messages, out, now, self.wall_clock())
         self.progress.add(out)
         return out
 
@@ -308,21 +307,32 @@ class IngestStep:
                     await self.publisher.send(self.watermarks_topic, topic.encode(), payload)
                 )
                 self.progress.watermarks_sent += 1
+                self.metrics.watermark_reports.labels("sent").inc()
         return deliveries
 
-    def _observe(self, out: BatchOutput, now: float) -> None:
-        m = self.metrics
-        for (kind, outcome), n in out.outcomes.items():
-            m.events.labels(kind, outcome).inc(n)
-        for reason, n in out.rejections.items():
-            m.invalid_events.labels(reason).inc(n)
-        for (topic, kind), n in out.topic_events.items():
-            m.topic_events.labels(topic, kind).inc(n)
-        for topic, n in out.late.items():
-            m.late_events.labels(topic).inc(n)
-        if out.watermarks:
-            newest = max(out.watermarks.values())
-            m.event_time_lag_seconds.set(max(0.0, now - newest / 1000))
+
+def record_batch(
+    metrics: Metrics, messages: Sequence[Message], out: BatchOutput, now: float, done: float
+) -> None:
+    """The metrics of one handled batch (`now`: when it was read, `done`: when its effects
+    were durable)."""
+    m = metrics
+    m.batch_events.observe(len(messages))
+    observe = m.event_latency_seconds.observe
+    for msg in messages:
+        if msg.timestamp_ms > 0:
+            observe(max(0.0, done - msg.timestamp_ms / 1000))
+    for (kind, outcome), n in out.outcomes.items():
+        m.events.labels(kind, outcome).inc(n)
+    for reason, n in out.rejections.items():
+        m.invalid_events.labels(reason).inc(n)
+    for (topic, kind), n in out.topic_events.items():
+        m.topic_events.labels(topic, kind).inc(n)
+    for topic, n in out.late.items():
+        m.late_events.labels(topic).inc(n)
+    if out.watermarks:
+        newest = max(out.watermarks.values())
+        m.event_time_lag_seconds.set(max(0.0, now - newest / 1000))
 
 
 def spike_token(spike: Spike) -> str:
@@ -404,6 +414,7 @@ class CountsStep:
         for topic, (windows, baseline) in states.items():
             self.windows.put(topic, {"windows": windows.to_dict(), "baseline": baseline.to_dict()})
         self.progress.watermarks_handled += len(items)
+        self.metrics.watermark_reports.labels("handled").inc(len(items))
         return [s for s, _ in found]
 
     def _close(

@@ -1,4 +1,6 @@
-"""A small ClickHouse-HTTP-interface server over chDB, for tests.
+"""A small ClickHouse-HTTP-interface server over chDB: one ClickHouse for several
+processes on a machine without a ClickHouse server (tests, `workpulse bench pipeline
+--workers 2`).
 
 It speaks enough of ClickHouse's HTTP protocol for clickhouse-connect 1.12
 (and curl): GET/POST `/` with the SQL in the `query` parameter and/or the body,
@@ -283,10 +285,10 @@ def _form_fields(content_type: str, body: bytes) -> dict[str, str] | None:
         b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
     )
     fields: dict[str, str] = {}
-    for part in message.iter_parts():  # type: ignore[attr-defined]
+    for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True) or b""
-        if name:
+        payload = part.get_payload(decode=True)
+        if name and isinstance(payload, bytes):
             fields[str(name)] = payload.decode("utf-8")
     return fields
 

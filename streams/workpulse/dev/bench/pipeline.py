@@ -1,0 +1,538 @@
+"""`workpulse bench pipeline`: the whole hot path against the same broker and topic as
+its baseline, one JSON line.
+
+Everything is measured in one run on one broker (the embedded one unless
+`WORKPULSE_KAFKA_BOOTSTRAP` is set) and one backlog of the synthetic workload:
+
+- `raw_consume_events_per_s`: aiokafka `getmany` + `orjson.loads` of the backlog (the
+  median of 3 reads), the baseline;
+- `pipeline_events_per_s`: one `workpulse worker` process reading the same backlog, from
+  its first message processed to every row durable in ClickHouse and the counts agent
+  caught up (progress read from its /metrics every 0.1 s);
+- `latency_p50_s`, `latency_p99_s`: a fresh worker fed by a paced producer at `rate`
+  events/s for `duration_s`: from each message's send (its Kafka timestamp) to the end
+  of its batch (rows durable, Kafka outputs acknowledged), read from the worker's
+  `workpulse_event_latency_seconds` histogram (interpolated within its buckets);
+- with `workers=2`: two worker processes in one consumer group on one ClickHouse (the
+  configured `WORKPULSE_CLICKHOUSE_URL`, else chDB behind the HTTP interface,
+  `workpulse.dev.chdb_http`), and `exact` from a recount;
+- CPU seconds per 1,000 events (user + system of the worker processes while they
+  worked, from /proc), peak RSS per worker (VmHWM), the video state's memory per 1M
+  videos (extrapolated from the states of the backlog's videos, see
+  `state_bytes_per_video`), and the cost of the metrics per event (the per-batch metric
+  updates timed in this process on a real batch's output).
+
+The worker for one process uses embedded chDB (as `workpulse demo` does) unless a
+ClickHouse URL is configured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from workpulse.config import Settings
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PipelineBench:
+    events: int = 200_000
+    rate: int = 20_000
+    duration_s: float = 30.0
+    workers: int = 1
+    partitions: int = 4
+    seed: int = 7
+    batch_size: int | None = None
+    """Worker batch size (None: the setting's)."""
+
+
+def machine() -> dict[str, Any]:
+    from importlib import metadata
+
+    versions = {}
+    for dist in ("faust-streaming", "aiokafka", "chdb", "clickhouse-connect", "orjson"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[dist] = metadata.version(dist)
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "versions": versions,
+    }
+
+
+# -- the baseline ---------------------------------------------------------------------
+async def raw_consume(bootstrap: str, topic: str, n: int, partitions: int) -> float:
+    """Events/s of a plain aiokafka consumer reading `n` messages and decoding them."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        seen = 0
+        started: float | None = None
+        loads = orjson.loads
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=20_000)
+            for records in batch.values():
+                if started is None:
+                    started = time.perf_counter()
+                for record in records:
+                    loads(record.value)
+                seen += len(records)
+        assert started is not None
+        return n / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+# -- worker processes -----------------------------------------------------------------
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class WorkerProc:
+    proc: subprocess.Popen[bytes]
+    log: Path
+    metrics_url: str | None = None
+
+    def scrape(self) -> dict[str, list[tuple[dict[str, str], float]]]:
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        if self.metrics_url is None:
+            text = self.log.read_text(errors="replace")
+            marker = "metrics on "
+            if marker not in text:
+                return {}
+            self.metrics_url = text.split(marker, 1)[1].split()[0]
+        try:
+            with urllib.request.urlopen(self.metrics_url, timeout=5) as resp:
+                body = resp.read().decode()
+        except OSError:
+            return {}
+        out: dict[str, list[tuple[dict[str, str], float]]] = {}
+        for family in text_string_to_metric_families(body):
+            for sample in family.samples:
+                out.setdefault(sample.name, []).append((sample.labels, sample.value))
+        return out
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+def _total(samples: dict[str, list[tuple[dict[str, str], float]]], name: str,
+           **labels: str) -> float:  # fmt: skip
+    return sum(
+        value
+        for sample_labels, value in samples.get(name, [])
+        if all(sample_labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def start_worker(env: dict[str, str], log_dir: Path) -> WorkerProc:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"worker-{uuid.uuid4().hex[:6]}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workpulse", "worker"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return WorkerProc(proc, log)
+
+
+@dataclass
+class RunResult:
+    events_per_s: float
+    cpu_s_per_1k: float
+    rss_mb_peak: list[float]
+    latency: dict[str, float]
+
+
+def watch(workers: list[WorkerProc], n: int, progress: Progress, what: str,
+          timeout_s: float = 1800) -> RunResult:  # fmt: skip
+    """Until the workers together processed `n` messages and the counts agents caught up."""
+    first: float | None = None
+    cpu_at_first: dict[int, float] = {}
+    deadline = time.monotonic() + timeout_s
+    last_note = 0.0
+    while True:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: not done after {timeout_s:.0f} s")
+        for w in workers:
+            if w.proc.poll() is not None:
+                tail = w.log.read_text(errors="replace")[-500:]
+                raise RuntimeError(f"{what}: a worker exited ({w.proc.returncode}): {tail}")
+        scraped = [w.scrape() for w in workers]
+        processed = sum(_total(s, "workpulse_events_total") for s in scraped)
+        sent = sum(_total(s, "workpulse_watermark_reports_total", side="sent") for s in scraped)
+        handled = sum(
+            _total(s, "workpulse_watermark_reports_total", side="handled") for s in scraped
+        )
+        now = time.perf_counter()
+        if first is None and processed > 0:
+            first = now
+            cpu_at_first = {w.proc.pid: _cpu_s(w.proc.pid) for w in workers}
+        if processed >= n and handled >= sent:
+            assert first is not None
+            elapsed = max(now - first, 1e-9)
+            cpu = sum(_cpu_s(w.proc.pid) - cpu_at_first[w.proc.pid] for w in workers)
+            latency = _latency(scraped)
+            return RunResult(
+                n / elapsed, cpu / n * 1000, [_peak_rss_mb(w.proc.pid) for w in workers], latency
+            )
+        if now - last_note > 1.0:
+            progress(f"{what}: {int(processed):,}/{n:,} events")
+            last_note = now
+        time.sleep(0.1)
+
+
+def _latency(scraped: list[dict[str, list[tuple[dict[str, str], float]]]]) -> dict[str, float]:
+    buckets: dict[float, float] = {}
+    for s in scraped:
+        for labels, value in s.get("workpulse_event_latency_seconds_bucket", []):
+            bound = float(labels["le"])
+            buckets[bound] = buckets.get(bound, 0.0) + value
+    bounds = sorted(buckets)
+    total = buckets.get(float("inf"), 0.0)
+    out: dict[str, float] = {}
+    for name, q in (("p50", 0.5), ("p99", 0.99)):
+        target, below, prev = q * total, 0.0, 0.0
+        value = float("nan")
+        for bound in bounds:
+            count = buckets[bound]
+            if count >= target and total > 0:
+                upper = bound if bound != float("inf") else prev
+                share = (target - below) / (count - below) if count > below else 1.0
+                value = prev + (upper - prev) * share
+                break
+            below, prev = count, bound
+        out[name] = value
+    return out
+
+
+# -- producing ------------------------------------------------------------------------
+async def produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes]],
+                  rate: float | None = None) -> None:  # fmt: skip
+    """Send the messages (as fast as possible, or paced at `rate` per second)."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024, acks="all"
+    )
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        pending = []
+        for i, (key, value) in enumerate(messages):
+            pending.append(await producer.send(topic, value=value, key=key))
+            if rate is not None and i % 200 == 0:
+                ahead = started + i / rate - time.perf_counter()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+# -- memory and metrics costs ---------------------------------------------------------
+def state_bytes_per_video(n_events: int, seed: int) -> tuple[float, int]:
+    """Bytes of the in-memory video states (cache entries included) per video, measured
+    with tracemalloc on the states of `n_events` generator events processed in order."""
+    from workpulse.dev.generator import Workload, WorkloadConfig
+    from workpulse.model.state import VideoState
+    from workpulse.worker.video_states import VideoStateCache
+
+    events = list(Workload(WorkloadConfig(seed=seed)).events(n_events))
+    cache = VideoStateCache(max_videos=10**9, ttl_s=10**9)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for event in events:
+        found, _ = cache.lookup([event["video_id"]])
+        state = found.get(event["video_id"]) or VideoState()
+        state = state.copy()
+        state.remember(event["event_id"])
+        if event["kind"] == "publish":
+            state.published = True
+            state.author_id = event["author_id"]
+            state.lang = event.get("lang") or ""
+            state.country = event.get("country") or ""
+            state.topics = ("resignation",)
+        state.advance_counters(event.get("views"), event.get("likes"), event.get("shares"),
+                               event.get("comments"))  # fmt: skip
+        cache.put_many([(event["video_id"], state)])
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return used / max(1, len(cache)), len(cache)
+
+
+def metrics_us_per_event(n_events: int, seed: int) -> float:
+    """The per-batch metric updates of the ingest step on a real batch, per event."""
+    from prometheus_client import CollectorRegistry
+
+    from workpulse.dev.generator import Workload, WorkloadConfig
+    from workpulse.metrics import Metrics
+    from workpulse.model.message import Message
+    from workpulse.processing.ingest import BatchProcessor
+    from workpulse.tagging import load_tagger
+    from workpulse.worker.steps import record_batch
+
+    messages = [
+        Message("in", i % 4, i, k, v, 1_767_225_600_000)
+        for i, (k, v) in enumerate(Workload(WorkloadConfig(seed=seed)).messages(n_events))
+    ]
+    tagger = load_tagger(cache_dir=Settings().lexicon_cache_dir)
+    out = BatchProcessor(lambda: tagger).process(messages, {}, lambda *_: -1, 1_767_229_200_000)
+    metrics = Metrics(CollectorRegistry())
+    timings = []
+    for _ in range(7):
+        started = time.perf_counter()
+        record_batch(metrics, messages, out, time.time(), time.time())
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings) / len(messages) * 1e6
+
+
+# -- the run --------------------------------------------------------------------------
+@contextlib.contextmanager
+def _broker(settings: Settings, workdir: Path) -> Iterator[str]:
+    if settings.kafka_bootstrap:
+        yield settings.kafka_bootstrap
+        return
+    from workpulse.dev.broker import EmbeddedBroker
+
+    with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
+        yield broker.bootstrap
+
+
+@contextlib.contextmanager
+def _shared_clickhouse(settings: Settings, workdir: Path) -> Iterator[str]:
+    if settings.clickhouse_url_value:
+        yield settings.clickhouse_url_value
+        return
+    from workpulse.dev.chdb_http import ChdbHttpServer
+
+    server = ChdbHttpServer(workdir / "chdb-http", user="bench", password="bench")
+    server.start()
+    try:
+        yield server.url_with_credentials()
+    finally:
+        server.stop()
+
+
+def _worker_env(settings: Settings, bootstrap: str, topic: str, group: str,
+                data_dir: Path, clickhouse_url: str | None, batch_size: int | None,
+                partitions: int) -> dict[str, str]:  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKPULSE_")}
+    env.update(
+        {
+            "WORKPULSE_KAFKA_BOOTSTRAP": bootstrap,
+            "WORKPULSE_INPUT_TOPIC": topic,
+            "WORKPULSE_DLQ_TOPIC": f"{topic}-dlq",
+            "WORKPULSE_SPIKES_TOPIC": f"{topic}-spikes",
+            "WORKPULSE_APP_ID": group,
+            "WORKPULSE_PARTITIONS": str(partitions),
+            "WORKPULSE_KAFKA_SESSION_TIMEOUT_S": str(settings.kafka_session_timeout_s or 2.0),
+            "WORKPULSE_METRICS_PORT": "0",
+            "WORKPULSE_DATA_DIR": str(data_dir),
+            "WORKPULSE_IDLE_PARTITION_S": "1",
+            "WORKPULSE_LOG_LEVEL": "WARNING",
+        }
+    )
+    if settings.cache_dir is not None:
+        env["WORKPULSE_CACHE_DIR"] = str(settings.cache_dir)
+    if clickhouse_url:
+        env["WORKPULSE_CLICKHOUSE_URL"] = clickhouse_url
+    if batch_size:
+        env["WORKPULSE_BATCH_SIZE"] = str(batch_size)
+    return env
+
+
+def _exact(clickhouse_url: str | None, chdb_dir: Path, topic: str, valid: int) -> bool:
+    from workpulse.clickhouse import connect
+    from workpulse.dev.summary import counts_match_recount
+
+    db = connect(clickhouse_url, chdb_dir)
+    try:
+        rows, events = db.query(
+            "SELECT count(), uniqExact(event_id) FROM workpulse.video_events "
+            "WHERE src_topic = {t:String}",
+            {"t": topic},
+        ).rows[0]
+        return int(rows) == int(events) == valid and counts_match_recount(db)
+    finally:
+        db.close()
+
+
+def _init_db(clickhouse_url: str | None, data_dir: Path) -> None:
+    from workpulse.clickhouse import apply_schema, connect
+
+    db = connect(clickhouse_url, data_dir)
+    try:
+        apply_schema(db)
+    finally:
+        db.close()
+
+
+def run_pipeline_bench(
+    bench: PipelineBench, settings: Settings, progress: Progress = lambda _: None
+) -> dict[str, Any]:
+    import asyncio
+
+    from workpulse.dev.generator import Workload, WorkloadConfig
+    from workpulse.kafka.admin import create_topics
+
+    workdir = Path(tempfile.mkdtemp(prefix="workpulse-bench-"))
+    result: dict[str, Any] = {"bench": "pipeline", "events": bench.events, "machine": machine()}
+    try:
+        progress(f"generating {bench.events:,} events")
+        labelled = list(Workload(WorkloadConfig(seed=bench.seed)).labelled_messages(bench.events))
+        messages = [(k, v) for k, v, _ in labelled]
+        valid = sum(1 for *_, label in labelled if label == "valid")
+        with _broker(settings, workdir) as bootstrap:
+            backlog = f"bench-{uuid.uuid4().hex[:8]}"
+            create_topics(bootstrap, {backlog: bench.partitions})
+            progress(f"producing the backlog to {backlog}")
+            asyncio.run(produce(bootstrap, backlog, messages))
+
+            progress("raw consumer (3 reads)")
+            raw = [
+                asyncio.run(raw_consume(bootstrap, backlog, bench.events, bench.partitions))
+                for _ in range(3)
+            ]
+            result["raw_consume_events_per_s"] = round(statistics.median(raw))
+            result["raw_consume_runs"] = [round(r) for r in raw]
+
+            url = settings.clickhouse_url_value
+            one_dir = workdir / "one"
+            _init_db(url, one_dir)
+            env = _worker_env(settings, bootstrap, backlog, f"bench-{uuid.uuid4().hex[:6]}",
+                              one_dir, url, bench.batch_size, bench.partitions)  # fmt: skip
+            worker = start_worker(env, workdir / "logs")
+            try:
+                one = watch([worker], bench.events, progress, "one worker")
+            finally:
+                worker.stop()
+            result["pipeline_events_per_s"] = round(one.events_per_s)
+            result["ratio"] = round(one.events_per_s / result["raw_consume_events_per_s"], 3)
+            result["cpu_s_per_1k_events"] = round(one.cpu_s_per_1k, 3)
+            result["rss_mb_peak"] = [round(r) for r in one.rss_mb_peak]
+            result["one_worker_exact"] = _exact(url, one_dir, backlog, valid)
+
+            rate = min(bench.rate, max(1, int(one.events_per_s / 2)))
+            paced_n = int(rate * bench.duration_s)
+            paced_topic = f"bench-paced-{uuid.uuid4().hex[:8]}"
+            create_topics(bootstrap, {paced_topic: bench.partitions})
+            lat_dir = workdir / "latency"
+            _init_db(url, lat_dir)
+            env = _worker_env(settings, bootstrap, paced_topic, f"bench-{uuid.uuid4().hex[:6]}",
+                              lat_dir, url, bench.batch_size, bench.partitions)  # fmt: skip
+            worker = start_worker(env, workdir / "logs")
+            try:
+                _wait_ready(worker)
+                progress(f"paced producer: {rate:,}/s for {bench.duration_s:.0f} s")
+                paced = list(Workload(WorkloadConfig(seed=bench.seed + 1)).messages(paced_n))
+                asyncio.run(produce(bootstrap, paced_topic, list(paced), rate=rate))
+                lat = watch([worker], paced_n, progress, "paced")
+            finally:
+                worker.stop()
+            result["rate"] = rate
+            result["latency_p50_s"] = round(lat.latency["p50"], 3)
+            result["latency_p99_s"] = round(lat.latency["p99"], 3)
+
+            if bench.workers >= 2:
+                with _shared_clickhouse(settings, workdir) as shared:
+                    _init_db(shared, workdir)
+                    group = f"bench-{uuid.uuid4().hex[:6]}"
+                    procs = []
+                    try:
+                        for i in range(bench.workers):
+                            env = _worker_env(settings, bootstrap, backlog, group,
+                                              workdir / f"w{i}", shared, bench.batch_size,
+                                              bench.partitions)  # fmt: skip
+                            procs.append(start_worker(env, workdir / "logs"))
+                        many = watch(procs, bench.events, progress, f"{bench.workers} workers")
+                    finally:
+                        for w in procs:
+                            w.stop()
+                    key = f"workers_{bench.workers}"
+                    result[f"{key}_events_per_s"] = round(many.events_per_s)
+                    result[f"{key}_cpu_s_per_1k_events"] = round(many.cpu_s_per_1k, 3)
+                    result[f"{key}_rss_mb_peak"] = [round(r) for r in many.rss_mb_peak]
+                    result[f"{key}_vs_one"] = round(many.events_per_s / one.events_per_s, 3)
+                    result["exact"] = _exact(shared, workdir, backlog, valid)
+            else:
+                result["exact"] = result["one_worker_exact"]
+
+        progress("state memory and metrics cost")
+        per_video, videos = state_bytes_per_video(min(bench.events, 100_000), bench.seed)
+        result["state_bytes_per_video"] = round(per_video)
+        result["state_mb_per_1m_videos"] = round(per_video * 1_000_000 / 2**20)
+        result["state_measured_videos"] = videos
+        result["metrics_us_per_event"] = round(metrics_us_per_event(4000, bench.seed), 3)
+        return result
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _wait_ready(worker: WorkerProc, timeout_s: float = 120) -> None:
+    """Until the worker has joined its group (it reports its partitions as idle)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        scraped = worker.scrape()
+        if _total(scraped, "workpulse_watermark_reports_total", side="sent") > 0:
+            return
+        if worker.proc.poll() is not None:
+            raise RuntimeError("the worker exited before it was ready")
+        time.sleep(0.1)
+    raise RuntimeError("the worker did not join its group")
