@@ -150,6 +150,8 @@ PAYLOADS = st.one_of(
 _INT_RANGES = {"UInt64": (0, 2**64 - 1), "Int64": (-(2**63), 2**63 - 1), "UInt32": (0, 2**32 - 1)}
 _DT_MIN = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
 _DT_MAX = dt.datetime(2299, 12, 31, tzinfo=dt.UTC)
+_DT_MIN_MS = int(_DT_MIN.timestamp() * 1000)
+_DT_MAX_MS = int(_DT_MAX.timestamp() * 1000)
 
 
 def _text_ok(value: Any) -> bool:
@@ -171,6 +173,8 @@ def fits(type_name: str, value: Any) -> bool:
     if base in _INT_RANGES:
         lo, hi = _INT_RANGES[base]
         return type(value) is int and lo <= value <= hi
+    if base.startswith("DateTime64"):  # rows carry epoch milliseconds
+        return type(value) is int and _DT_MIN_MS <= value <= _DT_MAX_MS
     if base.startswith("DateTime"):
         return isinstance(value, dt.datetime) and _DT_MIN <= value <= _DT_MAX
     if base == "String":
@@ -219,5 +223,6 @@ def test_the_checker_catches_what_clickhouse_would_refuse() -> None:
     assert not fits("Int64", 2**63)
     assert not fits("UInt64", 5.0)
     assert not fits("String", "\ud800")
-    assert not fits("DateTime64(3, 'UTC')", dt.datetime(9999, 1, 1, tzinfo=dt.UTC))
+    assert not fits("DateTime64(3, 'UTC')", 253_402_300_799_999)  # year 9999, in ms
+    assert not fits("DateTime('UTC')", dt.datetime(9999, 1, 1, tzinfo=dt.UTC))
     assert fits("Array(LowCardinality(String))", ["a"])

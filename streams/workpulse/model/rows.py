@@ -2,10 +2,11 @@
 ClickHouse types, in the DDL's order.
 
 Each model is a NamedTuple whose fields are annotated with their ClickHouse type, so a
-row is built by name (`VideoEventRow(event_id=…, …)`) and is a plain tuple for the
-insert. `TableModel` reads the names and types off the NamedTuple: the row builders, the
-sink and the tests all use it, and a test compares it with `DESCRIBE TABLE` of the DDL
-in `schemas/clickhouse/`.
+row is a plain tuple for the insert. `DateTime64` columns carry epoch milliseconds as
+integers (what the column stores: no datetime object per row on the hot path).
+`TableModel` reads the names and types off the NamedTuple: the row builders, the sink
+and the tests all use it, and a test compares it with `DESCRIBE TABLE` of the DDL in
+`schemas/clickhouse/`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class VideoEventRow(NamedTuple):
     event_id: Annotated[str, "String"]
     kind: Annotated[str, "LowCardinality(String)"]
     video_id: Annotated[str, "String"]
-    event_time: Annotated[datetime, "DateTime64(3, 'UTC')"]
+    event_time: Annotated[int, "DateTime64(3, 'UTC')"]  # epoch ms
     author_id: Annotated[str, "String"]
     author_followers: Annotated[int, "UInt64"]
     lang: Annotated[str, "LowCardinality(String)"]
@@ -42,7 +43,7 @@ class VideoEventRow(NamedTuple):
     d_shares: Annotated[int, "Int64"]
     d_comments: Annotated[int, "Int64"]
     taxonomy_version: Annotated[str, "LowCardinality(String)"]
-    ingest_time: Annotated[datetime, "DateTime64(3, 'UTC')"]
+    ingest_time: Annotated[int, "DateTime64(3, 'UTC')"]  # epoch ms
     src_topic: Annotated[str, "LowCardinality(String)"]
     src_partition: Annotated[int, "UInt32"]
     src_offset: Annotated[int, "UInt64"]
@@ -51,7 +52,7 @@ class VideoEventRow(NamedTuple):
 class DeadLetterRow(NamedTuple):
     """`dead_letters`: every rejected message with its raw bytes."""
 
-    received_at: Annotated[datetime, "DateTime64(3, 'UTC')"]
+    received_at: Annotated[int, "DateTime64(3, 'UTC')"]  # epoch ms
     reason: Annotated[str, "LowCardinality(String)"]
     detail: Annotated[str, "String"]
     payload: Annotated[bytes, "String"]

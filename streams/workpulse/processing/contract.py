@@ -1,9 +1,20 @@
 """Decoding and validation of raw input messages against the contract (DESIGN.md).
 
 Pure: bytes in, an `Event` or a `Rejection` out. The JSON Schema
-`schemas/video_event.schema.json` is the single source of truth for the contract; a
-`Contract` compiles it once with fastjsonschema. A few checks JSON Schema cannot express
-well (message size, UTF-8, real calendar dates) are done here.
+`schemas/video_event.schema.json` is the single source of truth for the contract. A
+`Contract` compiles it twice:
+
+- the **reference**: orjson, then fastjsonschema (`decode_event`), which gives every
+  rejection its reason; ~8.5 µs per event;
+- the **fast path** (`Contract.decode`): a msgspec type generated from the same schema
+  (types, bounds, lengths, patterns, enums) decodes and validates in one pass (~1 µs per
+  event). It only ever *accepts*: whatever it does not accept (a bad message, or
+  something the schema allows but the generated type is stricter about, such as
+  `5.0` for an integer) goes to the reference, so the verdict and the reason are the
+  reference's (tests/unit/test_contract_fast_path.py compares the two).
+
+A few checks JSON Schema cannot express well (message size, UTF-8, real calendar dates,
+the event-time window around the clock) are done here, on both paths.
 """
 
 from __future__ import annotations
@@ -12,9 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Union
 
 import fastjsonschema
+import msgspec
 import orjson
 
 from workpulse.model.event import Event, Rejection
@@ -88,29 +100,167 @@ def kind_schema(schema: dict[str, Any], kind: str) -> dict[str, Any]:
     return out
 
 
+class SchemaNotSupported(ValueError):
+    """The schema uses something the fast path cannot generate (extend `_wire_type`)."""
+
+
+def _wire_type(spec: dict[str, Any], where: str) -> Any:
+    """The msgspec type of one JSON Schema (the subset the contract uses)."""
+    spec = {k: v for k, v in spec.items() if k not in ("description", "title")}
+    if "enum" in spec:
+        if set(spec) != {"enum"} or not all(isinstance(v, str) for v in spec["enum"]):
+            raise SchemaNotSupported(f"{where}: enum")
+        return Literal[tuple(spec["enum"])]
+    if "anyOf" in spec:
+        if set(spec) != {"anyOf"}:
+            raise SchemaNotSupported(f"{where}: anyOf with siblings")
+        return Union[tuple(_wire_type(s, where) for s in spec["anyOf"])]  # noqa: UP007
+    kind = spec.get("type")
+    if kind == "string":
+        extra = set(spec) - {"type", "minLength", "maxLength", "pattern"}
+        if extra:
+            raise SchemaNotSupported(f"{where}: string with {sorted(extra)}")
+        meta = msgspec.Meta(
+            min_length=spec.get("minLength"),
+            max_length=spec.get("maxLength"),
+            pattern=spec.get("pattern"),
+        )
+        return Annotated[str, meta]
+    if kind == "integer":
+        extra = set(spec) - {"type", "minimum", "maximum"}
+        if extra:
+            raise SchemaNotSupported(f"{where}: integer with {sorted(extra)}")
+        return Annotated[int, msgspec.Meta(ge=spec.get("minimum"), le=spec.get("maximum"))]
+    if kind == "array":
+        extra = set(spec) - {"type", "items", "maxItems", "minItems"}
+        if extra or "items" not in spec:
+            raise SchemaNotSupported(f"{where}: array with {sorted(extra)}")
+        item = _wire_type(spec["items"], where + "[]")
+        return Annotated[
+            list[item],  # type: ignore[valid-type]
+            msgspec.Meta(min_length=spec.get("minItems"), max_length=spec.get("maxItems")),
+        ]
+    raise SchemaNotSupported(f"{where}: type {kind!r}")
+
+
+@dataclass(frozen=True)
+class _KindRule:
+    required: tuple[str, ...]
+    one_of: tuple[tuple[str, ...], ...]
+    """Groups of which at least one field must be present."""
+
+
+def _kind_rules(schema: dict[str, Any]) -> dict[str, _KindRule]:
+    """The schema's "if kind is X then …" rules as required fields per kind."""
+    rules: dict[str, _KindRule] = {}
+    for kind in schema["properties"]["kind"]["enum"]:
+        required: list[str] = []
+        one_of: list[tuple[str, ...]] = []
+        for rule in kind_schema(schema, kind).get("allOf", []):
+            rule = {k: v for k, v in rule.items() if k != "description"}
+            if set(rule) == {"required"}:
+                required += rule["required"]
+            elif set(rule) == {"anyOf"} and all(set(r) == {"required"} for r in rule["anyOf"]):
+                one_of.append(tuple(f for r in rule["anyOf"] for f in r["required"]))
+            else:
+                raise SchemaNotSupported(f"rule for kind {kind}: {sorted(rule)}")
+        rules[kind] = _KindRule(tuple(required), tuple(one_of))
+    return rules
+
+
+class FastPath:
+    """The contract as one msgspec type (generated from the schema) plus its kind rules."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        if schema.get("type") != "object" or schema.get("additionalProperties", True) is False:
+            raise SchemaNotSupported("the top level must be an object allowing other fields")
+        required = set(schema.get("required", ()))
+        fields: list[Any] = []
+        for name, spec in schema["properties"].items():
+            wire = _wire_type(spec, name)
+            if name in required:
+                fields.append((name, wire))
+            else:
+                fields.append((name, wire | None, None))
+        self.names = tuple(schema["properties"])
+        self.wire = msgspec.defstruct("EventWire", fields, kw_only=True)
+        self.decoder = msgspec.json.Decoder(self.wire)
+        self.rules = _kind_rules(schema)
+
+
 @dataclass(frozen=True)
 class Contract:
-    """The compiled contract: one validator per event kind, and the full schema's for
-    objects whose kind is missing or wrong (their rejection reason comes from it)."""
+    """The compiled contract: the fast path, and the reference (one fastjsonschema
+    validator per event kind, and the full schema's for objects whose kind is missing
+    or wrong: their rejection reason comes from it)."""
 
     by_kind: dict[str, Any]
     full: Any
     window: EventTimeWindow = EventTimeWindow()
+    fast: FastPath | None = None
 
     @classmethod
     def load(cls, path: Path | None = None, window: EventTimeWindow | None = None) -> Contract:
         schema = load_schema(path)
         kinds = schema["properties"]["kind"]["enum"]
+        try:
+            fast: FastPath | None = FastPath(schema)
+        except SchemaNotSupported:
+            fast = None  # a schema the generator cannot express: the reference alone
         return cls(
             {kind: fastjsonschema.compile(kind_schema(schema, kind)) for kind in kinds},
             fastjsonschema.compile(schema),
             window or EventTimeWindow(),
+            fast,
         )
 
     def validate(self, obj: dict[str, Any]) -> None:
         kind = obj.get("kind")
         validator = self.by_kind.get(kind) if type(kind) is str else None
         (validator or self.full)(obj)
+
+    def decode(
+        self, payload: bytes, max_bytes: int = DEFAULT_MAX_BYTES, now_ms: int | None = None
+    ) -> Event | Rejection:
+        """`decode_event` (same verdicts and reasons), through the fast path when it
+        accepts the message. The event's `raw` object is left empty on the fast path."""
+        fast = self.fast
+        if fast is None or len(payload) > max_bytes:
+            return decode_event(payload, max_bytes, self, now_ms)
+        try:
+            wire: Any = fast.decoder.decode(payload)
+        except Exception:  # whatever the fast path does not accept: the reference decides
+            return decode_event(payload, max_bytes, self, now_ms)
+        get = wire.__getattribute__
+        rule = fast.rules.get(wire.kind)
+        if rule is None or any(get(f) is None for f in rule.required):
+            return decode_event(payload, max_bytes, self, now_ms)
+        for group in rule.one_of:
+            if all(get(f) is None for f in group):
+                return decode_event(payload, max_bytes, self, now_ms)
+        event_time = wire.event_time
+        try:
+            event_time_ms = event_time if type(event_time) is int else parse_event_time(event_time)
+        except (ValueError, OverflowError):
+            return decode_event(payload, max_bytes, self, now_ms)
+        if self.window.refuse(event_time_ms, now_ms) is not None:
+            return decode_event(payload, max_bytes, self, now_ms)
+        return Event(
+            event_id=wire.event_id,
+            kind=wire.kind,
+            video_id=wire.video_id,
+            event_time_ms=event_time_ms,
+            author_id=wire.author_id or "",
+            author_followers=wire.author_followers or 0,
+            caption=wire.caption or "",
+            hashtags=wire.hashtags or [],
+            lang=wire.lang,
+            country=wire.country,
+            views=wire.views,
+            likes=wire.likes,
+            shares=wire.shares,
+            comments=wire.comments,
+        )
 
 
 @lru_cache(maxsize=1)
