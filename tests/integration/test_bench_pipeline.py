@@ -1,0 +1,57 @@
+"""`workpulse bench pipeline` end to end on a small backlog: the JSON it prints has every
+figure, and the run it measured stored every event exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+KEYS = {
+    "raw_consume_events_per_s",
+    "pipeline_events_per_s",
+    "ratio",
+    "latency_p50_s",
+    "latency_p99_s",
+    "rate",
+    "workers_2_events_per_s",
+    "workers_2_cpu_s_per_1k_events",
+    "workers_2_rss_mb_peak",
+    "workers_2_vs_one",
+    "cpu_s_per_1k_events",
+    "rss_mb_peak",
+    "state_bytes_per_video",
+    "state_mb_per_1m_videos",
+    "metrics_us_per_event",
+    "exact",
+    "one_worker_exact",
+    "machine",
+    "events",
+}
+
+
+def test_bench_pipeline_prints_every_figure_and_is_exact() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKPULSE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "workpulse", "bench", "pipeline", "--events", "3000",
+         "--duration", "2", "--rate", "1000", "--workers", "2"],
+        capture_output=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    report = json.loads(result.stdout)
+    assert set(report) >= KEYS, KEYS - set(report)
+    assert report["exact"] is True and report["one_worker_exact"] is True
+    assert report["events"] == 3000 and report["rate"] <= 1000
+    assert report["raw_consume_events_per_s"] > 0 and report["pipeline_events_per_s"] > 0
+    assert 0 < report["latency_p50_s"] <= report["latency_p99_s"]
+    assert len(report["workers_2_rss_mb_peak"]) == 2
+    assert report["machine"]["cpus"] >= 1
+    assert "one worker" in result.stderr.decode()  # progress on stderr
