@@ -149,6 +149,19 @@ class _KindRule:
     one_of: tuple[tuple[str, ...], ...]
     """Groups of which at least one field must be present."""
 
+    def holds(self, wire: Any) -> bool:
+        """The decoded event carries the fields its kind requires."""
+        for name in self.required:
+            if getattr(wire, name) is None:
+                return False
+        for group in self.one_of:
+            for name in group:
+                if getattr(wire, name) is not None:
+                    break
+            else:
+                return False
+        return True
+
 
 def _kind_rules(schema: dict[str, Any]) -> dict[str, _KindRule]:
     """The schema's "if kind is X then …" rules as required fields per kind."""
@@ -231,13 +244,9 @@ class Contract:
             wire: Any = fast.decoder.decode(payload)
         except Exception:  # whatever the fast path does not accept: the reference decides
             return decode_event(payload, max_bytes, self, now_ms)
-        get = wire.__getattribute__
         rule = fast.rules.get(wire.kind)
-        if rule is None or any(get(f) is None for f in rule.required):
+        if rule is None or not rule.holds(wire):
             return decode_event(payload, max_bytes, self, now_ms)
-        for group in rule.one_of:
-            if all(get(f) is None for f in group):
-                return decode_event(payload, max_bytes, self, now_ms)
         event_time = wire.event_time
         try:
             event_time_ms = event_time if type(event_time) is int else parse_event_time(event_time)

@@ -134,9 +134,12 @@ class BatchProcessor:
             if why is not None:
                 items[i] = Rejection(CLICKHOUSE_REFUSED, why)
         out = BatchOutput()
+        stored_upto = {
+            (m.topic, m.partition): durable(VIDEO_EVENTS.name, m.topic, m.partition)
+            for m in {(m.topic, m.partition): m for m in messages}.values()
+        }
         video_stored = [
-            isinstance(item, Event)
-            and durable(VIDEO_EVENTS.name, msg.topic, msg.partition) >= msg.offset
+            isinstance(item, Event) and stored_upto[(msg.topic, msg.partition)] >= msg.offset
             for msg, item in zip(messages, items, strict=True)
         ]
         # Tag the publish events that may become rows, in one call (the tagger's fast path).
