@@ -23,6 +23,8 @@ KEYS = {
     "workers_2_cpu_s_per_1k_events",
     "workers_2_rss_mb_peak",
     "workers_2_vs_one",
+    "workers_1_shared_events_per_s",
+    "workers_2_cpu_vs_one",
     "cpu_s_per_1k_events",
     "rss_mb_peak",
     "state_bytes_per_video",

@@ -49,7 +49,13 @@ def command(**kwargs: Any) -> None:
     committed only after rows are durable in ClickHouse; SIGTERM stops cleanly.
     """
     from workpulse.clickhouse import connect
-    from workpulse.worker.runtime import build_worker, install_stop_signals, run_async, run_until
+    from workpulse.worker.runtime import (
+        build_worker,
+        install_stop_signals,
+        run_async,
+        run_until,
+        tune_gc,
+    )
 
     settings = settings_from(kwargs)
     setup_logging(settings.log_level)
@@ -59,6 +65,7 @@ def command(**kwargs: Any) -> None:
 
     async def run() -> None:
         w = build_worker(settings, settings.kafka_bootstrap or "", db)
+        tune_gc()
         click.echo(f"workpulse worker {settings.app_id}: metrics on {w.metrics_url}", err=True)
         stop = asyncio.Event()
         install_stop_signals(stop)

@@ -32,7 +32,13 @@ from workpulse.kafka.producer import RawMessage, count_lines, file_messages
 from workpulse.report import collect, write_report
 from workpulse.terminal import cell
 from workpulse.worker.app import EMBEDDED_SESSION_TIMEOUT_S
-from workpulse.worker.runtime import Worker, build_worker, install_stop_signals, spike_config
+from workpulse.worker.runtime import (
+    Worker,
+    build_worker,
+    install_stop_signals,
+    spike_config,
+    tune_gc,
+)
 
 UNBOUNDED = 10**15
 UNBOUNDED_WAVE_AT = 11_000
@@ -161,6 +167,7 @@ async def run_demo(
             worker = build_worker(
                 embedded_worker_settings(settings, broker.bootstrap), broker.bootstrap, db
             )
+            tune_gc()
             await worker.start()
 
         state = ProduceState()

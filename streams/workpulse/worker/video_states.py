@@ -13,8 +13,8 @@ lookup when it comes back.
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from workpulse.clickhouse import Database
@@ -80,7 +80,8 @@ class VideoStateCache:
         self.max_videos = max_videos
         self.ttl_s = ttl_s
         self._clock = clock
-        self._entries: OrderedDict[str, tuple[float, VideoState]] = OrderedDict()
+        # A dict keeps insertion order: the least recently stored entry is the first.
+        self._entries: dict[str, tuple[float, VideoState]] = {}
         self.hits = self.misses = self.evicted = 0
 
     def __len__(self) -> int:
@@ -105,22 +106,27 @@ class VideoStateCache:
     def put_many(self, states: Iterable[tuple[str, VideoState]]) -> None:
         now = self._clock()
         entries = self._entries
+        pop = entries.pop
         for video_id, state in states:
+            pop(video_id, None)  # re-inserted last: the newest entries are at the end
             entries[video_id] = (now, state)
-            entries.move_to_end(video_id)
         self._evict(now)
 
     def _evict(self, now: float) -> None:
         entries = self._entries
-        while len(entries) > self.max_videos:
-            entries.popitem(last=False)
-            self.evicted += 1
-        while entries:
-            oldest = next(iter(entries.values()))
-            if now - oldest[0] <= self.ttl_s:
+        excess = len(entries) - self.max_videos
+        if excess > 0:
+            for video_id in list(itertools.islice(entries, excess)):
+                del entries[video_id]
+            self.evicted += excess
+        expired = []
+        for video_id, (stored_at, _) in entries.items():
+            if now - stored_at <= self.ttl_s:
                 break
-            entries.popitem(last=False)
-            self.evicted += 1
+            expired.append(video_id)
+        for video_id in expired:
+            del entries[video_id]
+        self.evicted += len(expired)
 
     def clear(self) -> None:
         self._entries.clear()

@@ -13,9 +13,11 @@ Everything is measured in one run on one broker (the embedded one unless
   events/s for `duration_s`: from each message's send (its Kafka timestamp) to the end
   of its batch (rows durable, Kafka outputs acknowledged), read from the worker's
   `workpulse_event_latency_seconds` histogram (interpolated within its buckets);
-- with `workers=2`: two worker processes in one consumer group on one ClickHouse (the
-  configured `WORKPULSE_CLICKHOUSE_URL`, else chDB behind the HTTP interface,
-  `workpulse.dev.chdb_http`), and `exact` from a recount;
+- with `workers=2`: one, then two worker processes in one consumer group on one shared
+  ClickHouse (the configured `WORKPULSE_CLICKHOUSE_URL`, else chDB behind the HTTP
+  interface, `workpulse.dev.chdb_http`): the scale-out (`workers_2_vs_one`) and the CPU
+  per event (`workers_2_cpu_vs_one`) compare the two with the one on the same
+  ClickHouse; and `exact` from a recount;
 - CPU seconds per 1,000 events (user + system of the worker processes while they
   worked, from /proc), peak RSS per worker (VmHWM), the video state's memory per 1M
   videos (extrapolated from the states of the backlog's videos, see
@@ -493,6 +495,18 @@ def run_pipeline_bench(
             if bench.workers >= 2:
                 with _shared_clickhouse(settings, workdir) as shared:
                     _init_db(shared, workdir)
+                    # one worker on the same (shared) ClickHouse first: the scale-out is
+                    # measured against it, not against the embedded one above
+                    env = _worker_env(settings, bootstrap, backlog,
+                                      f"bench-{uuid.uuid4().hex[:6]}", workdir / "w-one",
+                                      shared, bench.batch_size, bench.partitions)  # fmt: skip
+                    lone = start_worker(env, workdir / "logs")
+                    try:
+                        single = watch([lone], bench.events, progress, "one worker, shared")
+                    finally:
+                        lone.stop()
+                    result["workers_1_shared_events_per_s"] = round(single.events_per_s)
+                    result["workers_1_shared_cpu_s_per_1k_events"] = round(single.cpu_s_per_1k, 3)
                     group = f"bench-{uuid.uuid4().hex[:6]}"
                     procs = []
                     try:
@@ -509,7 +523,8 @@ def run_pipeline_bench(
                     result[f"{key}_events_per_s"] = round(many.events_per_s)
                     result[f"{key}_cpu_s_per_1k_events"] = round(many.cpu_s_per_1k, 3)
                     result[f"{key}_rss_mb_peak"] = [round(r) for r in many.rss_mb_peak]
-                    result[f"{key}_vs_one"] = round(many.events_per_s / one.events_per_s, 3)
+                    result[f"{key}_vs_one"] = round(many.events_per_s / single.events_per_s, 3)
+                    result[f"{key}_cpu_vs_one"] = round(many.cpu_s_per_1k / single.cpu_s_per_1k, 3)
                     result["exact"] = _exact(shared, workdir, backlog, valid)
             else:
                 result["exact"] = result["one_worker_exact"]
