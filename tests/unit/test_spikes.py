@@ -635,3 +635,26 @@ def test_fill_gaps_is_capped() -> None:
     gaps = fill_gaps(T0, T0 + 10_000 * MIN, MIN, max_windows=100)
     assert len(gaps) == 100
     assert gaps[-1] == T0 + 9_999 * MIN
+
+
+# -- settings ---------------------------------------------------------------------------------
+def test_every_spike_setting_reaches_the_detector() -> None:
+    """One `spike_<name>` setting per parameter, with the detector's default (the bench
+    and the worker run the same detector), and `spike_config` passes each one on."""
+    from dataclasses import fields
+
+    from workpulse.config import Settings, load_settings
+    from workpulse.worker.runtime import spike_config
+
+    derived = {"family_topics", "metrics"}  # the taxonomy's, not settings
+    parameters = {f.name for f in fields(SpikeDetectorConfig)} - derived
+    settings = {n.removeprefix("spike_") for n in Settings.model_fields if n.startswith("spike_")}
+    assert settings == parameters
+    assert spike_config(load_settings(environ={})) == SpikeDetectorConfig()
+    for name in sorted(parameters):
+        default = getattr(SpikeDetectorConfig(), name)
+        changed = (not default) if isinstance(default, bool) else default + 1
+        if isinstance(default, float) and default < 1 and name != "min_ratio":
+            changed = default / 2
+        cfg = spike_config(load_settings({f"spike_{name}": changed}, environ={}))
+        assert getattr(cfg, name) == changed, name
