@@ -59,3 +59,21 @@ def test_process_and_gc_collectors_are_on_the_injected_registry() -> None:
     names = metric_names(Metrics(CollectorRegistry()).registry)
     assert {"process_cpu_seconds_total", "process_resident_memory_bytes"} <= names
     assert {"python_gc_collections_total", "python_info"} <= names
+
+
+def test_detector_gauges_and_alert_counter_exist_for_every_topic_and_signal() -> None:
+    """Created at start-up for every known label value (OPS.md): the first alert is an
+    increase from 0, and a band exists before the first window closes."""
+    from workpulse.model.topics import TOPICS
+    from workpulse.processing.spikes import METRICS, SEVERITIES
+
+    registry = Metrics(CollectorRegistry(), runtime_collectors=False).registry
+    for topic in TOPICS:
+        for metric in METRICS:
+            labels = {"topic": topic, "metric": metric}
+            for name in ("observed", "expected", "band_lower", "band_upper"):
+                assert registry.get_sample_value(f"workpulse_window_{name}", labels) == 0
+            for severity in SEVERITIES:
+                for scope in ("topic", "language"):
+                    alerts = {**labels, "severity": severity, "scope": scope}
+                    assert registry.get_sample_value("workpulse_spike_alerts_total", alerts) == 0
