@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -81,6 +81,7 @@ __all__ = [
     "nbinom_log_sf",
     "poisson_log_sf",
     "poisson_sf",
+    "replay",
     "spike_row",
 ]
 
@@ -584,8 +585,9 @@ def _ranked(counter: Counter[str], n: int) -> tuple[tuple[str, int], ...]:
 
 def _capped_gain(gains: Counter[str], total: int, cap: float) -> float:
     """`total` with each entry counted at most `cap` (the entries above the cap are the
-    largest, which the aggregate keeps)."""
-    return total - sum(g - cap for g in gains.values() if g > cap)
+    largest, which the aggregate keeps). fsum: exactly rounded, so the same entries in
+    any order give the same value (replays build aggregates in another order)."""
+    return total - math.fsum(g - cap for g in gains.values() if g > cap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -929,3 +931,31 @@ class SpikeDetector:
         series.observed = x
         series.outlier = outlier
         series.windows = n + 1
+
+
+def replay(
+    detector: SpikeDetector,
+    observations: Mapping[str, Mapping[int, TopicMinute]],
+    *,
+    until_ms: int,
+    report_from_ms: int | None = None,
+    window_ms: int = WINDOW_MS,
+) -> list[Spike]:
+    """Feed per-topic observations (window start → aggregate) to fresh detector states,
+    the way the counts agent's windows close: per topic from its first window with data,
+    every window in order up to `until_ms` (exclusive), empty ones included. The alerts
+    of windows from `report_from_ms` on, ordered by window, topic, then as detected."""
+    found: list[tuple[int, int, int, Spike]] = []
+    for topic_index, topic in enumerate(sorted(observations)):
+        minutes = observations[topic]
+        if not minutes:
+            continue
+        state = TopicBaseline()
+        order = 0
+        for start in range(min(minutes), until_ms, window_ms):
+            minute = minutes.get(start) or TopicMinute()
+            for spike in detector.observe_window(state, topic, start, minute):
+                if report_from_ms is None or start >= report_from_ms:
+                    found.append((start, topic_index, order, spike))
+                    order += 1
+    return [spike for *_, spike in sorted(found, key=lambda f: f[:3])]
