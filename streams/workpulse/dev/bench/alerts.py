@@ -5,14 +5,14 @@ Simulated per-minute observations (`TopicMinute`, filled through the same `add_p
 window order, one detector state per topic, exactly as the counts agent does:
 
 * **null runs**: ``null_weeks`` simulated weeks per topic after ``warmup_days`` of
-  warm-up. Each topic has its own volume, a daily rhythm (peak/trough 1.7/0.5), a weekend
-  dip, a day-to-day drift of its level, extra-Poisson minute-to-minute noise, a
-  skewed author population (a few regulars post most) where ~15 % of videos come from authors new to the topic,
-  five languages, and view gains arriving as many heavy-tailed (log-normal) updates on
-  the topic's recent videos. Once a day per topic, a **single account** posts a burst
-  (20 videos in 1 minute, 40 in 2, 80 in 4 or 30 in 10). Alerts overlapping a burst
-  (its minutes and the next two) count as ``single_account_alerts``; all others are
-  false alarms.
+  warm-up. Each topic has its own volume, a daily rhythm (peak/trough 1.7/0.5), a
+  weekend dip, a day-to-day drift of its level, extra-Poisson minute-to-minute noise,
+  a skewed author population (a few regulars post most) where ~15 % of videos come
+  from authors new to the topic, five languages, and view gains arriving as many
+  heavy-tailed (log-normal) updates on the topic's recent videos. Once a day per
+  topic, a **single account** posts a burst (20 videos in 1 minute, 40 in 2, 80 in 4 or
+  30 in 10). Alerts overlapping a burst (its minutes and the next two) count as
+  ``single_account_alerts``; all others are false alarms.
 * **wave runs**: ``wave_weeks`` weeks per topic with a wave every ~6 hours, cycling
   through signals (videos, views, new authors, and videos in one language), shapes
   (step of 5/15/30 minutes, ramp over 5/15 minutes then 10 at full size, spike of 1-2
