@@ -111,3 +111,15 @@ def test_the_wire_keeps_the_top_context() -> None:
     wire = agg.to_wire()
     assert len(wire["hashtags"]) == 20 and "h99" in wire["hashtags"]
     assert len(wire["video_views"]) == WINDOW_TOP and "v99" in wire["video_views"]
+
+
+def test_the_wire_carries_every_publishing_author_of_a_batch() -> None:
+    """The counts agent decides who is new to the topic from the batch's authors."""
+    agg = TopicMinute()
+    for i in range(AUTHORS_KEPT + 40):
+        agg.add_publish(video_id=f"v{i}", author_id=f"a{i}", lang="fr", country="FR",
+                        hashtags=[], new_author=False)  # fmt: skip
+    wire = agg.to_wire()
+    assert len(wire["authors"]) == AUTHORS_KEPT + 40
+    assert len(wire["by_lang"]["fr"]["authors"]) == AUTHORS_KEPT + 40
+    assert len(agg.to_dict()["authors"]) == AUTHORS_KEPT, "a window keeps the largest"

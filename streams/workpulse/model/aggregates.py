@@ -27,10 +27,10 @@ WIRE_TOP_VIDEOS = 50
 WINDOW_TOP = 50
 """A window keeps this many languages, countries, hashtags and videos (context of a spike)."""
 AUTHORS_KEPT = 256
-"""Per-author counters (`authors`, `author_views`) keep this many entries, on the wire
-and in a window. Below it `distinct_authors` is exact; above it, it reads 256 (the
-support rule only needs "at least N", N ≪ 256) and the kept entries are the largest,
-which is what the per-author cap and the top author's share need."""
+"""Per-author counters (`authors`, `author_views`) keep this many entries in a window
+(and `author_views` on the wire). Below it `distinct_authors` is exact; above it, it
+reads 256 (the support rule only needs "at least N", N ≪ 256) and the kept entries are
+the largest, which is what the per-author caps and the top author's share need."""
 
 
 def _trim(counter: Counter[str], top: int | None) -> None:
@@ -172,9 +172,13 @@ class TopicMinute:
 
     # -- JSON ---------------------------------------------------------------------------
     def to_dict(
-        self, top_hashtags: int | None = None, top_videos: int | None = None
+        self,
+        top_hashtags: int | None = None,
+        top_videos: int | None = None,
+        top_authors: int | None = AUTHORS_KEPT,
     ) -> dict[str, Any]:
-        """JSON-safe form; optionally only the top hashtags and videos."""
+        """JSON-safe form; optionally only the top hashtags, videos and publishing
+        authors (`author_views` always keeps `AUTHORS_KEPT`)."""
         out: dict[str, Any] = {
             "videos": self.videos,
             "views": self.views,
@@ -184,20 +188,22 @@ class TopicMinute:
             "hashtags": _top(self.hashtags, top_hashtags),
             "video_views": _top(self.video_views, top_videos),
             "new_authors": self.new_authors,
-            "authors": _top(self.authors, AUTHORS_KEPT),
+            "authors": _top(self.authors, top_authors),
             "author_views": _top(self.author_views, AUTHORS_KEPT),
             "countries": dict(self.countries),
         }
         if self.by_lang:
             out["by_lang"] = {
-                lang: part.to_dict(top_hashtags, top_videos)
+                lang: part.to_dict(top_hashtags, top_videos, top_authors)
                 for lang, part in sorted(self.by_lang.items())
             }
         return out
 
     def to_wire(self) -> dict[str, Any]:
-        """The form sent on the deltas topic."""
-        return self.to_dict(WIRE_TOP_HASHTAGS, WIRE_TOP_VIDEOS)
+        """The form sent on the deltas topic: every publishing author of the batch (at
+        most a batch's publishes), so that the counts agent, partitioned by topic, can
+        decide which authors are new to the topic; the top hashtags and videos."""
+        return self.to_dict(WIRE_TOP_HASHTAGS, WIRE_TOP_VIDEOS, top_authors=None)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TopicMinute:
