@@ -5,7 +5,7 @@
 -- metric: videos | views | new_authors; lang: '' for the whole topic, else the
 -- language slice that alerted. The context columns (severity, band, support,
 -- top videos with their gains, countries) are described in docs/spikes.md;
--- 070_topic_spikes_context.sql adds them to tables created before they existed.
+-- 080_topic_spikes_context.sql adds them to tables created before they existed.
 CREATE TABLE IF NOT EXISTS workpulse.topic_spikes
 (
     topic             LowCardinality(String),

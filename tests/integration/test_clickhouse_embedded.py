@@ -110,7 +110,7 @@ SETTINGS non_replicated_deduplication_window = 10000
 
 
 def test_init_db_migrates_an_existing_topic_spikes(embedded: ClickHouse) -> None:
-    """A database made before the new columns gets them from `init-db` (070), in the
+    """A database made before the new columns gets them from `init-db` (080), in the
     fresh table's order, with `lang` in the sorting key; its rows stay."""
     embedded.command("DROP TABLE IF EXISTS workpulse.topic_spikes")
     embedded.command(TOPIC_SPIKES_BEFORE_ISSUE_14)

@@ -1,4 +1,4 @@
-"""The copycat index (080_copycat.sql, workpulse.analytics.copycat) on chDB, on events
+"""The copycat index (090_copycat.sql, workpulse.analytics.copycat) on chDB, on events
 whose figures are known: adopters before and after a wave's first alert, a generic
 hashtag the signature leaves out, a second alert of the same wave, authors who were not
 new."""

@@ -80,7 +80,7 @@ def test_files_are_numbered_and_ordered() -> None:
     assert len({n.split("_", 1)[0] for n in names}) == len(names)
     for expected in ("010_video_events.sql", "020_dead_letters.sql", "030_topic_spikes.sql",
                      "040_topic_counts_1m.sql", "050_rollups.sql", "060_authors.sql",
-                     "070_topic_spikes_context.sql"):  # fmt: skip
+                     "080_topic_spikes_context.sql"):  # fmt: skip
         assert expected in names
     assert [p.name for p in schema_files(cluster=True)] == names
 

@@ -1,4 +1,4 @@
-"""The copycat index, read from the `workpulse.topic_copycat` view (080_copycat.sql;
+"""The copycat index, read from the `workpulse.topic_copycat` view (090_copycat.sql;
 definition and limits in docs/spikes.md): per wave and hour after its first alert, how
 many authors new to the topic take up the wave's hashtags, against the rate before it.
 """

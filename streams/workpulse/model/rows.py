@@ -65,7 +65,7 @@ class SpikeRow(NamedTuple):
     """`topic_spikes`: one row per alert, with its context.
 
     The columns after `src_offset` came with the three-signal detector (schema file
-    070 adds them to existing tables, in this order); they have defaults so that a row
+    080 adds them to existing tables, in this order); they have defaults so that a row
     built with the original columns only stays valid (the counts agent before it
     passes the detector's whole alert through `processing.spikes.spike_row`)."""
 

@@ -1,4 +1,4 @@
--- CLUSTER VARIANT of ../080_copycat.sql, kept side by side with it by hand (not generated):
+-- CLUSTER VARIANT of ../090_copycat.sql, kept side by side with it by hand (not generated):
 -- the same view ON CLUSTER '{cluster}', over the Distributed tables (the whole data).
 CREATE VIEW IF NOT EXISTS workpulse.topic_copycat ON CLUSTER '{cluster}'
 AS

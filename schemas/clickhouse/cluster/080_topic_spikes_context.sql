@@ -1,4 +1,4 @@
--- CLUSTER VARIANT of ../070_topic_spikes_context.sql, kept side by side with it by hand (not generated):
+-- CLUSTER VARIANT of ../080_topic_spikes_context.sql, kept side by side with it by hand (not generated):
 -- the same columns added to the shard-local table (with its sorting key) and to the
 -- Distributed table over it (which has no sorting key), ON CLUSTER '{cluster}'.
 ALTER TABLE workpulse.topic_spikes_local ON CLUSTER '{cluster}'
