@@ -11,6 +11,7 @@ account's burst in the third, videos in two topics at once, stats updates after 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import random
 from collections.abc import Iterator
@@ -179,6 +180,32 @@ def test_observations_read_back_are_the_events_aggregates(from_clickhouse: dict)
         assert set(from_clickhouse[topic]) == set(minutes), topic
         for start, agg in minutes.items():
             assert from_clickhouse[topic][start].to_dict() == agg.to_dict(), (topic, start)
+
+
+def test_chunks_and_topics_read_the_same_observations(
+    data_dir: Path, from_clickhouse: dict
+) -> None:
+    """A live caller reads the minutes it closes, for the topics it owns: in chunks,
+    the same aggregates as one read (new authors included)."""
+    db = connect(None, data_dir)
+    try:
+        cuts = [T0, T0 + WAVE_MIN * MIN, T0 + (WAVE_MIN + 1) * MIN, T0 + HOURS * 60 * MIN]
+        chunked: dict[str, dict[int, TopicMinute]] = {}
+        for start, end in itertools.pairwise(cuts):
+            for topic, minutes in read_observations(db, start, end).items():
+                for minute, agg in minutes.items():
+                    chunked.setdefault(topic, {}).setdefault(minute, TopicMinute()).merge(agg)
+        one = read_observations(db, T0, T0 + HOURS * 60 * MIN, topics=["burnout"])
+    finally:
+        db.close()
+    assert set(one) == {"burnout"}
+    assert {m: a.to_dict() for m, a in one["burnout"].items()} == {
+        m: a.to_dict() for m, a in from_clickhouse["burnout"].items()
+    }
+    for topic, minutes in from_clickhouse.items():
+        assert {m: a.to_dict() for m, a in chunked[topic].items()} == {
+            m: a.to_dict() for m, a in minutes.items()
+        }, topic
 
 
 def test_replay_gives_the_alerts_of_the_detector_fed_directly(from_clickhouse: dict) -> None:

@@ -14,7 +14,7 @@ order), and entries tied at the trimming boundary (50 videos, 256 authors) may d
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from workpulse.model.aggregates import TopicMinute
@@ -28,26 +28,36 @@ class Queryable(Protocol):
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> Any: ...
 
 
-FIRSTS_SQL = """
+START = "fromUnixTimestamp64Milli({start:Int64}, 'UTC')"
+END = "fromUnixTimestamp64Milli({end:Int64}, 'UTC')"
+TOPICS = "({all_topics:UInt8} OR topic IN {topics:Array(String)})"
+
+# Authors first seen in the range: only those with a row in it are aggregated (the
+# table is an AggregatingMergeTree: an older, unmerged row may still hold an earlier
+# first video, hence min() over all rows of those authors).
+FIRSTS_SQL = f"""
 SELECT topic, author_id, toUnixTimestamp64Milli(min(first_seen)) AS first_ms
 FROM workpulse.topic_author_first_seen
+WHERE (topic, author_id) IN
+(
+    SELECT topic, author_id FROM workpulse.topic_author_first_seen
+    WHERE first_seen >= {START} AND first_seen < {END} AND {TOPICS}
+)
 GROUP BY topic, author_id
-HAVING first_ms >= {start:Int64} AND first_ms < {end:Int64}
+HAVING first_ms >= {{start:Int64}} AND first_ms < {{end:Int64}}
 """
 
-PUBLISH_SQL = """
+PUBLISH_SQL = f"""
 SELECT topic, toUnixTimestamp64Milli(event_time) AS t, event_id, video_id, author_id, lang,
        country, hashtags
 FROM workpulse.video_events
 ARRAY JOIN topics AS topic
-WHERE kind = 'publish'
-  AND toUnixTimestamp64Milli(event_time) >= {start:Int64}
-  AND toUnixTimestamp64Milli(event_time) < {end:Int64}
+WHERE kind = 'publish' AND event_time >= {START} AND event_time < {END} AND {TOPICS}
 ORDER BY topic, t, event_id
 LIMIT 1 BY topic, event_id
 """
 
-GAINS_SQL = """
+GAINS_SQL = f"""
 SELECT topic, intDiv(t, 60000) * 60000 AS minute, video_id, author_id, any(lang) AS lang,
        sum(d_views) AS views, sum(d_likes) AS likes, sum(d_shares) AS shares
 FROM
@@ -55,12 +65,12 @@ FROM
     SELECT event_id, toUnixTimestamp64Milli(event_time) AS t, video_id, author_id, lang,
            topics, d_views, d_likes, d_shares
     FROM workpulse.video_events
-    WHERE toUnixTimestamp64Milli(event_time) >= {start:Int64}
-      AND toUnixTimestamp64Milli(event_time) < {end:Int64}
+    WHERE event_time >= {START} AND event_time < {END}
       AND (d_views > 0 OR d_likes > 0 OR d_shares > 0)
     LIMIT 1 BY event_id
 )
 ARRAY JOIN topics AS topic
+WHERE {TOPICS}
 GROUP BY topic, minute, video_id, author_id
 ORDER BY topic, minute, video_id, author_id
 """
@@ -79,10 +89,16 @@ def time_range(db: Queryable) -> tuple[int, int] | None:
 
 
 def read_observations(
-    db: Queryable, start_ms: int, end_ms: int
+    db: Queryable, start_ms: int, end_ms: int, topics: Sequence[str] | None = None
 ) -> dict[str, dict[int, TopicMinute]]:
-    """topic → minute start (epoch ms) → aggregate, for event times in [start, end)."""
-    params = {"start": int(start_ms), "end": int(end_ms)}
+    """topic → minute start (epoch ms) → aggregate, for event times in [start, end),
+    of the given topics (default: all). Minutes without data are absent."""
+    params: dict[str, Any] = {
+        "start": int(start_ms),
+        "end": int(end_ms),
+        "all_topics": int(topics is None),
+        "topics": list(topics or []),
+    }
     firsts = {(r[0], r[1]): int(r[2]) for r in db.query(FIRSTS_SQL, params).rows}
     raw: dict[str, dict[int, TopicMinute]] = {}
 
