@@ -16,7 +16,8 @@ window order, one detector state per topic, exactly as the counts agent does:
 * **wave runs**: ``wave_weeks`` weeks per topic with a wave every ~6 hours, cycling
   through signals (videos, views, new authors, and videos in one language), shapes
   (step of 5/15/30 minutes, ramp over 5/15 minutes then 10 at full size, spike of 1-2
-  minutes) and sizes (1.5, 2, 3, 5, 10 × the signal's true rate at that moment), plus
+  minutes) and sizes (1.5, 2, 3, 5, 10 × the signal's true rate at that moment; a views
+  wave's extra views go to 30 recent videos, i.e. about 25-30 authors), plus
   single-video view surges (one video gaining 10-40 × the topic's per-minute views over
   5 minutes, the issue's "3 M views" case). A wave starts at a random second, so its
   first minute is partial; its **first full minute** is the first minute entirely at
@@ -69,6 +70,7 @@ SPIKE_MINUTES = (1, 2)
 WAVE_SPACING_MINUTES = 360
 BURSTS = ((20, 1), (40, 2), (80, 4), (30, 10))  # (videos, minutes) of one account
 AFTER_MINUTES = 2  # alerts this long after a burst still belong to it
+VIEW_WAVE_VIDEOS = 30  # a views wave's extra views go to this many recent videos
 
 TARGETS = {
     "recall_3x_20_authors": ">= 0.95",
@@ -126,6 +128,7 @@ class Wave:
     full_authors: set[str] = field(default_factory=set)  # in the two full-size windows
     first_alert_minute: int | None = None
     video: str = ""  # single-video surge: the video
+    videos: list[tuple[str, str, str]] = field(default_factory=list)  # views wave: its videos
 
     @property
     def ramp(self) -> int:
@@ -258,13 +261,18 @@ class TopicSimulation:
         self.recent.append((video, author, lang))
 
     def view_updates(
-        self, agg: TopicMinute, count: int, authors: tuple[set[str], ...] = ()
+        self,
+        agg: TopicMinute,
+        count: int,
+        authors: tuple[set[str], ...] = (),
+        videos: list[tuple[str, str, str]] | None = None,
     ) -> None:
-        """`count` view updates on recent videos (log-normal gains), one `add_counters`
-        per video."""
-        if not self.recent or count <= 0:
+        """`count` view updates (log-normal gains) on `videos` (default: the recent
+        ones), one `add_counters` per video."""
+        recent = videos if videos is not None else self.recent
+        if not recent or count <= 0:
             return
-        rng, recent = self.rng, self.recent
+        rng = self.rng
         gains: dict[int, int] = {}
         median, sigma, size = self.p.view_median, self.p.view_sigma, len(recent)
         for _ in range(count):
@@ -325,8 +333,13 @@ class TopicSimulation:
                 authors.add(author)
             return
         if wave.signal == "views":
+            if minute == wave.onset_minute:  # the wave's videos, trending together
+                picked = rng.sample(
+                    range(len(self.recent)), min(VIEW_WAVE_VIDEOS, len(self.recent))
+                )
+                wave.videos = [self.recent[i] for i in picked]
             rate = p.videos_per_min * p.updates_per_video * factor * extra_size
-            self.view_updates(agg, _poisson(rng, rate), seen)
+            self.view_updates(agg, _poisson(rng, rate), seen, wave.videos)
             return
         if wave.signal == "new_authors":
             rate = p.videos_per_min * p.new_author_share * factor * extra_size
