@@ -153,7 +153,7 @@ class Settings(BaseSettings):
         True, "Also test the sum of the last two minutes (a wave's first two minutes)."
     )
     spike_family_alpha: float = _s(
-        1e-4,
+        2e-4,
         "False-alarm probability per minute for all topics, signals and languages "
         "together (Bonferroni).",
         gt=0,
@@ -165,13 +165,13 @@ class Settings(BaseSettings):
     spike_min_ratio: float = _s(1.5, "Least observed/expected ratio for an alert.", ge=1)
     spike_min_authors: int = _s(5, "Least distinct authors behind an alert in its minute.", ge=1)
     spike_author_cap: int = _s(
-        2, "Videos signal: one author counts at most this many videos a minute.", ge=1
+        1, "Videos signal: one author counts at most this many videos a minute.", ge=1
     )
     spike_views_author_cap: float = _s(
         0.1, "Views signal: one author's gain counts at most this share of the expected.", gt=0
     )
     spike_single_video_ratio: float = _s(
-        10.0, "A video gaining this many times a topic's expected views is a surge.", gt=1
+        20.0, "A video gaining this many times a topic's expected views is a surge.", gt=1
     )
     spike_single_video_alerts: bool = _s(True, "Report single-video view surges (severity info).")
     spike_max_langs: int = _s(3, "Languages per topic with their own series.", ge=0)

@@ -269,15 +269,15 @@ class SpikeDetectorConfig:
     min_history: int = 30  # windows of a series before it may alert
     # test, multiple testing
     two_window_test: bool = True  # also test the sum of the last two windows
-    family_alpha: float = 1e-4  # false-alarm probability per window, whole family
+    family_alpha: float = 2e-4  # false-alarm probability per window, whole family
     family_topics: int = len(TOPICS)  # topics in the family (Bonferroni)
     # guards, support
     min_count: float = 5.0  # count signals: least observed value for an alert
     min_ratio: float = 1.5  # least observed / expected
     min_authors: int = 5  # least distinct authors behind an alert (this window)
-    author_cap: int = 2  # videos: one author counts at most this many per window
+    author_cap: int = 1  # videos: one author counts at most this many per window
     views_author_cap: float = 0.1  # views: one author's gain counts at most this share of μ
-    single_video_ratio: float = 10.0  # views: one video gaining ≥ this × μ is a single-video surge
+    single_video_ratio: float = 20.0  # views: one video gaining ≥ this × μ is a single-video surge
     single_video_alerts: bool = True  # ... reported at severity info
     # languages
     max_langs: int = 3  # language series per topic
