@@ -7,6 +7,8 @@ registry, so one scrape of /metrics shows the worker's CPU, memory and GC too.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -18,9 +20,6 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-
-from workpulse.model.topics import TOPICS
-from workpulse.processing.spikes import METRICS, SEVERITIES
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -158,18 +157,6 @@ class Metrics:
             ["topic", "metric", "severity", "scope"],
             registry=registry,
         )
-        for topic in TOPICS:
-            for metric in METRICS:
-                for gauge in (
-                    self.window_observed,
-                    self.window_expected,
-                    self.window_band_lower,
-                    self.window_band_upper,
-                ):
-                    gauge.labels(topic, metric)
-                for severity in SEVERITIES:
-                    for scope in ("topic", "language"):
-                        self.spike_alerts.labels(topic, metric, severity, scope)
         self.sink_rows = Counter(
             "workpulse_sink_rows_total",
             "Rows durably written to ClickHouse, by table.",
@@ -205,3 +192,26 @@ class Metrics:
             "Taxonomy (lexicon) version in use.",
             registry=registry,
         )
+
+    def initialise_detector(
+        self, topics: Iterable[str], signals: Iterable[str], severities: Iterable[str]
+    ) -> None:
+        """Create the spike detector's children at 0 for every topic, signal (metric
+        label) and severity, so that a band exists before the first window closes and
+        the first alert is an increase from 0 (OPS.md). The caller passes the label
+        values (`model.topics.TOPICS`, `processing.spikes.METRICS` and `SEVERITIES`):
+        this module imports nothing of the package."""
+        signals = list(signals)
+        severities = list(severities)
+        for topic in topics:
+            for metric in signals:
+                for gauge in (
+                    self.window_observed,
+                    self.window_expected,
+                    self.window_band_lower,
+                    self.window_band_upper,
+                ):
+                    gauge.labels(topic, metric)
+                for severity in severities:
+                    for scope in ("topic", "language"):
+                        self.spike_alerts.labels(topic, metric, severity, scope)

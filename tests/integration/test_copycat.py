@@ -1,4 +1,4 @@
-"""The copycat index (090_copycat.sql, workpulse.analytics.copycat) on chDB, on events
+"""The copycat index (090_copycat.sql, workpulse.clickhouse.copycat) on chDB, on events
 whose figures are known: adopters before and after a wave's first alert, a generic
 hashtag the signature leaves out, a second alert of the same wave, authors who were not
 new."""
@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from workpulse.analytics import copycat_hours, wave_uptake
 from workpulse.clickhouse import ClickHouse, apply_schema, connect
+from workpulse.clickhouse.copycat import copycat_hours, wave_uptake
 from workpulse.model.rows import TOPIC_SPIKES, VIDEO_EVENTS, SpikeRow, VideoEventRow
 
 pytestmark = pytest.mark.integration

@@ -22,12 +22,12 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from workpulse.analytics import read_observations, time_range
 from workpulse.cli import main
 from workpulse.clickhouse import apply_schema, connect
 from workpulse.model.aggregates import TopicMinute
 from workpulse.model.rows import VIDEO_EVENTS, VideoEventRow
 from workpulse.processing.spikes import Spike, SpikeDetector, SpikeDetectorConfig, replay
+from workpulse.worker.minutes import read_observations, time_range
 
 pytestmark = pytest.mark.integration
 

@@ -62,12 +62,14 @@ def test_process_and_gc_collectors_are_on_the_injected_registry() -> None:
 
 
 def test_detector_gauges_and_alert_counter_exist_for_every_topic_and_signal() -> None:
-    """Created at start-up for every known label value (OPS.md): the first alert is an
-    increase from 0, and a band exists before the first window closes."""
+    """Created for every known label value (OPS.md): the first alert is an increase
+    from 0, and a band exists before the first window closes."""
     from workpulse.model.topics import TOPICS
     from workpulse.processing.spikes import METRICS, SEVERITIES
 
-    registry = Metrics(CollectorRegistry(), runtime_collectors=False).registry
+    metrics = Metrics(CollectorRegistry(), runtime_collectors=False)
+    metrics.initialise_detector(TOPICS, METRICS, SEVERITIES)
+    registry = metrics.registry
     for topic in TOPICS:
         for metric in METRICS:
             labels = {"topic": topic, "metric": metric}

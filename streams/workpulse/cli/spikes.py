@@ -80,9 +80,10 @@ def command(
     feeds them, minute by minute and topic by topic, to the same spike detector as the
     worker, configured by the same WORKPULSE_SPIKE_* settings. Writes nothing.
     """
-    from workpulse.analytics import read_observations, time_range, wave_uptake
     from workpulse.clickhouse import DatabaseError, connect
+    from workpulse.clickhouse.copycat import wave_uptake
     from workpulse.processing.spikes import SpikeDetector, replay
+    from workpulse.worker.minutes import read_observations, time_range
     from workpulse.worker.runtime import spike_config
 
     settings = settings_from(kwargs)

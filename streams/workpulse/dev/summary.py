@@ -8,8 +8,8 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 
-from workpulse.analytics import wave_uptake
 from workpulse.clickhouse import Database
+from workpulse.clickhouse.copycat import wave_uptake
 from workpulse.worker.steps import Progress
 
 
@@ -68,8 +68,8 @@ class Summary:
             spikes.add_row(
                 s["topic"],
                 str(s["window_start"])[:16],
-                s["metric"] + (f"/{s['lang']}" if s["lang"] else ""),
-                s["severity"] or "–",
+                s.get("metric", "videos") + (f"/{s['lang']}" if s.get("lang") else ""),
+                s.get("severity") or "–",
                 f"{s['observed']:.0f}",
                 f"{s['expected']:.1f}",
                 f"{s['score']:.1f}",

@@ -5,7 +5,9 @@
 `TopicMinute.add_publish` and view gains through `add_counters` (the ingest step's own
 calls), a publish is a new author's when it is that author's first in the topic
 (`topic_author_first_seen`), and each minute is trimmed like a live window (merged into
-an empty one). So `workpulse spikes` needs nothing but ClickHouse.
+an empty one). So `workpulse spikes` needs nothing but ClickHouse, and the counts agent
+can read the minutes it closes the same way (for the topics it owns), which makes its
+alerts and the replay's the same by construction.
 
 Two differences from the live path, both documented in docs/spikes.md: "first video of
 an author in the topic" is by event time here (the live ingest decides it in processing
