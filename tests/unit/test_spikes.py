@@ -24,8 +24,10 @@ from workpulse.processing.spikes import (
     fill_gaps,
     nbinom_band,
     nbinom_log_sf,
+    observe_range,
     poisson_log_sf,
     poisson_sf,
+    replay,
     spike_row,
 )
 
@@ -684,3 +686,51 @@ def test_every_spike_setting_reaches_the_detector() -> None:
             changed = default / 2
         cfg = spike_config(load_settings({f"spike_{name}": changed}, environ={}))
         assert getattr(cfg, name) == changed, name
+
+
+# -- feeding ranges of windows: the counts agent's loop and the replay's ----------------------
+def sparse(seed: int, n: int) -> dict[int, TopicMinute]:
+    """A topic's minutes with data (some missing: empty windows), a wave near the end."""
+    stream = Stream(seed, videos=4.0)
+    out = {}
+    for i in range(n):
+        agg = wave_minute(stream, "videos", 6.0) if n - 8 <= i < n - 5 else stream.minute()
+        if agg.videos or agg.views:
+            out[T0 + i * MIN] = agg
+    for i in (40, 41, 42, 100):  # quiet minutes: no row at all
+        out.pop(T0 + i * MIN, None)
+    return out
+
+
+@pytest.mark.parametrize("cuts", [[300], [60, 61, 200, 300], [1, 2, 3, 150, 299, 300]])
+def test_closing_in_chunks_is_one_replay(cuts: list[int]) -> None:
+    """The counts agent closes ranges of windows as watermarks advance; however the
+    range is cut, the state and the alerts are those of one replay."""
+    minutes = sparse(131, 300)
+    detector = SpikeDetector(config())
+    state, chunked = TopicBaseline(), []
+    for cut in cuts:
+        seen = {k: v for k, v in minutes.items() if k < T0 + cut * MIN}  # data so far
+        chunked += observe_range(detector, state, TOPIC, seen, T0 + cut * MIN)
+    whole = replay(detector, {TOPIC: minutes}, until_ms=T0 + 300 * MIN)
+    assert chunked == whole and whole, "the wave is found"
+    again = TopicBaseline()
+    observe_range(detector, again, TOPIC, minutes, T0 + 300 * MIN)
+    assert again == state
+    assert state.windows == 300, "every window from the first with data, empty ones too"
+
+
+@pytest.mark.parametrize(
+    ("gap", "max_empty", "observed"), [(10, 1_440, 10), (3_000, 1_440, 1_440), (50, 5, 5)]
+)
+def test_a_long_gap_replays_at_most_max_empty_windows(
+    gap: int, max_empty: int, observed: int
+) -> None:
+    detector = SpikeDetector(config())
+    state = TopicBaseline()
+    before = {T0: TopicMinute(videos=1)}
+    observe_range(detector, state, TOPIC, before, T0 + MIN)
+    after = {T0 + (gap + 1) * MIN: TopicMinute(videos=1)}
+    observe_range(detector, state, TOPIC, after, T0 + (gap + 2) * MIN, max_empty=max_empty)
+    assert state.windows == 1 + observed + 1
+    assert state.last_window_start_ms == T0 + (gap + 1) * MIN

@@ -59,6 +59,7 @@ Severity: ``critical`` at ≥ ``critical_ratio`` × expected, ``warning`` at ≥
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -79,6 +80,7 @@ __all__ = [
     "TopicBaseline",
     "fill_gaps",
     "nbinom_log_sf",
+    "observe_range",
     "poisson_log_sf",
     "poisson_sf",
     "replay",
@@ -933,6 +935,45 @@ class SpikeDetector:
         series.windows = n + 1
 
 
+def observe_range(
+    detector: SpikeDetector,
+    state: TopicBaseline,
+    topic: str,
+    minutes: Mapping[int, TopicMinute],
+    until_ms: int,
+    *,
+    window_ms: int = WINDOW_MS,
+    max_empty: int = 1_440,
+) -> list[Spike]:
+    """Feed one topic's windows to its state, in order, up to `until_ms` (exclusive):
+    from the window after the state's last one (a new state: from the first window with
+    data), empty windows included, at most `max_empty` of them in a row (the newest;
+    a long outage need not replay days of empty minutes). `minutes`: window start →
+    aggregate, windows without data absent. The loop of both the counts agent and the
+    replay, so that they see the same windows."""
+    starts = sorted(start for start in minutes if start < until_ms)
+    last = state.last_window_start_ms
+    if last is None:
+        if not starts:
+            return []
+        start = starts[0]
+    else:
+        start = last + window_ms
+    spikes: list[Spike] = []
+    index = bisect_left(starts, start)
+    while start < until_ms:
+        if index < len(starts) and starts[index] == start:
+            spikes += detector.observe_window(state, topic, start, minutes[start])
+            index += 1
+            start += window_ms
+            continue
+        gap_end = starts[index] if index < len(starts) else until_ms
+        for empty in range(max(start, gap_end - max_empty * window_ms), gap_end, window_ms):
+            spikes += detector.observe_window(state, topic, empty, TopicMinute())
+        start = gap_end
+    return spikes
+
+
 def replay(
     detector: SpikeDetector,
     observations: Mapping[str, Mapping[int, TopicMinute]],
@@ -941,21 +982,15 @@ def replay(
     report_from_ms: int | None = None,
     window_ms: int = WINDOW_MS,
 ) -> list[Spike]:
-    """Feed per-topic observations (window start → aggregate) to fresh detector states,
-    the way the counts agent's windows close: per topic from its first window with data,
-    every window in order up to `until_ms` (exclusive), empty ones included. The alerts
-    of windows from `report_from_ms` on, ordered by window, topic, then as detected."""
+    """Feed per-topic observations (window start → aggregate) to fresh detector states
+    with `observe_range`, as the counts agent does. The alerts of windows from
+    `report_from_ms` on, ordered by window, then topic, then as detected."""
     found: list[tuple[int, int, int, Spike]] = []
     for topic_index, topic in enumerate(sorted(observations)):
-        minutes = observations[topic]
-        if not minutes:
-            continue
-        state = TopicBaseline()
-        order = 0
-        for start in range(min(minutes), until_ms, window_ms):
-            minute = minutes.get(start) or TopicMinute()
-            for spike in detector.observe_window(state, topic, start, minute):
-                if report_from_ms is None or start >= report_from_ms:
-                    found.append((start, topic_index, order, spike))
-                    order += 1
+        spikes = observe_range(
+            detector, TopicBaseline(), topic, observations[topic], until_ms, window_ms=window_ms
+        )
+        for order, spike in enumerate(spikes):
+            if report_from_ms is None or spike.window_start_ms >= report_from_ms:
+                found.append((spike.window_start_ms, topic_index, order, spike))
     return [spike for *_, spike in sorted(found, key=lambda f: f[:3])]
