@@ -504,7 +504,8 @@ ORDER BY time
 """
 
 SQL_SPIKES_TABLE = f"""
-SELECT window_start AS time, topic, observed, round(expected, 1) AS expected,
+SELECT window_start AS time, topic, metric, lang, severity, observed,
+       round(expected, 1) AS expected,
        round(score, 1) AS score, arrayStringConcat(top_videos, ', ') AS top_videos,
        arrayStringConcat(top_hashtags, ', ') AS top_hashtags,
        arrayStringConcat(arrayMap((k, v) -> concat(k, ' ', toString(v)),
@@ -512,12 +513,13 @@ SELECT window_start AS time, topic, observed, round(expected, 1) AS expected,
 FROM {SPIKES}
 WHERE $__timeFilter(window_start) AND {_filters("topic")}
 ORDER BY time DESC
-LIMIT 1 BY topic, window_start, metric
+LIMIT 1 BY topic, window_start, metric, lang
 """
 
 SQL_SPIKE_ANNOTATIONS = f"""
 SELECT toDateTime(window_start) AS time, toDateTime(window_start) + 60 AS timeEnd,
-       concat('Spike in ', topic, ': ', toString(observed), ' new videos vs ',
+       concat(upper(severity), ' spike in ', topic, if(lang = '', '', concat(' (', lang, ')')),
+              ': ', metric, ' ', toString(round(observed)), ' vs ',
               toString(round(expected, 1)), ' expected (score ', toString(round(score, 1)),
               '). Top videos: ', arrayStringConcat(top_videos, ', '),
               '. Hashtags: ', arrayStringConcat(top_hashtags, ', '),
@@ -525,7 +527,7 @@ SELECT toDateTime(window_start) AS time, toDateTime(window_start) + 60 AS timeEn
        topic AS tags
 FROM {SPIKES}
 WHERE $__timeFilter(window_start) AND {_filters("topic")}
-LIMIT 1 BY topic, window_start, metric
+LIMIT 1 BY topic, window_start, metric, lang
 """
 
 SQL_TOP_VIDEOS = f"""

@@ -159,25 +159,75 @@ class Settings(BaseSettings):
         30.0, "Longest pause between ClickHouse retries (backoff doubles up to it).", gt=0
     )
 
-    # -- the spike detector (docs in workpulse.processing.spikes) ----------------------
-    spike_alpha: float = _s(0.1, "EWMA smoothing of the per-minute baseline.", gt=0, le=1)
-    spike_min_history: int = _s(20, "Minutes of history before a topic may alert.", ge=0)
-    spike_threshold: float = _s(
-        1e-6, "Poisson upper-tail p-value at or below which a minute is anomalous.", gt=0, lt=1
+    # -- the spike detector (docs/spikes.md, workpulse.processing.spikes) -------------
+    spike_alpha: float = _s(
+        0.05, "EWMA smoothing of a series' deseasonalised level, per minute.", gt=0, le=1
     )
-    spike_min_count: float = _s(10.0, "Least new videos in a minute for an alert.", ge=0)
-    spike_min_ratio: float = _s(3.0, "Least observed/expected ratio for an alert.", ge=1)
+    spike_season_gamma: float = _s(
+        0.01, "Learning rate of the hour-of-day factors, per minute.", ge=0, le=1
+    )
+    spike_dispersion_alpha: float = _s(
+        0.003, "EWMA smoothing of the negative-binomial dispersion (1/k).", gt=0, le=1
+    )
+    spike_dispersion_prior: float = _s(
+        0.05, "Dispersion (1/k) of a series before its data says otherwise.", ge=0
+    )
+    spike_min_dispersion: float = _s(
+        0.01, "Dispersion (1/k) never below this (model margin).", ge=0
+    )
+    spike_learn_sigmas: float = _s(
+        1.5, "The baseline learns a minute's value clipped at expected + this many sd.", gt=0
+    )
+    spike_outlier_sigmas: float = _s(
+        3.0, "Minutes beyond expected ± this many sd do not update the dispersion.", gt=0
+    )
+    spike_expected_floor: float = _s(
+        0.5, "Count signals: the baseline never counts as less than this.", gt=0
+    )
+    spike_views_floor: float = _s(
+        100.0, "Views: the baseline never counts as less than this.", gt=0
+    )
+    spike_min_history: int = _s(30, "Minutes of history before a series may alert.", ge=0)
+    spike_two_window_test: bool = _s(
+        True, "Also test the sum of the last two minutes (a wave's first two minutes)."
+    )
+    spike_family_alpha: float = _s(
+        2e-4,
+        "False-alarm probability per minute for all topics, signals and languages "
+        "together (Bonferroni).",
+        gt=0,
+        lt=1,
+    )
+    spike_min_count: float = _s(
+        5.0, "Least new videos (or new authors) in a minute for an alert.", ge=0
+    )
+    spike_min_ratio: float = _s(1.5, "Least observed/expected ratio for an alert.", ge=1)
+    spike_min_authors: int = _s(5, "Least distinct authors behind an alert in its minute.", ge=1)
+    spike_author_cap: int = _s(
+        1, "Videos signal: one author counts at most this many videos a minute.", ge=1
+    )
+    spike_views_author_cap: float = _s(
+        0.1, "Views signal: one author's gain counts at most this share of the expected.", gt=0
+    )
+    spike_single_video_ratio: float = _s(
+        20.0, "A video gaining this many times a topic's expected views is a surge.", gt=1
+    )
+    spike_single_video_alerts: bool = _s(True, "Report single-video view surges (severity info).")
+    spike_max_langs: int = _s(3, "Languages per topic with their own series.", ge=0)
+    spike_lang_min_videos: int = _s(
+        500, "New videos of a language in a topic before it gets its own series.", ge=1
+    )
     spike_cooldown_windows: int = _s(
-        10, "Minutes after an alert before the same topic alerts again.", ge=0
+        30, "Minutes after an alert before the same series alerts again.", ge=0
     )
     spike_regrowth: float = _s(
         1.5, "…unless the score is this many times the last alert's score.", ge=1
     )
-    spike_expected_floor: float = _s(
-        0.5, "The baseline never counts as less than this (near-silent topics).", gt=0
+    spike_warning_ratio: float = _s(
+        3.0, "Observed/expected ratio from which an alert is a warning.", ge=1
     )
-    spike_clip_sigmas: float = _s(
-        3.0, "Anomalous minutes raise the baseline by at most this many sigmas.", ge=0
+    spike_critical_ratio: float = _s(
+        5.0, "Observed/expected ratio from which an alert is critical.", ge=1
     )
 
     @field_validator("kafka_bootstrap", "clickhouse_url", mode="before")

@@ -240,6 +240,42 @@ class Metrics:
             ["topic"],
             registry=registry,
         )
+        # The three-signal detector (docs/spikes.md), per topic and signal (metric
+        # label: videos, views, new_authors), whole topic only (no language label).
+        self.window_observed = Gauge(
+            "workpulse_window_observed",
+            "Tested value of the newest closed one-minute window per topic and signal "
+            "(videos and views author-capped).",
+            ["topic", "metric"],
+            registry=registry,
+        )
+        self.window_expected = Gauge(
+            "workpulse_window_expected",
+            "Spike detector's expected value of that window (daily-rhythm baseline).",
+            ["topic", "metric"],
+            registry=registry,
+        )
+        self.window_band_lower = Gauge(
+            "workpulse_window_band_lower",
+            "Lower edge of the detector's band for that window (values below are as "
+            "unlikely as an alert's).",
+            ["topic", "metric"],
+            registry=registry,
+        )
+        self.window_band_upper = Gauge(
+            "workpulse_window_band_upper",
+            "Upper edge of the detector's band: the least value the test calls anomalous "
+            "(an alert also needs author support).",
+            ["topic", "metric"],
+            registry=registry,
+        )
+        self.spike_alerts = Counter(
+            "workpulse_spike_alerts_total",
+            "Spike alerts per topic, signal, severity and scope (topic: the whole topic; "
+            "language: one language of it).",
+            ["topic", "metric", "severity", "scope"],
+            registry=registry,
+        )
         self.sink_rows = Counter(
             "workpulse_sink_rows_total",
             "Rows durably written to ClickHouse, by table.",
@@ -362,3 +398,26 @@ class Metrics:
             with contextlib.suppress(KeyError):
                 self.consumer_lag.remove(str(partition))
         self.consumer.forget(parts)
+
+    def initialise_detector(
+        self, topics: Iterable[str], signals: Iterable[str], severities: Iterable[str]
+    ) -> None:
+        """Create the spike detector's children at 0 for every topic, signal (metric
+        label) and severity, so that a band exists before the first window closes and
+        the first alert is an increase from 0 (OPS.md). The caller passes the label
+        values (`model.topics.TOPICS`, `processing.spikes.METRICS` and `SEVERITIES`):
+        this module imports nothing of the package."""
+        signals = list(signals)
+        severities = list(severities)
+        for topic in topics:
+            for metric in signals:
+                for gauge in (
+                    self.window_observed,
+                    self.window_expected,
+                    self.window_band_lower,
+                    self.window_band_upper,
+                ):
+                    gauge.labels(topic, metric)
+                for severity in severities:
+                    for scope in ("topic", "language"):
+                        self.spike_alerts.labels(topic, metric, severity, scope)

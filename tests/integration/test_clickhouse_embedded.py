@@ -29,7 +29,7 @@ from workpulse.clickhouse import (  # noqa: E402
     connect,
     open_embedded,
 )
-from workpulse.model.rows import WORKER_TABLES, TableModel  # noqa: E402
+from workpulse.model.rows import TOPIC_SPIKES, WORKER_TABLES, TableModel  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -89,3 +89,45 @@ def test_row_models_match_describe_table(embedded: ClickHouse, model: TableModel
     """The row models (names, types, order) are what chDB made of the DDL."""
     described = embedded.query(f"DESCRIBE TABLE workpulse.{model.name}").rows
     assert [(r[0], r[1]) for r in described] == list(zip(model.columns, model.types, strict=True))
+
+
+# topic_spikes as 030_topic_spikes.sql created it before the three-signal detector
+TOPIC_SPIKES_BEFORE_ISSUE_14 = """
+CREATE TABLE workpulse.topic_spikes
+(
+    topic LowCardinality(String), window_start DateTime('UTC'),
+    metric LowCardinality(String), observed Float64, expected Float64, score Float64,
+    p_value Float64, detected_at DateTime64(3, 'UTC'), top_videos Array(String),
+    top_hashtags Array(String), languages Map(String, UInt64),
+    taxonomy_version LowCardinality(String), src_topic LowCardinality(String),
+    src_partition UInt32, src_offset UInt64
+)
+ENGINE = ReplacingMergeTree(detected_at)
+PARTITION BY toYYYYMM(window_start)
+ORDER BY (topic, window_start, metric)
+SETTINGS non_replicated_deduplication_window = 10000
+"""
+
+
+def test_init_db_migrates_an_existing_topic_spikes(embedded: ClickHouse) -> None:
+    """A database made before the new columns gets them from `init-db` (080), in the
+    fresh table's order, with `lang` in the sorting key; its rows stay."""
+    embedded.command("DROP TABLE IF EXISTS workpulse.topic_spikes")
+    embedded.command(TOPIC_SPIKES_BEFORE_ISSUE_14)
+    embedded.command(
+        "INSERT INTO workpulse.topic_spikes (topic, window_start, metric, observed) "
+        "VALUES ('salary', '2026-01-01 10:00:00', 'videos', 12)"
+    )
+    for _ in range(2):  # idempotent
+        apply_schema(embedded)
+    described = embedded.query("DESCRIBE TABLE workpulse.topic_spikes").rows
+    model = TOPIC_SPIKES
+    assert [(r[0], r[1]) for r in described] == list(zip(model.columns, model.types, strict=True))
+    key = embedded.query(
+        "SELECT sorting_key FROM system.tables "
+        "WHERE database = 'workpulse' AND name = 'topic_spikes'"
+    ).scalar()
+    assert key == "topic, window_start, metric, lang"
+    assert embedded.query(
+        "SELECT topic, metric, observed, lang, severity, countries FROM workpulse.topic_spikes"
+    ).rows == [("salary", "videos", 12.0, "", "", {})]

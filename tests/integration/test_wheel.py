@@ -152,7 +152,7 @@ def test_tag_init_db_and_demo_from_the_wheel(full_env: Path, tmp_path: Path) -> 
 
     init = run(full_env, tmp_path, "init-db", "--data-dir", str(tmp_path / "db"))
     assert init.returncode == 0, init.stderr.decode()
-    assert b"schema applied: 8 files" in init.stderr
+    assert b"schema applied: 10 files" in init.stderr
 
     demo = run(
         full_env,

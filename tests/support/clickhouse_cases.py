@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from workpulse.clickhouse import Database, DatabaseError, apply_schema
-from workpulse.model.rows import DEAD_LETTERS, TOPIC_SPIKES, VIDEO_EVENTS
+from workpulse.model.rows import DEAD_LETTERS, TOPIC_SPIKES, VIDEO_EVENTS, SpikeRow
 from workpulse.worker.offsets import durable_offsets
 
 UTC = dt.UTC
@@ -245,7 +245,8 @@ class ClickHouseContract:
     def test_topic_spikes_round_trip(self, db: Database) -> None:
         db.insert("topic_spikes", SPIKE_COLUMNS, [spike_row()], dedup_token=token())
         got = db.query(
-            "SELECT topic, window_start, metric, observed, top_videos, languages, detected_at "
+            "SELECT topic, window_start, metric, observed, top_videos, languages, detected_at, "
+            "lang, severity, windows, upper, top_video_gains, countries "
             "FROM workpulse.topic_spikes"
         ).rows
         assert got == [
@@ -257,8 +258,17 @@ class ClickHouseContract:
                 ["v1", "v2"],
                 {"en": 30, "fr": 12},
                 T0 + dt.timedelta(seconds=61, milliseconds=250),
+                "fr",
+                "warning",
+                2,
+                19.0,
+                [900, 450],
+                {"FR": 30, "BE": 12},
             )
         ]
+        # every column of the row model went in and comes back as written
+        back = db.query(f"SELECT {', '.join(SPIKE_COLUMNS)} FROM workpulse.topic_spikes").rows
+        assert list(back[0]) == spike_row()
 
     def test_errors_are_database_errors(self, db: Database) -> None:
         with pytest.raises(DatabaseError) as info:
@@ -312,11 +322,18 @@ class ClickHouseContract:
 
 
 def spike_row() -> list[Any]:
-    return [
-        "resignation", T0, "videos", 42.0, 7.5, 6.1, 1e-9,
-        T0 + dt.timedelta(seconds=61, milliseconds=250), ["v1", "v2"], ["quitmyjob"],
-        {"en": 30, "fr": 12}, "tax-test-1", "video-events", 0, 77,
-    ]  # fmt: skip
+    return list(
+        SpikeRow(
+            topic="resignation", window_start=T0, metric="videos", observed=42.0, expected=7.5,
+            score=6.1, p_value=1e-9, detected_at=T0 + dt.timedelta(seconds=61, milliseconds=250),
+            top_videos=["v1", "v2"], top_hashtags=["quitmyjob"], languages={"en": 30, "fr": 12},
+            taxonomy_version="tax-test-1", src_topic="video-events", src_partition=0,
+            src_offset=77, lang="fr", severity="warning", windows=2, lower=0.0, upper=19.0,
+            distinct_authors=31, new_authors=12, new_author_share=0.39, top_author_share=0.05,
+            distinct_videos=42, top_video_share=0.2, top_video_gains=[900, 450],
+            countries={"FR": 30, "BE": 12},
+        )
+    )  # fmt: skip
 
 
 def clean(db: Database) -> None:

@@ -20,11 +20,9 @@ from typing import Any
 
 from workpulse.clickhouse import Database
 from workpulse.dev.summary import COUNTS_SQL, RECOUNT_SQL
-from workpulse.model.topics import TOPICS
-from workpulse.processing.spikes import SpikeDetector, TopicBaseline, fill_gaps
+from workpulse.processing.spikes import SpikeDetector, replay
 from workpulse.processing.windows import WINDOW_MS
-from workpulse.worker.observations import closed_windows
-from workpulse.worker.steps import MAX_EMPTY_WINDOWS
+from workpulse.worker.minutes import read_observations
 
 ROOT = Path(__file__).resolve().parents[2]
 GRACE_MS = 120_000
@@ -135,35 +133,28 @@ def assert_dlq_complete(db: Database, bootstrap: str, dlq_topic: str, src_topic:
     assert set(sent) == stored_sources
 
 
-def expected_spikes(db: Database) -> list[tuple[str, int, float, float]]:
+def expected_spikes(db: Database) -> list[tuple[str, int, str, str, float]]:
     """The alerts one uninterrupted worker raises on what ClickHouse holds: every window
-    up to the newest event minus the grace period, in order, through the same detector."""
+    up to the newest event minus the grace period, in order, through the same detector
+    (the `workpulse spikes` replay)."""
     newest = scalar(
         db, "SELECT toUnixTimestamp64Milli(max(event_time)) FROM workpulse.video_events"
     )
     until = (int(newest) - GRACE_MS - WINDOW_MS) // WINDOW_MS * WINDOW_MS
-    data = closed_windows(db, list(TOPICS), 0, until)
-    detector = SpikeDetector()
-    out: list[tuple[str, int, float, float]] = []
-    for topic in sorted(data):
-        baseline = TopicBaseline()
-        for start, agg in data[topic]:
-            for empty in fill_gaps(
-                baseline.last_window_start_ms, start, WINDOW_MS, MAX_EMPTY_WINDOWS
-            ):
-                detector.observe(baseline, topic, empty, 0)
-            spike = detector.observe(baseline, topic, start, agg.videos)
-            if spike is not None:
-                out.append((topic, start, spike.observed, round(spike.expected, 9)))
-    return sorted(out)
+    first = scalar(db, "SELECT toUnixTimestamp64Milli(min(event_time)) FROM workpulse.video_events")
+    minutes = read_observations(db, int(first) // WINDOW_MS * WINDOW_MS, until + WINDOW_MS)
+    spikes = replay(SpikeDetector(), minutes, until_ms=until + WINDOW_MS)
+    return sorted(
+        (s.topic, s.window_start_ms, s.metric, s.lang, round(s.observed, 6)) for s in spikes
+    )
 
 
-def stored_spikes(db: Database) -> list[tuple[str, int, float, float]]:
+def stored_spikes(db: Database) -> list[tuple[str, int, str, str, float]]:
     rows = db.query(
-        "SELECT topic, toUnixTimestamp(window_start) * 1000, observed, expected "
+        "SELECT topic, toUnixTimestamp(window_start) * 1000, metric, lang, observed "
         "FROM workpulse.topic_spikes FINAL"
     ).rows
-    return sorted((t, int(w), float(o), round(float(e), 9)) for t, w, o, e in rows)
+    return sorted((t, int(w), m, lang, round(float(o), 6)) for t, w, m, lang, o in rows)
 
 
 def spike_rows(db: Database) -> int:

@@ -21,8 +21,11 @@ _TABLE = re.compile(
     re.S,
 )
 _OBJECT = re.compile(
-    r"CREATE (TABLE|(?:MATERIALIZED )?VIEW|DATABASE) IF NOT EXISTS workpulse(?:\.(\w+))?"
+    r"(?:CREATE (TABLE|(?:MATERIALIZED )?VIEW|DATABASE) IF NOT EXISTS|(ALTER) TABLE) "
+    r"workpulse(?:\.(\w+))?"
 )
+_ALTER = re.compile(r"ALTER TABLE workpulse\.(\w+)(?: ON CLUSTER '\{cluster\}')?\s+(.*)", re.S)
+_ADD_COLUMN = re.compile(r"ADD COLUMN IF NOT EXISTS (\w+)\s+(.+?) AFTER (\w+)$")
 
 
 def statements(directory: Path) -> list[str]:
@@ -54,8 +57,20 @@ def objects(directory: Path) -> set[tuple[str, str]]:
     for stmt in statements(directory):
         match = _OBJECT.match(stmt)
         assert match, f"unexpected statement: {stmt[:80]}"
-        found.add((match.group(1), (match.group(2) or "").removesuffix("_local")))
+        kind = match.group(1) or match.group(2)
+        found.add((kind, (match.group(3) or "").removesuffix("_local")))
     return found
+
+
+def migrations(directory: Path) -> list[tuple[str, list[str]]]:
+    """(table, its ALTER clauses) of every migration statement."""
+    out = []
+    for stmt in statements(directory):
+        match = _ALTER.match(stmt)
+        if match:
+            clauses = [" ".join(c.split()) for c in match.group(2).split(",\n")]
+            out.append((match.group(1), clauses))
+    return out
 
 
 def test_files_are_numbered_and_ordered() -> None:
@@ -64,7 +79,8 @@ def test_files_are_numbered_and_ordered() -> None:
     assert names == sorted(names)
     assert len({n.split("_", 1)[0] for n in names}) == len(names)
     for expected in ("010_video_events.sql", "020_dead_letters.sql", "030_topic_spikes.sql",
-                     "040_topic_counts_1m.sql", "050_rollups.sql", "060_authors.sql"):  # fmt: skip
+                     "040_topic_counts_1m.sql", "050_rollups.sql", "060_authors.sql",
+                     "080_topic_spikes_context.sql"):  # fmt: skip
         assert expected in names
     assert [p.name for p in schema_files(cluster=True)] == names
 
@@ -72,7 +88,14 @@ def test_files_are_numbered_and_ordered() -> None:
 @pytest.mark.parametrize("directory", [SCHEMA, CLUSTER], ids=["single", "cluster"])
 def test_every_statement_is_idempotent_and_qualified(directory: Path) -> None:
     for stmt in statements(directory):
-        assert re.match(r"CREATE (TABLE|(MATERIALIZED )?VIEW|DATABASE) IF NOT EXISTS ", stmt), stmt
+        altered = _ALTER.match(stmt)
+        if altered:  # a migration of existing tables: only idempotent clauses
+            for clause in altered.group(2).split(",\n"):
+                clause = " ".join(clause.split())
+                assert clause.startswith(("ADD COLUMN IF NOT EXISTS ", "MODIFY ORDER BY ")), clause
+        else:
+            created = r"CREATE (TABLE|(MATERIALIZED )?VIEW|DATABASE) IF NOT EXISTS "
+            assert re.match(created, stmt), stmt
         assert "workpulse" in stmt.split("\n", 1)[0]
         if directory == CLUSTER:
             assert "ON CLUSTER '{cluster}'" in stmt.split("\n", 1)[0]
@@ -176,3 +199,25 @@ def test_row_models_are_the_ddl_columns(model: object, directory: Path) -> None:
 
     assert isinstance(model, TableModel)
     assert columns(directory)[model.name] == list(zip(model.columns, model.types, strict=True))
+
+
+@pytest.mark.parametrize("directory", [SCHEMA, CLUSTER], ids=["single", "cluster"])
+def test_migrations_add_the_create_columns_in_order(directory: Path) -> None:
+    """A database created before a column existed gets it from a migration with the
+    type and the position the CREATE TABLE gives it, so the DESCRIBE TABLE of a migrated
+    table is that of a fresh one (and the row model's)."""
+    tables = columns(directory)
+    found = migrations(directory)
+    assert found, "no migration"
+    for table, clauses in found:
+        created = tables[table.removesuffix("_local")]
+        names = [c for c, _ in created]
+        for clause in clauses:
+            added = _ADD_COLUMN.match(clause)
+            if added is None:
+                continue
+            column, type_, after = added.groups()
+            assert (column, type_) in created, clause
+            assert names.index(after) == names.index(column) - 1, clause
+        added_columns = [m.group(1) for c in clauses if (m := _ADD_COLUMN.match(c))]
+        assert added_columns == names[names.index(added_columns[0]) :], "added at the end"

@@ -95,3 +95,23 @@ def test_consumer_lag_in_time_is_computed_at_scrape_time() -> None:
     assert sample("workpulse_consumer_lag_seconds", {"partition": "2"}) is None
     assert sample("workpulse_consumer_lag", {"partition": "2"}) is None
     assert sample("workpulse_consumer_position", {"partition": "3"}) == 5
+
+
+def test_detector_gauges_and_alert_counter_exist_for_every_topic_and_signal() -> None:
+    """Created for every known label value (OPS.md): the first alert is an increase
+    from 0, and a band exists before the first window closes."""
+    from workpulse.model.topics import TOPICS
+    from workpulse.processing.spikes import METRICS, SEVERITIES
+
+    metrics = Metrics(CollectorRegistry(), runtime_collectors=False)
+    metrics.initialise_detector(TOPICS, METRICS, SEVERITIES)
+    registry = metrics.registry
+    for topic in TOPICS:
+        for metric in METRICS:
+            labels = {"topic": topic, "metric": metric}
+            for name in ("observed", "expected", "band_lower", "band_upper"):
+                assert registry.get_sample_value(f"workpulse_window_{name}", labels) == 0
+            for severity in SEVERITIES:
+                for scope in ("topic", "language"):
+                    alerts = {**labels, "severity": severity, "scope": scope}
+                    assert registry.get_sample_value("workpulse_spike_alerts_total", alerts) == 0

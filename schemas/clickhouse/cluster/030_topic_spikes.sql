@@ -19,11 +19,24 @@ CREATE TABLE IF NOT EXISTS workpulse.topic_spikes_local ON CLUSTER '{cluster}'
     taxonomy_version  LowCardinality(String),
     src_topic         LowCardinality(String),
     src_partition     UInt32,
-    src_offset        UInt64
+    src_offset        UInt64,
+    lang              LowCardinality(String),
+    severity          LowCardinality(String),
+    windows           UInt8,
+    lower             Float64,
+    upper             Float64,
+    distinct_authors  UInt64,
+    new_authors       UInt64,
+    new_author_share  Float64,
+    top_author_share  Float64,
+    distinct_videos   UInt64,
+    top_video_share   Float64,
+    top_video_gains   Array(Int64),
+    countries         Map(String, UInt64)
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/workpulse/topic_spikes', '{replica}', detected_at)
 PARTITION BY toYYYYMM(window_start)
-ORDER BY (topic, window_start, metric)
+ORDER BY (topic, window_start, metric, lang)
 SETTINGS replicated_deduplication_window = 10000;
 
 CREATE TABLE IF NOT EXISTS workpulse.topic_spikes ON CLUSTER '{cluster}'

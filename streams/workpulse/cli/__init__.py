@@ -13,7 +13,7 @@ import sys
 import click
 
 from workpulse import __version__
-from workpulse.cli import bench, demo, init_db, produce, query, report, tag, worker
+from workpulse.cli import bench, demo, init_db, produce, query, report, spikes, tag, worker
 from workpulse.cli.options import UserError
 
 __all__ = ["UserError", "main", "run"]
@@ -30,7 +30,7 @@ def main() -> None:
     """
 
 
-for module in (demo, worker, produce, tag, query, report, init_db, bench):
+for module in (demo, worker, produce, tag, query, report, spikes, init_db, bench):
     main.add_command(module.command)
 
 

@@ -9,6 +9,7 @@ from rich.console import Group
 from rich.table import Table
 
 from workpulse.clickhouse import Database
+from workpulse.clickhouse.copycat import wave_uptake
 from workpulse.terminal import cell
 from workpulse.worker.steps import Progress
 
@@ -21,6 +22,7 @@ class Summary:
     duplicates: int
     topics: list[dict[str, Any]] = field(default_factory=list)
     spikes: list[dict[str, Any]] = field(default_factory=list)
+    copycat: list[dict[str, Any]] = field(default_factory=list)
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
     counts_match_recount: bool = False
     report: str | None = None  # the HTML report written at the end (workpulse report)
@@ -60,6 +62,8 @@ class Summary:
         for col in (
             "topic",
             "minute (UTC, event time)",
+            "signal",
+            "severity",
             "observed",
             "expected",
             "score",
@@ -70,12 +74,31 @@ class Summary:
             spikes.add_row(
                 cell(s["topic"]),
                 str(s["window_start"])[:16],
+                cell(s.get("metric", "videos") + (f"/{s['lang']}" if s.get("lang") else "")),
+                s.get("severity") or "–",
                 f"{s['observed']:.0f}",
                 f"{s['expected']:.1f}",
                 f"{s['score']:.1f}",
                 cell(" ".join("#" + h for h in s["top_hashtags"][:3])),
             )
+        copycat = Table(title="copycat index (new authors taking up a wave's hashtags)")
+        for col in ("topic", "wave start (UTC)", "signature"):
+            copycat.add_column(col)
+        for col in ("new authors", "adopters", "before /h", "index"):
+            copycat.add_column(col, justify="right")
+        for w in self.copycat[:10]:
+            copycat.add_row(
+                cell(w["topic"]),
+                w["wave_start"][:16],
+                cell(" ".join("#" + h for h in w["signature"][:3])),
+                f"{w['new_authors']:,}",
+                f"{w['adopters']:,}",
+                f"{w['baseline_adopters_per_hour']:.2f}",
+                f"{w['copycat_index']:.1f}",
+            )
         parts: list[Any] = [head, topics, spikes]
+        if self.copycat:
+            parts.append(copycat)
         if self.dead_letter_reasons:
             dl = Table(title="dead letters by reason")
             dl.add_column("reason")
@@ -95,8 +118,10 @@ SELECT topic, countIf(kind = 'publish') AS videos, sum(d_views) AS views
 FROM workpulse.video_events ARRAY JOIN topics AS topic GROUP BY topic ORDER BY topic
 """
 SPIKES_SQL = """
-SELECT topic, window_start, observed, expected, score, top_hashtags
-FROM workpulse.topic_spikes ORDER BY window_start, topic
+SELECT topic, window_start, metric, lang, severity, observed, expected, score, top_hashtags
+FROM workpulse.topic_spikes
+ORDER BY window_start, topic, metric, lang, detected_at DESC
+LIMIT 1 BY topic, window_start, metric, lang
 """
 
 
@@ -121,13 +146,17 @@ def read_summary(db: Database, progress: Progress, messages: int) -> Summary:
         {
             "topic": r[0],
             "window_start": str(r[1]),
-            "observed": float(r[2]),
-            "expected": float(r[3]),
-            "score": float(r[4]),
-            "top_hashtags": list(r[5]),
+            "metric": r[2],
+            "lang": r[3],
+            "severity": r[4],
+            "observed": float(r[5]),
+            "expected": float(r[6]),
+            "score": float(r[7]),
+            "top_hashtags": list(r[8]),
         }
         for r in db.query(SPIKES_SQL).rows
     ]
+    copycat = [w.to_dict() for w in wave_uptake(db)]
     return Summary(
         messages=messages,
         accepted_events=accepted,
@@ -135,6 +164,7 @@ def read_summary(db: Database, progress: Progress, messages: int) -> Summary:
         duplicates=progress.duplicates,
         topics=topics,
         spikes=spikes,
+        copycat=copycat,
         dead_letter_reasons=reasons,
         counts_match_recount=counts_match_recount(db),
     )

@@ -63,7 +63,12 @@ class DeadLetterRow(NamedTuple):
 
 
 class SpikeRow(NamedTuple):
-    """`topic_spikes`: one row per alert, with its context."""
+    """`topic_spikes`: one row per alert, with its context.
+
+    The columns after `src_offset` came with the three-signal detector (schema file
+    080 adds them to existing tables, in this order); they have defaults so that a row
+    built with the original columns only stays valid (the counts agent before it
+    passes the detector's whole alert through `processing.spikes.spike_row`)."""
 
     topic: Annotated[str, "LowCardinality(String)"]
     window_start: Annotated[datetime, "DateTime('UTC')"]
@@ -80,6 +85,19 @@ class SpikeRow(NamedTuple):
     src_topic: Annotated[str, "LowCardinality(String)"]
     src_partition: Annotated[int, "UInt32"]
     src_offset: Annotated[int, "UInt64"]
+    lang: Annotated[str, "LowCardinality(String)"] = ""  # '' = the whole topic
+    severity: Annotated[str, "LowCardinality(String)"] = ""
+    windows: Annotated[int, "UInt8"] = 1  # observed/expected are sums over this many minutes
+    lower: Annotated[float, "Float64"] = 0.0
+    upper: Annotated[float, "Float64"] = 0.0
+    distinct_authors: Annotated[int, "UInt64"] = 0
+    new_authors: Annotated[int, "UInt64"] = 0
+    new_author_share: Annotated[float, "Float64"] = 0.0
+    top_author_share: Annotated[float, "Float64"] = 0.0
+    distinct_videos: Annotated[int, "UInt64"] = 0
+    top_video_share: Annotated[float, "Float64"] = 0.0
+    top_video_gains: Annotated[list[int], "Array(Int64)"] = []  # noqa: RUF012 (never mutated)
+    countries: Annotated[dict[str, int], "Map(String, UInt64)"] = {}  # noqa: RUF012
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ SELECT topic, toUnixTimestamp(window_start) * 1000 AS t, observed, expected, sco
        top_hashtags
 FROM workpulse.topic_spikes
 ORDER BY topic, window_start
-LIMIT 1 BY topic, window_start, metric
+LIMIT 1 BY topic, window_start, metric, lang
 """
 
 SQL_LANGUAGES = """

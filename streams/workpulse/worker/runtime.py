@@ -27,7 +27,7 @@ from workpulse.model.event import REASONS
 from workpulse.model.topics import TOPICS
 from workpulse.processing.contract import Contract, EventTimeWindow
 from workpulse.processing.ingest import BatchProcessor
-from workpulse.processing.spikes import SpikeDetector, SpikeDetectorConfig
+from workpulse.processing.spikes import METRICS, SEVERITIES, SpikeDetector, SpikeDetectorConfig
 from workpulse.resources import contract_path, lexicon_dir
 from workpulse.sinks.clickhouse import Sink
 from workpulse.tagging import TaggerReloader
@@ -135,17 +135,33 @@ def tune_gc() -> None:
 
 
 def spike_config(settings: Settings) -> SpikeDetectorConfig:
-    """The spike detector's parameters from the settings."""
+    """The spike detector's parameters from the settings (every `spike_*` setting)."""
     return SpikeDetectorConfig(
         alpha=settings.spike_alpha,
+        season_gamma=settings.spike_season_gamma,
+        dispersion_alpha=settings.spike_dispersion_alpha,
+        dispersion_prior=settings.spike_dispersion_prior,
+        min_dispersion=settings.spike_min_dispersion,
+        learn_sigmas=settings.spike_learn_sigmas,
+        outlier_sigmas=settings.spike_outlier_sigmas,
+        expected_floor=settings.spike_expected_floor,
+        views_floor=settings.spike_views_floor,
         min_history=settings.spike_min_history,
-        threshold=settings.spike_threshold,
+        two_window_test=settings.spike_two_window_test,
+        family_alpha=settings.spike_family_alpha,
         min_count=settings.spike_min_count,
         min_ratio=settings.spike_min_ratio,
+        min_authors=settings.spike_min_authors,
+        author_cap=settings.spike_author_cap,
+        views_author_cap=settings.spike_views_author_cap,
+        single_video_ratio=settings.spike_single_video_ratio,
+        single_video_alerts=settings.spike_single_video_alerts,
+        max_langs=settings.spike_max_langs,
+        lang_min_videos=settings.spike_lang_min_videos,
         cooldown_windows=settings.spike_cooldown_windows,
         regrowth=settings.spike_regrowth,
-        expected_floor=settings.spike_expected_floor,
-        clip_sigmas=settings.spike_clip_sigmas,
+        warning_ratio=settings.spike_warning_ratio,
+        critical_ratio=settings.spike_critical_ratio,
     )
 
 
@@ -173,6 +189,7 @@ def build_worker(
     registry = registry or CollectorRegistry()
     metrics = Metrics(registry)
     metrics.initialise(topics=TOPICS, reasons=REASONS)
+    metrics.initialise_detector(TOPICS, METRICS, SEVERITIES)
 
     def reloaded(tagger: Any) -> None:
         metrics.lexicon_reloads.labels("ok").inc()

@@ -28,7 +28,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import partial
 from typing import Any, Protocol
 
@@ -38,7 +37,7 @@ from workpulse.clickhouse import Database
 from workpulse.metrics import Metrics
 from workpulse.model.aggregates import TopicMinute
 from workpulse.model.message import Message
-from workpulse.model.rows import DEAD_LETTERS, TOPIC_SPIKES, VIDEO_EVENTS, SpikeRow, TableModel
+from workpulse.model.rows import DEAD_LETTERS, TOPIC_SPIKES, VIDEO_EVENTS, TableModel
 from workpulse.model.topics import TOPICS
 from workpulse.processing.ingest import (
     BatchOutput,
@@ -47,11 +46,18 @@ from workpulse.processing.ingest import (
     utc,
     video_ids,
 )
-from workpulse.processing.spikes import Spike, SpikeDetector, TopicBaseline, fill_gaps
+from workpulse.processing.spikes import (
+    METRICS,
+    Spike,
+    SpikeDetector,
+    TopicBaseline,
+    observe_range,
+    spike_row,
+)
 from workpulse.processing.windows import WINDOW_MS, PartitionMark, TopicWindows
 from workpulse.sinks.clickhouse import RowsRefused, Sink, batch_token
 from workpulse.sinks.retry import Backoff
-from workpulse.worker.observations import closed_windows, window_context
+from workpulse.worker.minutes import read_observations
 from workpulse.worker.offsets import DurableOffsetCache, offset_ranges
 from workpulse.worker.publisher import Publisher
 from workpulse.worker.video_states import VideoStateCache, load_video_states
@@ -337,7 +343,7 @@ def record_batch(
 
 def spike_token(spike: Spike) -> str:
     """One dedup token per alert: a re-detection after a replay is dropped."""
-    return f"topic_spikes:{spike.topic}@{spike.window_start_ms}:{spike.metric}"
+    return f"topic_spikes:{spike.topic}@{spike.window_start_ms}:{spike.metric}:{spike.lang}"
 
 
 class CountsStep:
@@ -397,102 +403,82 @@ class CountsStep:
             if until is not None:
                 after = windows.last_closed_ms
                 closing[topic] = (after if after is not None else until - LOOKBACK_MS, until)
-        found: list[tuple[Spike, int]] = []
+        found: list[Spike] = []
         if closing:
-            after = min(a for a, _ in closing.values())
-            until = max(u for _, u in closing.values())
-            data = await self.sink.call(
-                "closed windows", partial(closed_windows, self.db, sorted(closing), after, until)
+            # The minutes' full aggregates (videos, views, new authors, per language),
+            # read from what is stored: the same reader `workpulse spikes` replays with.
+            start = min(a for a, _ in closing.values()) + self.window_ms
+            end = max(u for _, u in closing.values()) + self.window_ms
+            minutes = await self.sink.call(
+                "closed windows",
+                partial(read_observations, self.db, start, end, sorted(closing)),
             )
-            for topic, (after_t, until_t) in closing.items():
+            for topic, (_, until) in closing.items():
                 windows, baseline = states[topic]
-                found += self._close(
-                    topic, windows, baseline, data.get(topic, []), after_t, until_t
-                )
-        for spike, _ in found:
+                found += self._close(topic, windows, baseline, minutes.get(topic, {}), until)
+        for spike in found:
             await self._emit(spike)
         for topic, (windows, baseline) in states.items():
             self.windows.put(topic, {"windows": windows.to_dict(), "baseline": baseline.to_dict()})
         self.progress.watermarks_handled += len(items)
         self.metrics.watermark_reports.labels("handled").inc(len(items))
-        return [s for s, _ in found]
+        return found
 
     def _close(
         self,
         topic: str,
         windows: TopicWindows,
         baseline: TopicBaseline,
-        data: list[tuple[int, TopicMinute]],
-        after: int,
+        minutes: Mapping[int, TopicMinute],
         until: int,
-    ) -> list[tuple[Spike, int]]:
-        """Feed the detector every window in (after, until], empty ones included (gaps
-        bounded by MAX_EMPTY_WINDOWS); returns the alerts."""
-        found: list[tuple[Spike, int]] = []
-        window = self.window_ms
-        for start, agg in data:
-            if not after < start <= until:
+    ) -> list[Spike]:
+        """Feed the detector every window up to `until` (its start), empty ones included
+        (gaps bounded by MAX_EMPTY_WINDOWS); returns the alerts."""
+        found = observe_range(
+            self.detector,
+            baseline,
+            topic,
+            minutes,
+            until + self.window_ms,
+            window_ms=self.window_ms,
+            max_empty=MAX_EMPTY_WINDOWS,
+        )
+        m = self.metrics
+        videos = baseline.series.get("videos")
+        if videos is not None:
+            m.window_videos.labels(topic).set(videos.observed)
+            m.window_expected_videos.labels(topic).set(baseline.mean)
+        for metric in METRICS:
+            series = baseline.series.get(metric)
+            if series is None:
                 continue
-            for empty in fill_gaps(baseline.last_window_start_ms, start, window, MAX_EMPTY_WINDOWS):
-                self.detector.observe(baseline, topic, empty, 0)
-            spike = self.detector.observe(baseline, topic, start, agg.videos)
-            self.metrics.window_videos.labels(topic).set(agg.videos)
-            self.metrics.window_expected_videos.labels(topic).set(baseline.mean)
-            if spike is not None:
-                found.append((spike, start))
-        last = baseline.last_window_start_ms
-        for empty in fill_gaps(last, until + window, window, MAX_EMPTY_WINDOWS):
-            self.detector.observe(baseline, topic, empty, 0)
+            lower, upper = self.detector.band(baseline, metric)
+            m.window_observed.labels(topic, metric).set(series.observed)
+            m.window_expected.labels(topic, metric).set(series.expected)
+            m.window_band_lower.labels(topic, metric).set(lower)
+            m.window_band_upper.labels(topic, metric).set(upper)
         windows.last_closed_ms = until
         return found
 
     async def _emit(self, spike: Spike) -> None:
-        agg = await self.sink.call(
-            "spike context",
-            partial(window_context, self.db, spike.topic, spike.window_start_ms, self.window_ms),
-        )
         now = utc(int(self.wall_clock() * 1000))
-        await self.sink.write(TOPIC_SPIKES, [self._spike_row(spike, agg, now)], spike_token(spike))
+        row = spike_row(spike, detected_at=now, taxonomy_version=self.taxonomy_version())
+        await self.sink.write(TOPIC_SPIKES, [row], spike_token(spike))
         delivery = await self.publisher.send(
-            self.spikes_topic, spike.topic.encode(), orjson.dumps(spike_message(spike, agg))
+            self.spikes_topic, spike.topic.encode(), orjson.dumps(spike_message(spike))
         )
         await delivery
-        self.metrics.spike_score.labels(spike.topic).set(spike.score)
-        self.metrics.last_spike_observed.labels(spike.topic).set(spike.observed)
-        self.metrics.last_spike_expected.labels(spike.topic).set(spike.expected)
-        self.metrics.spikes.labels(spike.topic).inc()
+        m = self.metrics
+        m.spike_score.labels(spike.topic).set(spike.score)
+        m.last_spike_observed.labels(spike.topic).set(spike.observed)
+        m.last_spike_expected.labels(spike.topic).set(spike.expected)
+        m.spikes.labels(spike.topic).inc()
+        scope = "language" if spike.lang else "topic"
+        m.spike_alerts.labels(spike.topic, spike.metric, spike.severity, scope).inc()
         self.progress.spikes.append(spike)
 
-    def _spike_row(self, spike: Spike, agg: TopicMinute, now: datetime) -> SpikeRow:
-        return SpikeRow(
-            topic=spike.topic,
-            window_start=utc(spike.window_start_ms),
-            metric=spike.metric,
-            observed=float(spike.observed),
-            expected=float(spike.expected),
-            score=float(spike.score),
-            p_value=float(spike.p_value),
-            detected_at=now,
-            top_videos=agg.top_videos(5),
-            top_hashtags=agg.top_hashtags(5),
-            languages={k: int(v) for k, v in agg.langs.items()},
-            taxonomy_version=self.taxonomy_version(),
-            src_topic="",
-            src_partition=0,
-            src_offset=0,
-        )
 
-
-def spike_message(spike: Spike, agg: TopicMinute) -> dict[str, Any]:
-    return {
-        "topic": spike.topic,
-        "window_start": utc(spike.window_start_ms).isoformat(),
-        "metric": spike.metric,
-        "observed": spike.observed,
-        "expected": spike.expected,
-        "score": spike.score,
-        "p_value": spike.p_value,
-        "top_videos": agg.top_videos(5),
-        "top_hashtags": agg.top_hashtags(5),
-        "languages": dict(agg.langs),
-    }
+def spike_message(spike: Spike) -> dict[str, Any]:
+    """The Kafka message of an alert (key: its topic); readers de-duplicate by topic,
+    window, metric and language."""
+    return {"window_start": utc(spike.window_start_ms).isoformat(), **spike.to_dict()}
