@@ -10,6 +10,7 @@ account's burst in the third, videos in two topics at once, stats updates after 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import math
@@ -241,3 +242,99 @@ def test_spikes_command_prints_the_same_alerts(data_dir: Path, from_clickhouse: 
     assert later.exit_code == 0, later.output
     tail = [orjson.loads(line) for line in later.stdout.splitlines()]
     assert tail == [p for p in printed if p["window_start_ms"] >= T0 + WAVE_MIN * MIN]
+
+
+class _Sent:
+    """A publisher that keeps what it is given (Kafka is not what this test is about)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes | None, bytes]] = []
+
+    async def send(self, topic: str, key: bytes | None, value: bytes,
+                   headers: Any = None) -> Any:  # fmt: skip
+        self.messages.append((topic, key, value))
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+class _CountingDatabase:
+    """The real chDB client, counting the observation reads (one per FIRSTS query)."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self.reads = 0
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        if "topic_author_first_seen" in sql:
+            self.reads += 1
+        return self.db.query(sql, parameters)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+def test_the_counts_step_alerts_as_the_replay_and_reads_each_range_once(
+    data_dir: Path, from_clickhouse: dict, tmp_path: Path
+) -> None:
+    """The live path: watermark reports reach the counts step once per topic (keyed by
+    topic), minutes close in chunks of ten; its alerts are the replay's, and each closed
+    range is read from ClickHouse once for all topics, not once per topic."""
+    from prometheus_client import CollectorRegistry
+
+    from workpulse.metrics import Metrics
+    from workpulse.model.topics import TOPICS
+    from workpulse.processing.windows import PartitionMark
+    from workpulse.sinks.clickhouse import Sink
+    from workpulse.worker.steps import CountsStep, Progress
+
+    grace_ms = 120_000
+    end = T0 + HOURS * 60 * MIN
+    db = connect(None, data_dir)
+    counting = _CountingDatabase(db)
+    metrics = Metrics(CollectorRegistry(), runtime_collectors=False)
+    sink = Sink(db, metrics)
+    table: dict[str, Any] = {}
+
+    class Table:
+        get = staticmethod(table.get)
+
+        @staticmethod
+        def put(key: str, value: Any) -> None:
+            table[key] = orjson.loads(orjson.dumps(value))  # as a changelog would keep it
+
+    publisher = _Sent()
+    progress = Progress()
+    step = CountsStep(
+        windows=Table(), detector=SpikeDetector(CONFIG), sink=sink, db=counting,  # type: ignore[arg-type]
+        publisher=publisher, metrics=metrics, progress=progress, spikes_topic="spikes",
+        grace_ms=grace_ms, taxonomy_version=lambda: "test", wall_clock=lambda: end / 1000,
+    )  # fmt: skip
+    rounds = range(T0 + 10 * MIN, end + 1, 10 * MIN)
+
+    async def feed() -> None:
+        for low in rounds:
+            mark = PartitionMark(event_time_ms=low + grace_ms, as_of_ms=low).to_dict()
+            report = {"source": "video-events", "partitions": 1, "marks": {"0": mark}}
+            for topic in TOPICS:  # one message per topic, as the ingest step sends them
+                await step.handle([(topic, report)])
+
+    try:
+        db.command("TRUNCATE TABLE workpulse.topic_spikes")
+        asyncio.run(feed())
+        stored = db.query(
+            "SELECT topic, toUnixTimestamp(window_start) * 1000, metric, lang, observed "
+            "FROM workpulse.topic_spikes ORDER BY ALL"
+        ).rows
+    finally:
+        sink.close()
+        db.close()
+    expected = alerts_of(from_clickhouse)
+    assert expected, "the scenario has waves"
+    key = lambda s: (s.window_start_ms, s.topic, s.metric, s.lang)  # noqa: E731
+    assert sorted(progress.spikes, key=key) == sorted(expected, key=key)
+    assert sorted((t, int(w), m, la, float(o)) for t, w, m, la, o in stored) == sorted(
+        (s.topic, s.window_start_ms, s.metric, s.lang, float(s.observed)) for s in expected
+    )
+    assert len(publisher.messages) == len(expected)
+    assert counting.reads == len(rounds)

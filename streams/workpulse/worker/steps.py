@@ -62,6 +62,9 @@ from workpulse.worker.offsets import DurableOffsetCache, offset_ranges
 from workpulse.worker.publisher import Publisher
 from workpulse.worker.video_states import VideoStateCache, load_video_states
 
+# topic → minute start (epoch ms) → that minute's aggregate, as read from ClickHouse
+Observations = Mapping[str, Mapping[int, TopicMinute]]
+
 log = logging.getLogger(__name__)
 
 LOOKBACK_MS = 24 * 3600 * 1000
@@ -377,6 +380,23 @@ class CountsStep:
         self.taxonomy_version = taxonomy_version
         self.wall_clock = wall_clock
         self.window_ms = window_ms
+        self._last_read: tuple[tuple[int, int], Observations] | None = None
+
+    async def _observations(self, start: int, end: int) -> Observations:
+        """Every topic's minutes in [start, end), read once for all topics: each
+        watermark report reaches the agent once per topic (the reports are keyed by
+        topic), and the topics' windows close together, so the next topics' calls ask
+        for the same range. Only the latest range is kept; its minutes are closed for
+        every topic that asks (all topics get the same partition marks), so they no
+        longer change (but for events past the grace, which no live window counts)."""
+        cached = self._last_read
+        if cached is not None and cached[0] == (start, end):
+            return cached[1]
+        minutes = await self.sink.call(
+            "closed windows", partial(read_observations, self.db, start, end)
+        )
+        self._last_read = ((start, end), minutes)
+        return minutes
 
     def _load(self, topic: str) -> tuple[TopicWindows, TopicBaseline]:
         raw = self.windows.get(topic) or {}
@@ -409,10 +429,7 @@ class CountsStep:
             # read from what is stored: the same reader `workpulse spikes` replays with.
             start = min(a for a, _ in closing.values()) + self.window_ms
             end = max(u for _, u in closing.values()) + self.window_ms
-            minutes = await self.sink.call(
-                "closed windows",
-                partial(read_observations, self.db, start, end, sorted(closing)),
-            )
+            minutes = await self._observations(start, end)
             for topic, (_, until) in closing.items():
                 windows, baseline = states[topic]
                 found += self._close(topic, windows, baseline, minutes.get(topic, {}), until)
