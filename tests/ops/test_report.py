@@ -131,3 +131,15 @@ def test_the_report_command(demo_run: DemoRun, tmp_path: Path) -> None:
     )
     assert empty.returncode == 1
     assert empty.stderr.count("\n") == 1 and "no workpulse data" in empty.stderr
+
+
+def test_the_alerts_and_the_copycat_index_are_shown(demo_run: DemoRun) -> None:
+    """Every stored alert is listed on its topic's card with its signal; the wave's
+    copycat index (from workpulse.topic_copycat) is in the table."""
+    page = Path(demo_run.summary["report"]).read_text()
+    alerts = re.findall(r"<p class=alerts>alerts: ([^<]*)</p>", page)
+    listed = sum(len(re.findall(r"(?:^|, )\d\d:\d\d ", a)) for a in alerts)
+    assert listed == len(demo_run.summary["spikes"]) >= 1
+    table = page.split('<table class="copycat">', 1)[1].split("</table>", 1)[0]
+    waves = re.findall(r"<tr><td>([a-z_]+)</td>", table)
+    assert "resignation" in waves, table

@@ -20,16 +20,18 @@ from workpulse.cli.options import CLICKHOUSE, SPIKES, UserError, settings_from, 
 @settings_options(*CLICKHOUSE, *SPIKES)
 def command(output: Path | None, **kwargs: Any) -> None:
     """Write an HTML report from ClickHouse: per-topic timelines with the spike
-    detector's expected band and the spikes marked, share of voice by topic and
-    language, top videos. One file, no network needed to view it."""
+    detector's expected value and band and the alerts marked, share of voice by topic
+    and language, top videos, the copycat index of each wave. One file, no network
+    needed to view it."""
     from workpulse.clickhouse import DatabaseError, connect
     from workpulse.report import collect, write_report
+    from workpulse.worker.minutes import read_observations
     from workpulse.worker.runtime import spike_config
 
     settings = settings_from(kwargs)
     db = connect(settings.clickhouse_url_value, settings.data_dir)
     try:
-        data = collect(db, spike_config(settings))
+        data = collect(db, read_observations, spike_config(settings))
     except DatabaseError as exc:
         if "UNKNOWN_DATABASE" in str(exc) or "UNKNOWN_TABLE" in str(exc):
             raise UserError(

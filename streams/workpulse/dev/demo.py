@@ -32,6 +32,7 @@ from workpulse.kafka.producer import RawMessage, count_lines, file_messages
 from workpulse.report import collect, write_report
 from workpulse.terminal import cell
 from workpulse.worker.app import EMBEDDED_SESSION_TIMEOUT_S
+from workpulse.worker.minutes import read_observations
 from workpulse.worker.runtime import (
     Worker,
     build_worker,
@@ -224,7 +225,8 @@ async def run_demo(
         # The pictures for people without Grafana (workpulse report), named in the summary.
         report = await worker.sink.run(
             lambda: write_report(
-                collect(db, spike_config(settings)), settings.data_dir / "report.html"
+                collect(db, read_observations, spike_config(settings)),
+                settings.data_dir / "report.html",
             )
         )
         summary.report = str(report)

@@ -1,9 +1,11 @@
 """`workpulse report`: a self-contained HTML page from ClickHouse, for people who cannot
-open Grafana: per-topic timelines with the spike detector's expected band and the
-spikes marked, share of voice by topic and language, top videos.
+open Grafana: per-topic timelines with the spike detector's expected value and band and
+the alerts marked, share of voice by topic and language, top videos, the copycat index
+of each wave.
 
-`collect(db)` reads the data (and replays the per-minute counts through the spike
-detector to get its expected value for every minute); `render(data)` writes one HTML
+`collect(db, read_minutes)` reads the data (and replays the minutes' aggregates through
+the spike detector to get its expected value and band for every minute, as the worker's
+gauges show them); `render(data)` writes one HTML
 file with the data inline and a small script that draws the charts as SVG (no
 network, no library).
 """

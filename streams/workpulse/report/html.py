@@ -8,7 +8,9 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from workpulse.report.data import BAND_SIGMAS, ReportData
+from workpulse.report.data import ReportData
+
+SIGNALS = {"videos": "new videos", "views": "views gained", "new_authors": "new authors"}
 
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1d2330; background: #fff; }
@@ -17,6 +19,7 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8p
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 16px; }
 .card { border: 1px solid #dde; border-radius: 6px; padding: 10px 12px; }
 .card h3 { font-size: 14px; margin: 0 0 6px; }
+.card p.alerts { font-size: 12px; color: #a01d2e; margin: 0 0 6px; }
 svg.chart { width: 100%; height: auto; display: block; }
 .legend { color: #556; font-size: 12px; }
 .legend i { display: inline-block; width: 12px; height: 8px; margin: 0 4px 0 10px; }
@@ -59,12 +62,15 @@ SCRIPT = r"""
     line(tl.expected, {stroke: '#2e9e5b', 'stroke-dasharray': '4 3', class: 'expected'});
     line(tl.videos, {stroke: '#2b59c3', 'stroke-width': 1.5, class: 'observed'});
     for (const s of tl.spikes) {
+      if (s.metric !== 'videos' || s.lang) continue;  // the chart is the topic's new videos
       const i = Math.round((s.t - tl.start_ms) / 60000);
       if (i < 0 || i >= n) continue;
-      const c = el('circle', {cx: x(i), cy: y(s.observed), r: 5, fill: '#d7263d',
+      // on the minute's own count: an alert's `observed` may be a two-minute sum
+      const c = el('circle', {cx: x(i), cy: y(tl.videos[i]), r: 5, fill: '#d7263d',
                               class: 'spike'}, svg);
-      el('title', {}, c).textContent = `spike ${fmtTime(s.t)}: ${s.observed} new videos vs ` +
-        `${s.expected} expected (score ${s.score}) #${s.hashtags.join(' #')}`;
+      el('title', {}, c).textContent = `${s.severity} spike ${fmtTime(s.t)}: ${s.observed} ` +
+        `new videos vs ${s.expected} expected${s.windows === 2 ? ' in two minutes' : ''} ` +
+        `(score ${s.score}) #${s.hashtags.join(' #')}`;
     }
     el('text', {x: L, y: H - 6, 'font-size': 10, fill: '#778'}, svg)
       .textContent = fmtTime(tl.start_ms) + ' UTC';
@@ -118,13 +124,15 @@ def render(data: ReportData, generated_at: datetime | None = None) -> str:
     cards = []
     for i, tl in enumerate(data.timelines):
         marks = ", ".join(
-            f"{datetime.fromtimestamp(s['t'] / 1000, UTC):%H:%M} ({s['observed']:.0f} vs "
-            f"{s['expected']:.1f})"
+            f"{datetime.fromtimestamp(s['t'] / 1000, UTC):%H:%M} "
+            f"{SIGNALS.get(s['metric'], s['metric'])}{' (' + s['lang'] + ')' if s['lang'] else ''}"
+            f" {s['observed']:,.0f} vs {s['expected']:,.1f}"
+            f"{' in 2 min' if s.get('windows') == 2 else ''} {s['severity']}"
             for s in tl.spikes
         )
         cards.append(
-            f'<div class="card"><h3>{_e(tl.topic)} — {int(sum(tl.videos)):,} new videos'
-            f"{' — spikes: ' + _e(marks) if marks else ''}</h3>"
+            f'<div class="card"><h3>{_e(tl.topic)} — {int(sum(tl.videos)):,} new videos</h3>'
+            f"{'<p class=alerts>alerts: ' + _e(marks) + '</p>' if marks else ''}"
             f'<svg class="chart" data-kind="timeline" data-index="{i}" '
             f'role="img" aria-label="new videos per minute of {_e(tl.topic)}"></svg></div>'
         )
@@ -132,6 +140,15 @@ def render(data: ReportData, generated_at: datetime | None = None) -> str:
         f"<tr><td>{_e(v['video_id'])}</td><td>{_e(v['author'])}</td><td>{_e(v['caption'])}</td>"
         f'<td>{_e(v["topics"])}</td><td class="num">{v["views"]:,}</td></tr>'
         for v in data.top_videos
+    )
+    copycat = "".join(
+        f"<tr><td>{_e(w['topic'])}</td><td>{_e(w['wave_start'][:16].replace('T', ' '))}</td>"
+        f"<td>{_e(' '.join('#' + h for h in w['signature']))}</td>"
+        f'<td class="num">{w["new_authors"]:,}</td><td class="num">{w["adopters"]:,}</td>'
+        f'<td class="num">{w["baseline_adopters_per_hour"]:.2f}</td>'
+        f'<td class="num">{w["copycat_index"]:.1f}</td>'
+        f'<td class="num">{w["peak_copycat_index"]:.1f}</td></tr>'
+        for w in data.copycat
     )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -141,10 +158,12 @@ def render(data: ReportData, generated_at: datetime | None = None) -> str:
 <h1>workpulse — work topics report</h1>
 <div class="meta">Generated {when} from {_e(data.source)} ·
 {len(data.timelines)} topics · {spikes} spikes</div>
-<h2>New videos per minute, with the spike detector's expected band</h2>
+<h2>New videos per minute, with the spike detector's expected value and band</h2>
 <div class="legend"><i style="background:#2b59c3"></i>new videos
-<i style="background:#2e9e5b;opacity:.5"></i>expected ± {BAND_SIGMAS:g} √expected (the
-detector's baseline before each minute) <i style="background:#d7263d"></i>spike</div>
+<i style="background:#2e9e5b;opacity:.5"></i>expected, and the band outside which one
+minute alone would alert (the detector's daily-rhythm baseline and negative-binomial
+test, as the worker's gauges) <i style="background:#d7263d"></i>new-videos alert. Each
+card lists all its alerts (new videos, views gained, new authors; per language).</div>
 <div class="grid">{"".join(cards) or "<p>No data.</p>"}</div>
 <h2>Share of voice</h2>
 <div class="grid">
@@ -156,6 +175,15 @@ detector's baseline before each minute) <i style="background:#d7263d"></i>spike<
 <h2>Top videos by views</h2>
 <table><thead><tr><th>video</th><th>author</th><th>caption</th><th>topics</th>
 <th class="num">views</th></tr></thead><tbody>{rows}</tbody></table>
+<h2>Copycat index: new authors taking up a wave's hashtags</h2>
+<div class="legend">Per wave (a topic's first whole-topic alert after 6 hours without one),
+over the 24 hours after it: authors new to the topic, those who used the wave's hashtags
+(adopters), the adopters' hourly rate before the wave, and the index (adopters per hour +
+1) / (rate before + 1): 1 is no uptake. Definition and limits: docs/spikes.md.</div>
+<table class="copycat"><thead><tr><th>topic</th><th>wave (UTC)</th><th>hashtags</th>
+<th class="num">new authors</th><th class="num">adopters</th>
+<th class="num">before, per hour</th><th class="num">index</th><th class="num">peak hour</th>
+</tr></thead><tbody>{copycat or '<tr><td colspan="8">No wave yet.</td></tr>'}</tbody></table>
 <script type="application/json" id="report-data">{payload}</script>
 <script>{SCRIPT}</script>
 </body></html>
