@@ -288,20 +288,38 @@ def pipeline_dashboard() -> dict[str, Any]:
                 )
             ],
         ),
-        _series(
-            L,
-            "Live windows: new videos vs expected",
-            "New videos in the newest closed minute per topic (workpulse_window_videos) and "
-            "the spike detector's baseline (workpulse_window_expected_videos, dashed).",
-            "short",
-            [
-                _prom(f"max by (topic) ({m('workpulse_window_videos')})", "{{topic}}"),
-                _prom(
-                    f"max by (topic) ({m('workpulse_window_expected_videos')})",
-                    "expected {{topic}}",
-                    "B",
-                ),
-            ],
+        *(
+            _series(
+                L,
+                f"Spike detector: {label} vs its band",
+                f"The spike detector on {label} per topic, newest closed minute "
+                f'(metric="{metric}"): the tested value (workpulse_window_observed), the '
+                "expected value from the daily-rhythm baseline (workpulse_window_expected) and "
+                "the band's upper edge (workpulse_window_band_upper): the least value the "
+                "negative-binomial test calls anomalous. An alert also needs author support "
+                "(docs/spikes.md).",
+                "short",
+                [
+                    _prom(f"max by (topic) ({m('workpulse_window_observed', sig)})", "{{topic}}"),
+                    _prom(
+                        f"max by (topic) ({m('workpulse_window_expected', sig)})",
+                        "expected {{topic}}",
+                        "B",
+                    ),
+                    _prom(
+                        f"max by (topic) ({m('workpulse_window_band_upper', sig)})",
+                        "band {{topic}}",
+                        "C",
+                    ),
+                ],
+                w=8,
+            )
+            for metric, label in (
+                ("videos", "new videos"),
+                ("views", "views gained"),
+                ("new_authors", "new authors"),
+            )
+            for sig in (f'metric="{metric}"',)
         ),
         _series(
             L,
@@ -665,12 +683,16 @@ def topics_dashboard() -> dict[str, Any]:
     L = Layout()
     band = (
         timeseries.Panel()
-        .title("New videos of $topic with the expected band")
+        .title("New videos of $topic with a reference band")
         .description(
-            "New videos per minute of the topic (one panel per selected topic) and the "
-            "spike detector's expected value: an exponentially weighted mean of the "
-            f"previous minutes (alpha 0.1), shaded {BAND_SIGMAS} Poisson sigmas either side. "
-            "Minutes above the band are what the detector flags as spikes (annotations)."
+            "New videos per minute of the topic (one panel per selected topic) and, to "
+            "browse history from ClickHouse alone, a reference: an exponentially weighted "
+            f"mean of the previous minutes, shaded {BAND_SIGMAS} Poisson sigmas either side. "
+            "It is not the detector's band: the detector follows the daily rhythm, tests "
+            "with a negative binomial over one and two minutes and needs author support "
+            "(docs/spikes.md). Its own band is on the pipeline dashboard "
+            "(workpulse_window_band_upper) and in each alert's lower/upper; its alerts are "
+            "the annotations."
         )
         .unit("short")
         .datasource(_ds(CLICKHOUSE))

@@ -87,7 +87,7 @@ def test_every_query_runs_on_chdb_and_returns_rows(expanded: dict[str, Any]) -> 
 
 def test_the_band_panel_returns_the_expected_band(expanded: dict[str, Any]) -> None:
     for (name, _), res in zip(expanded["cases"], expanded["results"], strict=True):
-        if "expected band" in name and "topic=resignation" in name:
+        if "reference band" in name and "topic=resignation" in name:
             assert res["columns"] == ["time", "videos", "expected", "upper", "lower"]
             rows = [[float(x) for x in r[1:]] for r in res["rows"] if r[2] != "None"]
             assert len(rows) == len(res["rows"]) - 1  # the first minute has no history

@@ -100,9 +100,9 @@ def test_prometheus_panel_queries_use_counters_only_in_rates() -> None:
                 assert window == "$__rate_interval", (p["title"], expr)
 
 
-def test_the_expected_band_shades_between_upper_and_lower() -> None:
+def test_the_reference_band_shades_between_upper_and_lower() -> None:
     d = load(ROOT / "dashboards" / "workpulse-topics.json")
-    band = next(p for p in panels(d) if "expected band" in p["title"])
+    band = next(p for p in panels(d) if "reference band" in p["title"])
     upper = next(o for o in band["fieldConfig"]["overrides"] if o["matcher"]["options"] == "upper")
     props = {x["id"]: x["value"] for x in upper["properties"]}
     assert props["custom.fillBelowTo"] == "lower"
@@ -152,3 +152,16 @@ def test_recording_rules_used_by_dashboards_exist() -> None:
         for name in re.findall(r"\bworkpulse:[a-z0-9_:]+", t["expr"])
     }
     assert used and used <= recorded, used - recorded
+
+
+def test_the_detectors_band_is_on_the_pipeline_dashboard() -> None:
+    """One panel per signal with the tested value, the expected value and the band's
+    upper edge, each selected on its signal."""
+    d = load(ROOT / "dashboards" / "workpulse-pipeline.json")
+    for metric in ("videos", "views", "new_authors"):
+        wanted = f'(metric="{metric}")'
+        panel = next(p for p in panels(d) if wanted in p.get("description", ""))
+        exprs = [t["expr"] for t in panel["targets"]]
+        for gauge in ("workpulse_window_observed", "workpulse_window_expected",
+                      "workpulse_window_band_upper"):  # fmt: skip
+            assert any(gauge + "{" in e and f'metric="{metric}"' in e for e in exprs), exprs
