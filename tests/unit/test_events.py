@@ -108,7 +108,16 @@ def test_max_bytes_is_configurable() -> None:
 
 @pytest.mark.parametrize(
     ("text", "ms"),
-    [("1970-01-01T00:00:00Z", 0), ("1970-01-01T00:00:01.000+00:00", 1000), (42, 42)],
+    [
+        ("1970-01-01T00:00:00Z", 0),
+        ("1970-01-01T00:00:01.000+00:00", 1000),
+        (42, 42),
+        # milliseconds a float product would lose (…999.99 truncated)
+        ("2038-06-01T12:00:00.996Z", 2_159_006_400_996),
+        ("2026-01-01T00:00:00.003+01:00", 1_767_222_000_003),
+        ("2026-01-01T00:00:00.123456789Z", 1_767_225_600_123),
+        ("1999-12-31T23:59:59.999-00:30", 946_686_599_999),
+    ],
 )
 def test_parse_event_time(text: str | int, ms: int) -> None:
     assert parse_event_time(text) == ms

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -295,6 +295,10 @@ def default_contract() -> Contract:
     return Contract.load()
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
 def parse_event_time(value: str | int | float) -> int:
     """RFC 3339 (with offset) or epoch milliseconds → epoch milliseconds.
 
@@ -319,7 +323,8 @@ def parse_event_time(value: str | int | float) -> int:
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         raise ValueError("event_time has no UTC offset")
-    return int(parsed.timestamp() * 1000)
+    # in integers: `timestamp() * 1000` loses a millisecond to float rounding (….996 s)
+    return (parsed - _EPOCH) // _MILLISECOND
 
 
 def _classify_schema_error(
