@@ -320,11 +320,21 @@ def parse_event_time(value: str | int | float) -> int:
         head, _, rest = text.partition(".")
         digits = rest[:-6]
         text = f"{head}.{digits[:6]}{rest[-6:]}"
+    # A leap second (RFC 3339: second 60, at 23:59 UTC) is the next second, as in POSIX
+    # time; datetime knows no second 60.
+    leap = text[16:19] == ":60"
+    if leap:
+        text = text[:17] + "59" + text[19:]
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         raise ValueError("event_time has no UTC offset")
     # in integers: `timestamp() * 1000` loses a millisecond to float rounding (….996 s)
-    return (parsed - _EPOCH) // _MILLISECOND
+    ms = (parsed - _EPOCH) // _MILLISECOND
+    if leap:
+        if ms // 1000 % 86_400 != 86_399:
+            raise ValueError("second 60 is a leap second, only at 23:59:60 UTC")
+        ms += 1000
+    return ms
 
 
 def _classify_schema_error(
