@@ -3,6 +3,10 @@ the page escapes what it shows."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from workpulse.processing.spikes import SpikeDetectorConfig
 from workpulse.report.data import ReportData, Timeline, expected_series
 from workpulse.report.html import render
@@ -44,3 +48,22 @@ def test_render_escapes_captions_and_embedded_data() -> None:
     assert "<script>x</script>" not in page
     assert "&lt;script&gt;x&lt;/script&gt;" in page
     assert page.count("</script>") == 2  # the data block and the drawing script only
+
+
+@pytest.mark.parametrize(
+    "caption",
+    [
+        # "<!--<script>" puts the HTML parser in a state where the data block's own
+        # </script> does not close it: the block swallowed the drawing script, no chart
+        "<!--<script>",
+        "</script><script>alert(1)</script>",
+        "<!-- --> <b>&amp;</b>",
+    ],
+)
+def test_embedded_data_has_no_markup_and_reads_back(caption: str) -> None:
+    video = {"video_id": "v1", "author": "a", "caption": caption, "topics": "t", "views": 3}
+    page = render(ReportData([Timeline("salary", 0, [1.0], [1.0])], {}, {}, [video], "test"))
+    start = page.index('<script type="application/json" id="report-data">')
+    block = page[page.index(">", start) + 1 : page.index("</script>", start)]
+    assert "<" not in block
+    assert json.loads(block)["top_videos"][0]["caption"] == caption
