@@ -56,6 +56,8 @@ def test_help_names_the_variables(verb: str, variables: list[str]) -> None:
         (["query", "SELECT * FROM system.no_such_table"], "no_such_table"),
         (["query", "SELECT * FROM workpulse.video_events"], "workpulse init-db"),
         (["query", "SELECT 1", "--clickhouse-url", "ftp://x"], "http"),
+        # clickhouse-connect logs a warning of its own (Python's last-resort handler)
+        (["query", "SELECT 1", "--clickhouse-url", "http://127.0.0.1:1/x"], "cannot connect"),
     ],
 )
 def test_errors_are_one_line(args: list[str], message: str, tmp_path: Path) -> None:

@@ -107,3 +107,32 @@ def test_a_schema_the_generator_cannot_express_is_refused(schema_change: dict[st
             schema[key] = value
     with pytest.raises(SchemaNotSupported):
         FastPath(schema)
+
+
+_BASE = b'"event_id":"e","kind":"publish","video_id":"v","event_time":1767225600000,"author_id":"a"'
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # `$` ends the input in JSON Schema; in a Python regex it also matches before a
+        # final newline
+        b"{" + _BASE + b',"lang":"en\\n"}',
+        b"{" + _BASE + b',"country":"FR\\n"}',
+        # null is not a value of any optional field (absent is)
+        b"{" + _BASE + b',"caption":null}',
+        b"{" + _BASE + b',"hashtags":null}',
+        b"{" + _BASE + b',"lang":null}',
+        b"{" + _BASE + b',"author_followers":null}',
+        b'{"event_id":"e","kind":"stats","video_id":"v","event_time":1767225600000,'
+        b'"views":null,"likes":3}',
+        # what msgspec skips in unknown fields without checking it
+        b"{" + _BASE + b',"x":"\xff"}',
+        b"{" + _BASE + b',"\xff":1}',
+        b"{" + _BASE + b',"x":1e400}',
+        b"{" + _BASE + b',"x":1' + b"0" * 400 + b"}",
+    ],
+)
+def test_raw_cases(payload: bytes) -> None:
+    fast, reference = same(payload)
+    assert fast == reference

@@ -59,6 +59,8 @@ DROP = object()
         (enc(event_id=""), "invalid_value"),
         (enc(country="FRA"), "invalid_value"),
         (enc(event_time="2026-02-30T00:00:00Z"), "bad_event_time"),
+        (enc(event_time="2026-01-01T12:00:60Z"), "bad_event_time"),  # not a leap second
+        (enc(event_time="2016-12-31T23:59:61Z"), "bad_event_time"),
         (enc(event_time="2026-01-01T00:00:00"), "wrong_type"),
         (b"{" + b" " * 300_000 + b"}", "oversized"),
     ],
@@ -108,7 +110,20 @@ def test_max_bytes_is_configurable() -> None:
 
 @pytest.mark.parametrize(
     ("text", "ms"),
-    [("1970-01-01T00:00:00Z", 0), ("1970-01-01T00:00:01.000+00:00", 1000), (42, 42)],
+    [
+        ("1970-01-01T00:00:00Z", 0),
+        ("1970-01-01T00:00:01.000+00:00", 1000),
+        (42, 42),
+        # milliseconds a float product would lose (…999.99 truncated)
+        ("2038-06-01T12:00:00.996Z", 2_159_006_400_996),
+        ("2026-01-01T00:00:00.003+01:00", 1_767_222_000_003),
+        ("2026-01-01T00:00:00.123456789Z", 1_767_225_600_123),
+        ("1999-12-31T23:59:59.999-00:30", 946_686_599_999),
+        # a leap second (RFC 3339 allows 60 at 23:59 UTC) is the next second, as in POSIX
+        ("2016-12-31T23:59:60Z", 1_483_228_800_000),
+        ("2016-12-31T23:59:60.5Z", 1_483_228_800_500),
+        ("2017-01-01T05:29:60+05:30", 1_483_228_800_000),
+    ],
 )
 def test_parse_event_time(text: str | int, ms: int) -> None:
     assert parse_event_time(text) == ms

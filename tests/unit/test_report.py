@@ -3,6 +3,8 @@ with its signal, and the page escapes what it shows."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from workpulse.model.aggregates import TopicMinute
@@ -98,3 +100,22 @@ def test_the_copycat_table_lists_each_wave_escaped() -> None:
     assert "#quitmyjob #&lt;b&gt;x&lt;/b&gt;" in page
     assert '<td class="num">83.8</td><td class="num">120.5</td>' in page
     assert "No wave yet." in render(_data([]))
+
+
+@pytest.mark.parametrize(
+    "caption",
+    [
+        # "<!--<script>" puts the HTML parser in a state where the data block's own
+        # </script> does not close it: the block swallowed the drawing script, no chart
+        "<!--<script>",
+        "</script><script>alert(1)</script>",
+        "<!-- --> <b>&amp;</b>",
+    ],
+)
+def test_embedded_data_has_no_markup_and_reads_back(caption: str) -> None:
+    video = {"video_id": "v1", "author": "a", "caption": caption, "topics": "t", "views": 3}
+    page = render(ReportData([Timeline("salary", 0, [1.0], [1.0])], {}, {}, [video], "test"))
+    start = page.index('<script type="application/json" id="report-data">')
+    block = page[page.index(">", start) + 1 : page.index("</script>", start)]
+    assert "<" not in block
+    assert json.loads(block)["top_videos"][0]["caption"] == caption

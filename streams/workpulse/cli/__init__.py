@@ -7,6 +7,7 @@ the traceback.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -36,6 +37,11 @@ for module in (demo, worker, produce, tag, query, report, spikes, init_db, bench
 
 def run() -> None:
     """Entry point with one-line errors."""
+    # clickhouse-connect logs a warning before raising ("Unexpected Http Driver
+    # Exception"); with no logging set up (query, report, spikes) Python's last-resort
+    # handler printed it above the error line. A handler of its own silences that; the
+    # records still reach the handlers the pipeline verbs set up (setup_logging).
+    logging.getLogger("clickhouse_connect").addHandler(logging.NullHandler())
     try:
         main(standalone_mode=False)
     except click.exceptions.Abort:

@@ -10,8 +10,10 @@ Pure: bytes in, an `Event` or a `Rejection` out. The JSON Schema
   (types, bounds, lengths, patterns, enums) decodes and validates in one pass (~1 µs per
   event). It only ever *accepts*: whatever it does not accept (a bad message, or
   something the schema allows but the generated type is stricter about, such as
-  `5.0` for an integer) goes to the reference, so the verdict and the reason are the
-  reference's (tests/unit/test_contract_fast_path.py compares the two).
+  `5.0` for an integer, or a field the schema does not name: msgspec skips unknown
+  fields without checking their UTF-8 or number range) goes to the reference, so the
+  verdict and the reason are the reference's (tests/unit/test_contract_fast_path.py
+  compares the two).
 
 A few checks JSON Schema cannot express well (message size, UTF-8, real calendar dates,
 the event-time window around the clock) are done here, on both paths.
@@ -19,8 +21,9 @@ the event-time window around the clock) are done here, on both paths.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -28,6 +31,7 @@ from typing import Annotated, Any, Literal, Union
 import fastjsonschema
 import msgspec
 import orjson
+from msgspec import UNSET, UnsetType
 
 from workpulse.model.event import Event, Rejection
 from workpulse.resources import contract_path
@@ -100,6 +104,17 @@ def kind_schema(schema: dict[str, Any], kind: str) -> dict[str, Any]:
     return out
 
 
+_END_OF_INPUT = re.compile(r"(?<!\\)\$")
+"""An unescaped `$`: the end of the input in JSON Schema (ECMA-262), where a Python
+regex's `$` also matches before a final newline (so `"en\\n"` would pass `^[a-z]{2}$`)."""
+
+
+def python_pattern(pattern: str) -> str:
+    """A JSON Schema pattern as a Python regex with the same meaning (`$` → `\\Z`, as
+    fastjsonschema does)."""
+    return _END_OF_INPUT.sub(r"\\Z", pattern)
+
+
 class SchemaNotSupported(ValueError):
     """The schema uses something the fast path cannot generate (extend `_wire_type`)."""
 
@@ -123,7 +138,7 @@ def _wire_type(spec: dict[str, Any], where: str) -> Any:
         meta = msgspec.Meta(
             min_length=spec.get("minLength"),
             max_length=spec.get("maxLength"),
-            pattern=spec.get("pattern"),
+            pattern=python_pattern(spec["pattern"]) if "pattern" in spec else None,
         )
         return Annotated[str, meta]
     if kind == "integer":
@@ -152,11 +167,11 @@ class _KindRule:
     def holds(self, wire: Any) -> bool:
         """The decoded event carries the fields its kind requires."""
         for name in self.required:
-            if getattr(wire, name) is None:
+            if getattr(wire, name) is UNSET:
                 return False
         for group in self.one_of:
             for name in group:
-                if getattr(wire, name) is not None:
+                if getattr(wire, name) is not UNSET:
                     break
             else:
                 return False
@@ -193,10 +208,12 @@ class FastPath:
             wire = _wire_type(spec, name)
             if name in required:
                 fields.append((name, wire))
-            else:
-                fields.append((name, wire | None, None))
+            else:  # absent is UNSET; null is no value of the schema's types: refused
+                fields.append((name, wire | UnsetType, UNSET))
         self.names = tuple(schema["properties"])
-        self.wire = msgspec.defstruct("EventWire", fields, kw_only=True)
+        # Unknown fields go to the reference: msgspec skips them unchecked (invalid
+        # UTF-8, numbers beyond a double), where orjson refuses the message.
+        self.wire = msgspec.defstruct("EventWire", fields, kw_only=True, forbid_unknown_fields=True)
         self.decoder = msgspec.json.Decoder(self.wire)
         self.rules = _kind_rules(schema)
 
@@ -259,16 +276,16 @@ class Contract:
             kind=wire.kind,
             video_id=wire.video_id,
             event_time_ms=event_time_ms,
-            author_id=wire.author_id or "",
+            author_id=wire.author_id or "",  # UNSET is false
             author_followers=wire.author_followers or 0,
             caption=wire.caption or "",
             hashtags=wire.hashtags or [],
-            lang=wire.lang,
-            country=wire.country,
-            views=wire.views,
-            likes=wire.likes,
-            shares=wire.shares,
-            comments=wire.comments,
+            lang=wire.lang or None,  # never "" (the pattern needs two letters)
+            country=wire.country or None,
+            views=None if wire.views is UNSET else wire.views,
+            likes=None if wire.likes is UNSET else wire.likes,
+            shares=None if wire.shares is UNSET else wire.shares,
+            comments=None if wire.comments is UNSET else wire.comments,
         )
 
 
@@ -276,6 +293,10 @@ class Contract:
 def default_contract() -> Contract:
     """The packaged contract, compiled once per process."""
     return Contract.load()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 def parse_event_time(value: str | int | float) -> int:
@@ -299,10 +320,21 @@ def parse_event_time(value: str | int | float) -> int:
         head, _, rest = text.partition(".")
         digits = rest[:-6]
         text = f"{head}.{digits[:6]}{rest[-6:]}"
+    # A leap second (RFC 3339: second 60, at 23:59 UTC) is the next second, as in POSIX
+    # time; datetime knows no second 60.
+    leap = text[16:19] == ":60"
+    if leap:
+        text = text[:17] + "59" + text[19:]
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         raise ValueError("event_time has no UTC offset")
-    return int(parsed.timestamp() * 1000)
+    # in integers: `timestamp() * 1000` loses a millisecond to float rounding (….996 s)
+    ms = (parsed - _EPOCH) // _MILLISECOND
+    if leap:
+        if ms // 1000 % 86_400 != 86_399:
+            raise ValueError("second 60 is a leap second, only at 23:59:60 UTC")
+        ms += 1000
+    return ms
 
 
 def _classify_schema_error(

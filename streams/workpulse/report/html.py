@@ -119,7 +119,9 @@ def _e(value: object) -> str:
 
 def render(data: ReportData, generated_at: datetime | None = None) -> str:
     when = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
-    payload = json.dumps(data.to_json(), ensure_ascii=False).replace("</", "<\\/")
+    # No "<" at all in the data block (JSON allows \u003c in its strings): "</script>"
+    # would close it, and "<!--<script>" would keep its own end tag from closing it.
+    payload = json.dumps(data.to_json(), ensure_ascii=False).replace("<", "\\u003c")
     spikes = sum(len(t.spikes) for t in data.timelines)
     cards = []
     for i, tl in enumerate(data.timelines):
