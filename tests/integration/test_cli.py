@@ -231,6 +231,10 @@ HOSTILE_LINES = [
     b"\xff\xfe\x00garbage",
     b'{"event_id":"h11","kind":"stats","video_id":"v","event_time":1767225600000.5,"views":1}',
     b'{"event_id":"h12","kind":"stats","video_id":"v","event_time":1767225600000,"views":5.0}',
+    # fits a row (UInt64, its delta Int64) but wrapped the topic's Int64 view sum
+    # (topic_counts_1m) and its recount with it: beyond the contract's 10^12
+    b'{"event_id":"h13","kind":"publish","video_id":"v13","event_time":1767225600000,'
+    b'"author_id":"a","caption":"I quit my job today #QuitMyJob","views":9223372036854775807}',
 ]
 
 
@@ -252,3 +256,4 @@ def test_demo_accounts_for_hostile_lines(tmp_path: Path) -> None:
     # h9 (a duplicate key: the last value wins), h12 (5.0 is a whole number)
     assert summary["accepted_events"] == 600 + 3
     assert summary["dead_letters"] == len(HOSTILE_LINES) - 3
+    assert all(t["views"] >= 0 for t in summary["topics"]), summary["topics"]

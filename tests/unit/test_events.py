@@ -56,6 +56,11 @@ DROP = object()
         (enc(kind=None), "invalid_value"),
         (enc(kind=DROP), "missing_field"),
         (enc(views=-1), "invalid_value"),
+        # beyond the contract's bound (10^12): near 2^63 a counter fits a row but wraps
+        # the per-topic sums of topic_counts_1m
+        (enc(views=10**12 + 1), "invalid_value"),
+        (enc(likes=2**63 - 1), "invalid_value"),
+        (enc(author_followers=2**63), "invalid_value"),
         (enc(event_id=""), "invalid_value"),
         (enc(country="FRA"), "invalid_value"),
         (enc(event_time="2026-02-30T00:00:00Z"), "bad_event_time"),
@@ -82,6 +87,7 @@ def test_rejections(payload: bytes, reason: str) -> None:
         ({"event_time": "2026-01-01t00:00:00.5z"}, 1_767_225_600_500),
         ({"event_time": "2026-01-01T00:00:00.123456789Z"}, 1_767_225_600_123),
         ({"kind": "stats", "author_id": DROP, "views": 5}, 1_767_225_600_000),
+        ({"kind": "stats", "author_id": DROP, "views": 10**12, "likes": 10**12}, 1_767_225_600_000),
         ({"unknown_field": {"nested": True}}, 1_767_225_600_000),
         ({"caption": "", "hashtags": [], "lang": "fr-CA", "country": "ca"}, 1_767_225_600_000),
     ],
@@ -90,6 +96,17 @@ def test_accepted(changes: dict[str, object], event_time_ms: int) -> None:
     result = decode_event(enc(**changes))
     assert isinstance(result, Event), result
     assert result.event_time_ms == event_time_ms
+
+
+def test_every_counters_bound_is_the_documented_one() -> None:
+    from workpulse.processing.contract import COUNTER_MAX, COUNTERS, load_schema
+
+    props = load_schema()["properties"]
+    assert {name: props[name]["maximum"] for name in COUNTERS} == dict.fromkeys(
+        COUNTERS, COUNTER_MAX
+    )
+    # nine million videos at the bound still fit one Int64 sum of topic_counts_1m
+    assert 9_000_000 * COUNTER_MAX < 2**63 - 1
 
 
 def test_event_fields() -> None:

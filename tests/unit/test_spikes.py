@@ -734,3 +734,43 @@ def test_a_long_gap_replays_at_most_max_empty_windows(
     observe_range(detector, state, TOPIC, after, T0 + (gap + 2) * MIN, max_empty=max_empty)
     assert state.windows == 1 + observed + 1
     assert state.last_window_start_ms == T0 + (gap + 1) * MIN
+
+
+@pytest.mark.parametrize("mean", [1e12, 1e16, 9.2e18, 1e300])
+@pytest.mark.parametrize("dispersion", [0.0, 1e-9, 1e-6, 0.05, 1.0])
+def test_the_band_of_huge_means_is_finite_and_never_raises(mean: float, dispersion: float) -> None:
+    """A view gain near the contract's bound (or beyond: hostile data) once overflowed
+    `lgamma` and crashed the counts agent, which stalled the pipeline."""
+    lower, upper = nbinom_band(mean, dispersion, 1e-6)
+    assert math.isfinite(lower) and math.isfinite(upper)
+    assert 0.0 <= lower <= upper
+
+
+@pytest.mark.parametrize("dispersion", [1e-9, 1e-6, 0.05, 1.0])
+def test_the_band_scales_with_the_mean_up_to_the_contracts_bound(dispersion: float) -> None:
+    """The band relative to the mean is the same at 10^6 and 10^16 (within 1 %): the
+    tails keep their precision where z = mean/(mean + k) is within an ulp of 1."""
+    for far in (1e12, 1e16):
+        near_lo, near_hi = nbinom_band(1e9, dispersion, 1e-6)
+        far_lo, far_hi = nbinom_band(far, dispersion, 1e-6)
+        if dispersion >= 1e-6:  # Poisson noise is negligible from 1e9 on
+            assert far_hi / far == pytest.approx(near_hi / 1e9, rel=0.01)
+            assert far_lo / far == pytest.approx(near_lo / 1e9, rel=0.01, abs=1e-3)
+        else:
+            assert 1.0 <= far_hi / far <= near_hi / 1e9 * 1.01
+
+
+def test_the_detector_takes_a_views_gain_at_int64_max() -> None:
+    detector, state = SpikeDetector(SpikeDetectorConfig()), TopicBaseline()
+    for i in range(40):
+        minute = TopicMinute()
+        for v in range(6):
+            views = 2**63 - 1 if i >= 30 else 100
+            minute.add_publish(video_id=f"v{i}-{v}", author_id=f"a{v}", lang="en",
+                               country="", hashtags=[], new_author=False)  # fmt: skip
+            minute.add_counters(video_id=f"v{i}-{v}", author_id=f"a{v}", lang="en",
+                                views=views, likes=0, shares=0)  # fmt: skip
+        detector.observe_window(state, "salary", i * 60_000, minute)
+        for metric in ("videos", "views", "new_authors"):
+            lower, upper = detector.band(state, metric)
+            assert math.isfinite(upper) and lower <= upper

@@ -39,7 +39,11 @@ from workpulse.resources import contract_path
 DEFAULT_MAX_BYTES = 256 * 1024
 """Messages larger than this are rejected as `oversized` without being parsed."""
 
-INT64_MAX = 2**63 - 1
+COUNTER_MAX = 10**12
+"""The contract's bound on counters (`maximum` in the schema): a thousand times the
+most-viewed video's views. Near 2^63 a single counter fits a row but wraps the
+per-topic Int64 sums of topic_counts_1m and its rollups (and their recount with them);
+at 10^12, nine million videos at the bound still fit one sum."""
 COUNTERS = ("author_followers", "views", "likes", "shares", "comments")
 """The integer fields a stored row carries (as UInt64, and their deltas as Int64)."""
 

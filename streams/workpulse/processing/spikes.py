@@ -111,7 +111,26 @@ _DISPERSION_PRIOR_WINDOWS = 10
 """The dispersion prior counts as this many windows while a series is young."""
 
 
+_NORMAL_FROM = 1e12
+"""From this rate (or value) on, Poisson tails use the normal approximation: exact
+enough there (skewness 1/√λ ≤ 1e-6), where the exact series loses its float precision
+(a counter near the contract's bound)."""
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
 # -- distributions ------------------------------------------------------------------------
+def normal_log_sf(observed: float, mean: float, variance: float) -> float:
+    """Natural log of ``P(X ≥ observed)`` for an integer count approximated by a normal
+    with this mean and variance (continuity-corrected); finite far into the tail."""
+    if variance <= 0.0:
+        return 0.0 if observed <= mean else -math.inf
+    z = (math.ceil(observed) - 0.5 - mean) / math.sqrt(variance)
+    if z < 8.0:
+        return math.log(max(0.5 * math.erfc(z / math.sqrt(2.0)), 1e-300))
+    # Mills' ratio: log φ(z)/z · (1 − 1/z²), accurate to ~1e-4 relative from z = 8
+    return -0.5 * z * z - math.log(z) - _LOG_SQRT_2PI + math.log1p(-1.0 / (z * z))
+
+
 def poisson_log_sf(observed: float, lam: float) -> float:
     """Natural log of ``P(X ≥ observed)`` for ``X ~ Poisson(lam)``.
 
@@ -123,6 +142,8 @@ def poisson_log_sf(observed: float, lam: float) -> float:
         return 0.0
     if lam <= 0.0:
         return -math.inf
+    if lam >= _NORMAL_FROM or k >= _NORMAL_FROM:
+        return normal_log_sf(k, lam, lam)
     a = float(k)
     log_prefix = a * math.log(lam) - lam - math.lgamma(a)
     if lam < a + 1.0:
@@ -208,10 +229,11 @@ def nbinom_log_sf(observed: float, mean: float, dispersion: float) -> float:
         return poisson_log_sf(x, mean)
     a = float(x)
     b = 1.0 / dispersion
-    log_z = math.log(mean) - math.log(mean + b)
-    log_1mz = math.log(b) - math.log(mean + b)
+    # log1p: z = mean/(mean + b) is within an ulp of 1 for a large mean
+    log_z = -math.log1p(b / mean)
+    log_1mz = math.log(b) - math.log(mean) + log_z
     z = math.exp(log_z)
-    log_beta = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+    log_beta = math.lgamma(b) + _lgamma_drop(a, b)
     if z < (a + 1.0) / (a + b + 2.0):
         front = a * log_z + b * log_1mz - log_beta - math.log(a)
         return front + math.log(_beta_cf(a, b, z))
@@ -221,10 +243,24 @@ def nbinom_log_sf(observed: float, mean: float, dispersion: float) -> float:
     return math.log1p(-min(lower, 1.0 - 1e-16))
 
 
+def _lgamma_drop(a: float, b: float) -> float:
+    """``lgamma(a) − lgamma(a + b)``, without the cancellation of two huge logs when
+    ``a ≫ b`` (Stirling: −b·ln a − b(b−1)/2a + b(b−1)(2b−1)/12a², symmetric in a, b)."""
+    big, small = (a, b) if a >= b else (b, a)
+    if big < 1e8 or small > 1e-3 * big:
+        return math.lgamma(a) - math.lgamma(a + b)
+    drop = -small * math.log(big) - small * (small - 1.0) / (2.0 * big)
+    drop += small * (small - 1.0) * (2.0 * small - 1.0) / (12.0 * big * big)
+    # lgamma(small) − lgamma(small + big) = drop + lgamma(small) − lgamma(big)
+    return drop if a >= b else drop + math.lgamma(small) - math.lgamma(big)
+
+
 def _first_at_or_below(log_p: float, mean: float, dispersion: float, start: int) -> int:
     """Smallest integer x ≥ start with log P(X ≥ x) ≤ log_p (exponential + binary search)."""
     lo, hi = start, max(start, 1)
     while nbinom_log_sf(hi, mean, dispersion) > log_p:
+        if hi >= 2**64:  # beyond any count ClickHouse holds: the tail never gets there
+            return hi
         lo, hi = hi, hi * 2
     while lo < hi:
         mid = (lo + hi) // 2
