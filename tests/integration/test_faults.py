@@ -192,6 +192,29 @@ def test_clickhouse_outage_holds_offsets_and_loses_nothing(
     assert_exact(db, topic, expected)
 
 
+def test_a_failing_counts_agent_stops_the_worker_with_one_line(
+    broker: EmbeddedBroker, clickhouse: ChdbHttpServer, db: Database, tmp_path: Path
+) -> None:
+    """Faust logged the crash of an agent and left it dead: the worker ran on with its
+    windows stalled behind the unacknowledged report, and hung at SIGTERM waiting for
+    it. Now the worker stops by itself, exit 1, with one error line (a supervisor
+    restarts it; the report is replayed)."""
+    topic, _ = stream(broker, seed=25)
+    env = worker_env(broker.bootstrap, clickhouse.url_with_credentials(), topic,
+                     f"faults-{uuid.uuid4().hex[:8]}", tmp_path / "data")  # fmt: skip
+    worker = start_worker(env, tmp_path / "logs", crash_at="counts_error:3")
+    try:
+        code = worker.wait_dead(timeout_s=120)
+    finally:
+        worker.terminate(timeout_s=10)
+    assert code == 1, worker.tail()
+    last = worker.tail().strip().splitlines()[-1]
+    assert last == (
+        "workpulse: error: the counts agent failed: OverflowError: math range error "
+        "(injected) (see the log) (WORKPULSE_DEBUG=1 shows the traceback)"
+    ), worker.tail()
+
+
 def test_sigterm_stops_a_worker_stuck_in_an_outage(
     broker: EmbeddedBroker, clickhouse: ChdbHttpServer, db: Database, tmp_path: Path
 ) -> None:

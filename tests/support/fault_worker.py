@@ -8,7 +8,9 @@ kills the process the n-th time it reaches <point>:
 - `dead_letters`: its dead letters are durable too (a batch that had some), Kafka not sent;
 - `kafka`: its dead letters and watermarks are acknowledged by Kafka, offsets not committed;
 - `commit`: its offsets are committed;
-- `spike`: the counts agent wrote a spike (ClickHouse and Kafka), its table not updated.
+- `spike`: the counts agent wrote a spike (ClickHouse and Kafka), its table not updated;
+- `counts_error`: the counts step raises (a bug, or data it cannot take) instead of
+  dying: the worker must stop with one error line, not stall.
 Without the variable it is a plain worker. Test support only: the product has no hooks.
 """
 
@@ -25,7 +27,7 @@ from workpulse.cli import run
 from workpulse.model.rows import DEAD_LETTERS
 from workpulse.worker import consumer, steps
 
-POINTS = ("batch", "video_rows", "dead_letters", "kafka", "commit", "spike")
+POINTS = ("batch", "video_rows", "dead_letters", "kafka", "commit", "spike", "counts_error")
 
 
 def _die() -> None:
@@ -63,6 +65,19 @@ def _before(owner: Any, name: str, n: int, hits: list[int]) -> None:
     setattr(owner, name, wrapper)
 
 
+def _raise_in(owner: Any, name: str, n: int, hits: list[int]) -> None:
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        hits[0] += 1
+        if hits[0] == n:
+            raise OverflowError("math range error (injected)")
+        return await original(*args, **kwargs)
+
+    setattr(owner, name, wrapper)
+
+
 def install(point: str, n: int) -> None:
     hits = [0]
     if point == "batch":
@@ -84,6 +99,8 @@ def install(point: str, n: int) -> None:
         _after(consumer.BatchConsumer, "_commit", point, n, hits)
     elif point == "spike":
         _after(steps.CountsStep, "_emit", point, n, hits)
+    elif point == "counts_error":
+        _raise_in(steps.CountsStep, "handle", n, hits)
     else:
         raise SystemExit(f"unknown crash point {point!r}: one of {', '.join(POINTS)}")
 

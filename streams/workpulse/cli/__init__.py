@@ -59,4 +59,8 @@ def run() -> None:
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         click.echo(f"workpulse: error: {message} (WORKPULSE_DEBUG=1 shows the traceback)", err=True)
+        if getattr(exc, "hard_exit", False):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
         sys.exit(1)

@@ -203,6 +203,7 @@ async def run_demo(
         ) as live:
             while not stop.is_set():
                 live.update(progress_view(worker, state, worker.metrics_url))
+                worker.raise_failure()
                 if producer.done() and producer.exception() is not None:
                     raise producer.exception()  # type: ignore[misc]
                 if state.done and worker.progress.processed >= state.produced:
@@ -215,6 +216,7 @@ async def run_demo(
             # persisted before the summary (a few seconds at most).
             deadline = time.monotonic() + DRAIN_TIMEOUT_S
             while worker.progress.processed < state.produced and time.monotonic() < deadline:
+                worker.raise_failure()
                 live.update(progress_view(worker, state, worker.metrics_url))
                 await asyncio.sleep(0.25)
             # The counts agent finishes the last aggregates (and may find a spike in

@@ -8,7 +8,7 @@ committed after the batch is durable), not through a Faust stream: see that modu
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,7 +130,12 @@ def create_app(settings: Settings, bootstrap: str) -> WorkerApp:
     return WorkerApp(app, windows)
 
 
-def attach_counts_agent(worker: WorkerApp, settings: Settings, counts: CountsStep) -> None:
+def attach_counts_agent(
+    worker: WorkerApp,
+    settings: Settings,
+    counts: CountsStep,
+    on_failure: Callable[[str, BaseException], None] = lambda _what, _exc: None,
+) -> None:
     app = worker.app
     watermarks = app.topic(
         watermarks_topic_name(settings),
@@ -148,5 +153,12 @@ def attach_counts_agent(worker: WorkerApp, settings: Settings, counts: CountsSte
         manual = stream.noack()
         async for event in manual.events():
             message = event.message
-            await counts.handle([(message.key.decode(), orjson.loads(message.value))])
+            try:
+                await counts.handle([(message.key.decode(), orjson.loads(message.value))])
+            except Exception as exc:
+                # Faust would log the crash and leave the agent dead, the pipeline
+                # stalled behind its unacknowledged report: the worker stops instead,
+                # and the report is replayed when it is restarted.
+                on_failure("the counts agent", exc)
+                raise
             await manual.ack(event)

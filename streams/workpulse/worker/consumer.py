@@ -106,6 +106,11 @@ class BatchConsumer:
         self._consumer.subscribe([self.topic], listener=_Listener(self))
         self._task = asyncio.create_task(self._run(), name="workpulse-ingest")
 
+    def add_done_callback(self, callback: Callable[[asyncio.Task[None]], object]) -> None:
+        """Called when the consumer's loop ends (its exception, if any, is the task's)."""
+        assert self._task is not None, "start() first"
+        self._task.add_done_callback(callback)
+
     def highwater(self, partition: int) -> int | None:
         """The end of a partition as of the last fetch (None: not known yet)."""
         high: int | None = self._consumer.highwater(TopicPartition(self.topic, partition))

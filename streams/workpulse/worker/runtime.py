@@ -48,6 +48,8 @@ from workpulse.worker.steps import CountsStep, IngestStep, Progress
 from workpulse.worker.video_states import VideoStateCache
 
 log = logging.getLogger(__name__)
+STOP_TIMEOUT_S = 30.0
+"""Longest wait for the Faust app to stop (it waits for unacknowledged events)."""
 T = TypeVar("T")
 
 
@@ -69,14 +71,43 @@ class Worker:
     topics: dict[str, int]
     kafka_admin: dict[str, Any]
     metrics_url: str | None = None
+    failure: str | None = None
+    """Why the worker must stop (a part of it failed), or None."""
+    failed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _server: Any = field(default=None, repr=False)
     _lag_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
+
+    def fail(self, what: str, exc: BaseException) -> None:
+        """A part of the worker failed for good: the worker stops, with this reason
+        (a restart replays what was not committed)."""
+        if self.failure is None:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            self.failure = f"{what} failed: {type(exc).__name__}" + (f": {first}" if first else "")
+            log.error("%s; the worker stops", self.failure, exc_info=exc)
+        loop = self._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or running is loop:
+            self.failed.set()
+        else:  # called from one of Faust's threads
+            loop.call_soon_threadsafe(self.failed.set)
+
+    def _watch(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()  # retrieved in every case: no "never retrieved" warning
+        if exc is not None and not self.consumer.stopping:  # a write given up at shutdown
+            self.fail("the ingest consumer", exc)  # is no failure
 
     @property
     def app(self) -> Any:
         return self.faust.app
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(
             create_topics,
             self.kafka_admin,
@@ -86,7 +117,12 @@ class Worker:
         await self.publisher.start()
         await self.app.start()
         await self.consumer.start()
+        self.consumer.add_done_callback(self._watch)
         self._lag_task = asyncio.create_task(self._report_lag(), name="workpulse-lag")
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise WorkerFailed(f"{self.failure} (see the log)")
 
     async def _report_lag(self) -> None:
         while True:
@@ -100,8 +136,14 @@ class Worker:
             self._lag_task.cancel()
         with contextlib.suppress(Exception):
             await self.consumer.stop()
-        with contextlib.suppress(Exception):
-            await self.app.stop()
+        # Faust waits for a crashed agent's unacknowledged events for ever (and does not
+        # end on cancellation then): waited for at most STOP_TIMEOUT_S, then left
+        stopping = asyncio.ensure_future(self.app.stop())
+        await asyncio.wait([stopping], timeout=STOP_TIMEOUT_S)
+        if not stopping.done():
+            log.warning("the Faust app did not stop in %.0fs: left behind", STOP_TIMEOUT_S)
+        elif not stopping.cancelled() and stopping.exception() is not None:
+            log.warning("the Faust app stopped with an error: %s", stopping.exception())
         with contextlib.suppress(Exception):
             await self.publisher.stop()
         self.sink.close()
@@ -113,10 +155,19 @@ class Worker:
         """Until the counts agent has handled every watermark report the ingest step sent."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            self.raise_failure()
             if self.progress.watermarks_handled >= self.progress.watermarks_sent:
                 return True
             await asyncio.sleep(0.1)
         return False
+
+
+class WorkerFailed(RuntimeError):
+    """A part of the worker failed for good (the message says which and why)."""
+
+    hard_exit = True
+    """The CLI exits at once after its error line: threads of a failed Faust app may
+    never end, and everything durable is already stored (as after a kill)."""
 
 
 def tune_gc() -> None:
@@ -291,7 +342,10 @@ def build_worker(
         taxonomy_version=lambda: reloader.current().version,
         wall_clock=wall_clock,
     )
-    attach_counts_agent(faust_app, settings, counts)
+    worker_box: list[Worker] = []  # the agent reports a failure to the worker built below
+    attach_counts_agent(
+        faust_app, settings, counts, lambda what, exc: worker_box[0].fail(what, exc)
+    )
     topics = {
         settings.dlq_topic: settings.partitions,
         settings.spikes_topic: 1,
@@ -317,6 +371,7 @@ def build_worker(
         )
         worker._server = server
         worker.metrics_url = f"http://{settings.metrics_host}:{server.server_port}/metrics"
+    worker_box.append(worker)
     return worker
 
 
@@ -346,8 +401,15 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 
 
 async def run_until(worker: Worker, stop: asyncio.Event) -> None:
+    """Run until `stop` is set (then exit cleanly) or a part of the worker fails (then
+    raise `WorkerFailed`: a supervisor restarts the process, which replays what was not
+    committed)."""
     await worker.start()
+    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(worker.failed.wait())]
     try:
-        await stop.wait()
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for task in waits:
+            task.cancel()
         await worker.stop()
+    worker.raise_failure()
