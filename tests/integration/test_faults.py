@@ -67,6 +67,14 @@ def db(clickhouse: ChdbHttpServer, tmp_path: Path) -> Iterator[Database]:
         database.close()
 
 
+def fault_env(broker: EmbeddedBroker, clickhouse: ChdbHttpServer, topic: str, tmp_path: Path,
+              **extra: str) -> dict[str, str]:  # fmt: skip
+    """A worker's environment for `topic` in a fresh consumer group on this module's
+    ClickHouse."""
+    return worker_env(broker.bootstrap, clickhouse.url_with_credentials(), topic,
+                      f"faults-{uuid.uuid4().hex[:8]}", tmp_path / "data", **extra)  # fmt: skip
+
+
 def stream(broker: EmbeddedBroker, seed: int) -> tuple[str, Expected]:
     topic = f"faults-{uuid.uuid4().hex[:8]}"
     create_topics(broker.bootstrap, {topic: 4})
@@ -123,8 +131,7 @@ def test_kill_9_at_every_point_loses_and_doubles_nothing(
     """SIGKILL between the ClickHouse write and the Kafka sends, between the dead letters
     and Kafka, before a commit, and at a random point; then a clean run to the end."""
     topic, expected = stream(broker, seed=21)
-    env = worker_env(broker.bootstrap, clickhouse.url_with_credentials(), topic,
-                     f"faults-{uuid.uuid4().hex[:8]}", tmp_path / "data")  # fmt: skip
+    env = fault_env(broker, clickhouse, topic, tmp_path)
     rng = random.Random(20261202)
     random_point = f"{rng.choice(['batch', 'video_rows', 'commit'])}:{rng.randint(2, 4)}"
     # early in the stream (batches of 500 of 10,000 messages)...
@@ -140,9 +147,7 @@ def test_a_worker_joins_and_another_leaves_mid_stream(
     broker: EmbeddedBroker, clickhouse: ChdbHttpServer, db: Database, tmp_path: Path
 ) -> None:
     topic, expected = stream(broker, seed=22)
-    env = worker_env(broker.bootstrap, clickhouse.url_with_credentials(), topic,
-                     f"faults-{uuid.uuid4().hex[:8]}", tmp_path / "data",
-                     WORKPULSE_BATCH_SIZE="200")  # fmt: skip
+    env = fault_env(broker, clickhouse, topic, tmp_path, WORKPULSE_BATCH_SIZE="200")
     first = start_worker(env, tmp_path / "logs")
     second = None
     try:
@@ -174,8 +179,7 @@ def test_clickhouse_outage_holds_offsets_and_loses_nothing(
     broker: EmbeddedBroker, clickhouse: ChdbHttpServer, db: Database, tmp_path: Path
 ) -> None:
     topic, expected = stream(broker, seed=23)
-    env = worker_env(broker.bootstrap, clickhouse.url_with_credentials(), topic,
-                     f"faults-{uuid.uuid4().hex[:8]}", tmp_path / "data")  # fmt: skip
+    env = fault_env(broker, clickhouse, topic, tmp_path)
     worker = start_worker(env, tmp_path / "logs")
     try:
         wait_until(lambda: stored(db, topic)[0] > 500, 120, "some progress")
@@ -200,8 +204,7 @@ def test_a_failing_counts_agent_stops_the_worker_with_one_line(
     it. Now the worker stops by itself, exit 1, with one error line (a supervisor
     restarts it; the report is replayed)."""
     topic, _ = stream(broker, seed=25)
-    env = worker_env(broker.bootstrap, clickhouse.url_with_credentials(), topic,
-                     f"faults-{uuid.uuid4().hex[:8]}", tmp_path / "data")  # fmt: skip
+    env = fault_env(broker, clickhouse, topic, tmp_path)
     worker = start_worker(env, tmp_path / "logs", crash_at="counts_error:3")
     try:
         code = worker.wait_dead(timeout_s=120)
@@ -219,8 +222,7 @@ def test_sigterm_stops_a_worker_stuck_in_an_outage(
     broker: EmbeddedBroker, clickhouse: ChdbHttpServer, db: Database, tmp_path: Path
 ) -> None:
     topic, _ = stream(broker, seed=24)
-    env = worker_env(broker.bootstrap, clickhouse.url_with_credentials(), topic,
-                     f"faults-{uuid.uuid4().hex[:8]}", tmp_path / "data")  # fmt: skip
+    env = fault_env(broker, clickhouse, topic, tmp_path)
     worker = start_worker(env, tmp_path / "logs")
     try:
         wait_until(lambda: stored(db, topic)[0] > 0, 120, "some progress")
