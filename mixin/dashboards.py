@@ -446,26 +446,25 @@ SPIKES = f"{DATABASE}.topic_spikes"
 NEW_AUTHORS = f"{DATABASE}.topic_new_authors_1m"
 DEAD_LETTERS = f"{DATABASE}.dead_letters"
 
-#: The detector's baseline is an EWMA of the per-minute count with alpha = 0.1; in SQL
-#: a time-decayed average with the same per-minute decay (1 - alpha = exp(-1/tau)).
+#: The reference band of the topics dashboard (not the detector's, see its panel
+#: description): a time-decayed average of the per-minute count with a per-minute decay
+#: of 1 - alpha = exp(-1/tau), alpha = 0.1, and a Poisson band.
 EWMA_TAU_MINUTES = 9.4912
 BAND_SIGMAS = 3
 
-SQL_VIDEOS = f"""
-SELECT $__timeInterval(window_start) AS time, topic, sum(videos) AS videos
+
+def _per_topic_sum(column: str) -> str:
+    return f"""
+SELECT $__timeInterval(window_start) AS time, topic, sum({column}) AS {column}
 FROM {T1M}
 WHERE $__timeFilter(window_start) AND {_filters("topic", "lang", "country")}
 GROUP BY time, topic
 ORDER BY time
 """
 
-SQL_VIEWS = f"""
-SELECT $__timeInterval(window_start) AS time, topic, sum(views) AS views
-FROM {T1M}
-WHERE $__timeFilter(window_start) AND {_filters("topic", "lang", "country")}
-GROUP BY time, topic
-ORDER BY time
-"""
+
+SQL_VIDEOS = _per_topic_sum("videos")
+SQL_VIEWS = _per_topic_sum("views")
 
 SQL_BAND = f"""
 SELECT time, videos, expected,
