@@ -117,7 +117,8 @@ ALERTS: list[Alert] = [
         for_=T.spike_for,
         severity="warning",
         alert_type="spike",
-        summary="A work topic is spiking: far more new videos per minute than its baseline.",
+        summary="A work topic is spiking: far more new videos, views or new authors than its "
+        "baseline.",
         description=(
             "Topic {{ $labels.topic }}: "
             + _topic_value("workpulse_last_spike_observed_videos", "%.0f")
