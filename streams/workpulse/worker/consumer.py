@@ -8,10 +8,20 @@ offsets are committed only after `handle` returned, that is after its rows are d
 in ClickHouse and its Kafka outputs are acknowledged. Faust still runs the rest of the
 worker (the counts agent and its changelogged table).
 
+Batches overlap by one step: while batch N is handled (its rows written by the sink
+thread, which releases the GIL inside ClickHouse), the loop fetches batch N+1 and runs
+`prepare` on it (decoding: pure, it needs no state). Batch N+1 is handled, and committed,
+only after batch N was: offsets stay in order, and a crash at any point loses nothing
+that was not committed.
+
 On a rebalance, `on_revoked` runs before the partitions move: it waits for the batch
 in hand to finish (a write stuck in an outage is told to give up, see
 `Sink.abort`), then the worker drops what it knew about the partitions; the next owner
 replays from the last committed offset and finds in ClickHouse what is already stored.
+A batch fetched before a rebalance is handled only for the partitions still assigned
+when its turn comes: the others are the next owner's (it reads them again from the
+committed offsets, and so does this worker for a partition it gets back: aiokafka
+fetches a new assignment's positions from the committed offsets).
 """
 
 from __future__ import annotations
@@ -31,7 +41,10 @@ from workpulse.model.message import Message
 
 log = logging.getLogger(__name__)
 
-BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
+Prepare = Callable[[Sequence[Message]], Sequence[Any]]
+"""Work on a batch that needs no state (decoding): one result per message, in order."""
+BatchHandler = Callable[[Sequence[Message], Sequence[Any]], Awaitable[None]]
+"""Handles a batch, given `prepare`'s results for its messages."""
 IdleHandler = Callable[[dict[int, bool]], Awaitable[None]]
 
 
@@ -59,6 +72,7 @@ class BatchConsumer:
         *,
         on_revoked: Callable[[list[int]], Awaitable[None]],
         on_idle: IdleHandler,
+        prepare: Prepare,
         max_records: int,
         timeout_s: float,
         session_timeout_s: float,
@@ -69,6 +83,7 @@ class BatchConsumer:
         self._handle = handle
         self._on_revoked = on_revoked
         self._on_idle = on_idle
+        self._prepare = prepare
         self._max_records = max_records
         self._timeout_ms = max(1, int(timeout_s * 1000))
         self._idle_after_s = idle_after_s
@@ -150,34 +165,66 @@ class BatchConsumer:
             self._last_message.setdefault(p, now)
 
     async def _run(self) -> None:
-        consumer = self._consumer
-        while not self.stopping:
-            try:
-                fetched = await consumer.getmany(
-                    timeout_ms=self._timeout_ms, max_records=self._max_records
+        in_hand: asyncio.Task[None] | None = None
+        """The batch being handled while the next one is fetched and prepared."""
+        try:
+            while not self.stopping:
+                fetched = await self._fetch()
+                while not fetched and in_hand is not None and not in_hand.done():
+                    fetched = await self._fetch()  # nothing yet: wait for more, not for it
+                messages = [
+                    Message(r.topic, r.partition, r.offset, r.key, r.value or b"", r.timestamp)
+                    for tp in sorted(fetched, key=lambda t: t.partition)
+                    for r in fetched[tp]
+                ]
+                prepared = self._prepare(messages) if messages else ()
+                if in_hand is not None:
+                    await in_hand  # handled and committed (or its failure is ours)
+                    in_hand = None
+                now = self._clock()
+                for tp in fetched:
+                    self._last_message[tp.partition] = now
+                await self._report_idle(now)  # between batches: it takes the lock
+                if messages:
+                    in_hand = asyncio.create_task(
+                        self._handle_in_order(messages, prepared), name="workpulse-batch"
+                    )
+            if in_hand is not None:
+                await in_hand
+        finally:
+            if in_hand is not None and not in_hand.done():
+                in_hand.cancel()
+
+    async def _fetch(self) -> dict[Any, list[Any]]:
+        try:
+            fetched: dict[Any, list[Any]] = await self._consumer.getmany(
+                timeout_ms=self._timeout_ms, max_records=self._max_records
+            )
+        except KafkaError as exc:
+            log.warning("fetching from %s failed (%s); retrying", self.topic, exc)
+            await asyncio.sleep(0.5)
+            return {}
+        return fetched
+
+    async def _handle_in_order(self, messages: list[Message], prepared: Sequence[Any]) -> None:
+        async with self._lock:
+            if self.stopping:
+                return
+            # Partitions revoked since the fetch are the next owner's now.
+            assigned = self.assigned
+            if any(m.partition not in assigned for m in messages):
+                kept = [i for i, m in enumerate(messages) if m.partition in assigned]
+                log.info(
+                    "%d fetched message(s) of revoked partitions left to their next owner",
+                    len(messages) - len(kept),
                 )
-            except asyncio.CancelledError:
-                raise
-            except KafkaError as exc:
-                log.warning("fetching from %s failed (%s); retrying", self.topic, exc)
-                await asyncio.sleep(0.5)
-                continue
-            messages = [
-                Message(r.topic, r.partition, r.offset, r.key, r.value or b"", r.timestamp)
-                for tp in sorted(fetched, key=lambda t: t.partition)
-                for r in fetched[tp]
-            ]
-            now = self._clock()
-            for tp in fetched:
-                self._last_message[tp.partition] = now
-            if messages:
-                async with self._lock:
-                    if self.stopping:
-                        return
-                    await self._handle(messages)
-                    await self._commit(messages)
-                self.batches += 1
-            await self._report_idle(now)
+                messages = [messages[i] for i in kept]
+                prepared = [prepared[i] for i in kept]
+                if not messages:
+                    return
+            await self._handle(messages, prepared)
+            await self._commit(messages)
+        self.batches += 1
 
     async def _report_idle(self, now: float) -> None:
         """Tell `on_idle` when an assigned partition becomes idle or busy again."""

@@ -303,8 +303,8 @@ def build_worker(
     async def idle(status: dict[int, bool]) -> None:
         await ingest.idle(settings.input_topic, status)
 
-    async def handle(messages: Any) -> None:
-        await ingest.handle(messages)
+    async def handle(messages: Any, decoded: Any) -> None:
+        await ingest.handle(messages, decoded)
         last: dict[int, tuple[int, float]] = {}
         for m in messages:
             last[m.partition] = (m.offset, m.timestamp_ms / 1000)
@@ -320,6 +320,7 @@ def build_worker(
         handle,
         on_revoked=forget,
         on_idle=idle,
+        prepare=ingest.prepare,
         max_records=settings.batch_size,
         timeout_s=settings.batch_timeout_s,
         session_timeout_s=session_timeout_s(settings),

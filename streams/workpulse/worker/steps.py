@@ -42,6 +42,7 @@ from workpulse.model.topics import TOPICS
 from workpulse.processing.ingest import (
     BatchOutput,
     BatchProcessor,
+    Decoded,
     Source,
     utc,
     video_ids,
@@ -232,13 +233,22 @@ class IngestStep:
                 await asyncio.sleep(delay)
         self.offsets.advance(model.name, ranges)
 
-    async def handle(self, messages: Sequence[Message]) -> BatchOutput:
+    def prepare(self, messages: Sequence[Message]) -> list[Decoded]:
+        """Step 1's pure half (decode and validate), which needs no state: the consumer
+        runs it on the next batch while this one is being written."""
+        with self.metrics.tagging_batch_seconds.time():
+            return self.processor.decode(messages, int(self.wall_clock() * 1000))
+
+    async def handle(
+        self, messages: Sequence[Message], decoded: Sequence[Decoded] | None = None
+    ) -> BatchOutput:
+        """`decoded`: `prepare(messages)` if it ran already."""
         if not messages:
             return BatchOutput()
         now = self.wall_clock()
         now_ms = int(now * 1000)
-        with self.metrics.tagging_batch_seconds.time():
-            decoded = self.processor.decode(messages, now_ms)
+        if decoded is None:
+            decoded = self.prepare(messages)
         for topic in {m.topic for m in messages}:
             await self.sink.call(
                 "durable offsets",
