@@ -44,15 +44,19 @@ class Recorder:
         self.release = asyncio.Event()
         self.handling = asyncio.Event()
         self.consumer: BatchConsumer | None = None
+        self.unprepared: list[list[tuple[int, int]]] = []
         self.foreign: list[tuple[int, int]] = []
         """Messages handled while their partition was not assigned."""
 
-    def prepare(self, messages: Sequence[Message]) -> list[Any]:
+    async def prepare(self, messages: Sequence[Message]) -> list[Any]:
         self.prepared.append([(m.partition, m.offset) for m in messages])
         return [m.value.upper() for m in messages]
 
-    async def handle(self, messages: Sequence[Message], prepared: Sequence[Any]) -> None:
-        assert list(prepared) == [m.value.upper() for m in messages]
+    async def handle(self, messages: Sequence[Message], prepared: list[Any] | None) -> None:
+        if prepared is None:  # the batch changed since it was prepared
+            self.unprepared.append([(m.partition, m.offset) for m in messages])
+        else:
+            assert prepared == [m.value.upper() for m in messages]
         assert self.consumer is not None
         self.foreign += [
             (m.partition, m.offset) for m in messages if m.partition not in self.consumer.assigned
@@ -152,3 +156,4 @@ def test_a_batch_fetched_before_a_revoke_is_not_handled_for_the_revoked_partitio
     handled = [m for batch in rec.handled for m in batch]
     assert handled == [(0, o) for o in range(15)]
     assert rec.foreign == []
+    assert rec.unprepared == []  # the batch of partition 1 was dropped whole

@@ -7,6 +7,7 @@ fixture yielding a Database with the schema applied and the tables empty.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 import uuid
 from typing import Any
@@ -125,6 +126,29 @@ class ClickHouseContract:
         }
         assert set(ALL_TABLES) <= names
         assert {"topic_minutes", "topic_new_authors_1m", "topic_counts_1m_mv"} <= names
+
+    def test_another_client_runs_alongside_the_first_and_closes_alone(
+        self, db: Database
+    ) -> None:
+        db.insert("video_events", VIDEO_COLUMNS, sample_batch(), dedup_token=token())
+        other = db.another()
+        counted: list[int] = []
+        try:
+            # The first client busy (as while the worker's sink inserts): the other's
+            # reads do not wait for it.
+            with db._lock:
+                reader = threading.Thread(
+                    target=lambda: counted.append(
+                        other.query("SELECT count() FROM workpulse.video_events").scalar()
+                    )
+                )
+                reader.start()
+                reader.join(timeout=60)
+                assert not reader.is_alive(), "the other client waited for the first"
+        finally:
+            other.close()
+        assert counted == [len(sample_batch())]
+        assert db.query("SELECT count() FROM workpulse.video_events").scalar() == counted[0]
 
     def test_counts_are_a_recount_of_video_events(self, db: Database) -> None:
         db.insert("video_events", VIDEO_COLUMNS, sample_batch(), dedup_token=token())

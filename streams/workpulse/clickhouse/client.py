@@ -55,7 +55,30 @@ class Transport(Protocol):
         """A name for messages and repr (never with a password)."""
         ...
 
+    def open_client(self) -> Any:
+        """Another clickhouse-connect client of the same database, with its own
+        connection (calls on it do not wait for the first client's)."""
+        ...
+
     def close(self) -> None: ...
+
+
+class _SecondClient:
+    """A transport's further client, as a transport of its own: closing it closes that
+    client only."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.parent = transport
+        self.client: Any = transport.open_client()
+
+    def describe(self) -> str:
+        return self.parent.describe()
+
+    def open_client(self) -> Any:
+        return self.parent.open_client()
+
+    def close(self) -> None:
+        self.client.close()
 
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
@@ -145,6 +168,12 @@ class ClickHouse:
 
     def __repr__(self) -> str:
         return f"ClickHouse({self.transport.describe()})"
+
+    def another(self) -> ClickHouse:
+        """The same database through a client of its own: its calls run alongside this
+        one's (the worker reads video states there while its sink inserts). Close it
+        before this one."""
+        return ClickHouse(_SecondClient(self.transport), self.database)
 
     def qualify(self, table: str) -> str:
         """`video_events` -> `workpulse.video_events`; already qualified names pass."""

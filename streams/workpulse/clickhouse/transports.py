@@ -1,15 +1,19 @@
 """The two transports of `ClickHouse`: chDB in this process, or a server over HTTP(S).
 
-Each opens a clickhouse-connect client and knows how to name itself without secrets.
+Each opens a clickhouse-connect client (and, on request, more clients on the same
+database: `open_client`) and knows how to name itself without secrets.
 
 chDB hosts ONE engine per process, bound to one data path: opening a second path while
 the first is open fails inside chDB, and two owners of one path would fight over session
 state. `ChdbTransport` therefore allows one open instance per process (a module-level
 registry guards it): share that `ClickHouse`, or close it before opening another. Tests
-that need a second engine run it in a subprocess (the HTTP test server does).
+that need a second engine run it in a subprocess (the HTTP test server does). More
+clients of the same engine are fine (chDB gives each its own connection handle, and
+they run queries concurrently): `open_client`.
 
-For a server, the password is held only by the clickhouse-connect client: it is never
-logged, printed or part of repr() or error messages.
+For a server, the password is held only by the clickhouse-connect client and by the
+function that opens more of them: it is never logged, printed or part of repr() or
+error messages.
 """
 
 from __future__ import annotations
@@ -64,6 +68,15 @@ class ChdbTransport:
     def describe(self) -> str:
         return f"chDB at {self.path}"
 
+    def open_client(self) -> Any:
+        """Another client of the same engine (its own connection handle)."""
+        import clickhouse_connect
+
+        try:
+            return clickhouse_connect.get_client(interface="chdb", path=self.path)
+        except Exception as exc:
+            raise DatabaseError(f"cannot open chDB at {self.path}: {clean_error(exc)}") from exc
+
     def close(self) -> None:
         try:
             self.client.close()
@@ -96,18 +109,25 @@ class HttpTransport:
         self.username = username
         self.secure = secure
         self.database = database
-        try:
-            # Connect without a database: before `init-db` it does not exist yet.
-            self.client: Any = clickhouse_connect.get_client(
-                host=host,
-                port=self.port,
-                username=username,
-                password=password,
-                secure=secure,
-                **client_options,
-            )
-        except Exception as exc:
-            raise DatabaseError(f"cannot connect to {self.describe()}: {clean_error(exc)}") from exc
+
+        def connect() -> Any:
+            # Without a database: before `init-db` it does not exist yet.
+            try:
+                return clickhouse_connect.get_client(
+                    host=host,
+                    port=self.port,
+                    username=username,
+                    password=password,
+                    secure=secure,
+                    **client_options,
+                )
+            except Exception as exc:
+                raise DatabaseError(
+                    f"cannot connect to {self.describe()}: {clean_error(exc)}"
+                ) from exc
+
+        self._connect = connect
+        self.client: Any = connect()
 
     @classmethod
     def from_url(cls, url: str) -> HttpTransport:
@@ -131,6 +151,10 @@ class HttpTransport:
     def describe(self) -> str:
         scheme = "https" if self.secure else "http"
         return f"{scheme}://{self.username}@{self.host}:{self.port}/{self.database}"
+
+    def open_client(self) -> Any:
+        """Another client of the same server (its own HTTP session)."""
+        return self._connect()
 
     def close(self) -> None:
         self.client.close()

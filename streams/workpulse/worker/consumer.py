@@ -10,9 +10,9 @@ worker (the counts agent and its changelogged table).
 
 Batches overlap by one step: while batch N is handled (its rows written by the sink
 thread, which releases the GIL inside ClickHouse), the loop fetches batch N+1 and runs
-`prepare` on it (decoding: pure, it needs no state). Batch N+1 is handled, and committed,
-only after batch N was: offsets stay in order, and a crash at any point loses nothing
-that was not committed.
+`prepare` on it (decoding and computing, see `IngestStep.prepare`). Batch N+1 is
+handled, and committed, only after batch N was: offsets stay in order, and a crash at
+any point loses nothing that was not committed.
 
 On a rebalance, `on_revoked` runs before the partitions move: it waits for the batch
 in hand to finish (a write stuck in an outage is told to give up, see
@@ -41,10 +41,11 @@ from workpulse.model.message import Message
 
 log = logging.getLogger(__name__)
 
-Prepare = Callable[[Sequence[Message]], Sequence[Any]]
-"""Work on a batch that needs no state (decoding): one result per message, in order."""
-BatchHandler = Callable[[Sequence[Message], Sequence[Any]], Awaitable[None]]
-"""Handles a batch, given `prepare`'s results for its messages."""
+Prepare = Callable[[Sequence[Message]], Awaitable[Any]]
+"""Work on a batch done while the batch before it is handled."""
+BatchHandler = Callable[[Sequence[Message], Any], Awaitable[None]]
+"""Handles a batch, given what `prepare` made of it (None: its messages changed since,
+prepare's work does not apply)."""
 IdleHandler = Callable[[dict[int, bool]], Awaitable[None]]
 
 
@@ -177,7 +178,7 @@ class BatchConsumer:
                     for tp in sorted(fetched, key=lambda t: t.partition)
                     for r in fetched[tp]
                 ]
-                prepared = self._prepare(messages) if messages else ()
+                prepared = await self._prepare(messages) if messages else None
                 if in_hand is not None:
                     await in_hand  # handled and committed (or its failure is ours)
                     in_hand = None
@@ -206,7 +207,7 @@ class BatchConsumer:
             return {}
         return fetched
 
-    async def _handle_in_order(self, messages: list[Message], prepared: Sequence[Any]) -> None:
+    async def _handle_in_order(self, messages: list[Message], prepared: Any) -> None:
         async with self._lock:
             if self.stopping:
                 return
@@ -219,7 +220,7 @@ class BatchConsumer:
                     len(messages) - len(kept),
                 )
                 messages = [messages[i] for i in kept]
-                prepared = [prepared[i] for i in kept]
+                prepared = None
                 if not messages:
                     return
             await self._handle(messages, prepared)

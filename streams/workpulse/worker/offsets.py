@@ -41,6 +41,10 @@ class DurableOffsetCache:
     def clear(self) -> None:
         self._known.clear()
 
+    def knows(self, tables: Iterable[str], topic: str) -> bool:
+        """Whether `prefetch(tables, topic)` has nothing to read."""
+        return all((table, topic) in self._known for table in tables)
+
     def prefetch(self, tables: Iterable[str], topic: str) -> None:
         for table in tables:
             if (table, topic) not in self._known:

@@ -148,6 +148,9 @@ class Worker:
             await self.publisher.stop()
         self.sink.close()
         self.counts_sink.close()
+        self.ingest.reads.close()
+        with contextlib.suppress(Exception):
+            self.ingest.reads_db.close()
         if self._server is not None:
             self._server.shutdown()
 
@@ -277,13 +280,19 @@ def build_worker(
         return bool(consumer_box) and (consumer_box[0].revoking or consumer_box[0].stopping)
 
     sink = Sink(db, metrics, retry_max_s=settings.sink_retry_max_s, abort=giving_up)
+    # The next batch's reads (video states, durable offsets) go through a client and a
+    # thread of their own, so that they run while the sink inserts the batch before.
+    reads_db = db.another()
+    reads = Sink(reads_db, metrics, retry_max_s=settings.sink_retry_max_s, abort=giving_up)
     ingest = IngestStep(
         processor=BatchProcessor(
             current_tagger, settings.max_message_bytes, contract_for(settings)
         ),
         sink=sink,
         db=db,
-        offsets=DurableOffsetCache(db),
+        reads=reads,
+        reads_db=reads_db,
+        offsets=DurableOffsetCache(reads_db),
         states=VideoStateCache(settings.video_cache_size, settings.video_state_ttl_s),
         publisher=publisher,
         metrics=metrics,
@@ -303,8 +312,8 @@ def build_worker(
     async def idle(status: dict[int, bool]) -> None:
         await ingest.idle(settings.input_topic, status)
 
-    async def handle(messages: Any, decoded: Any) -> None:
-        await ingest.handle(messages, decoded)
+    async def handle(messages: Any, prepared: Any) -> None:
+        await ingest.handle(messages, prepared)
         last: dict[int, tuple[int, float]] = {}
         for m in messages:
             last[m.partition] = (m.offset, m.timestamp_ms / 1000)

@@ -5,6 +5,9 @@ guarantee.
 1. decode and validate (pure); load the state of the batch's videos that are not in
    memory from ClickHouse (one query);
 2. rows (pure): messages already stored (a replay) change and write nothing;
+   (steps 1 and 2 are `IngestStep.prepare`, which the consumer runs on the next batch
+   while this one goes through the steps below: the next batch sees this one's video
+   states, and is computed again if they changed or the partitions moved meanwhile);
 3. `video_events` rows to ClickHouse, awaited until durable; rows ClickHouse refuses
    are found (`Sink.isolate`) and dead-lettered instead, the batch recomputed without
    them; then `dead_letters`;
@@ -38,6 +41,7 @@ from workpulse.metrics import Metrics
 from workpulse.model.aggregates import TopicMinute
 from workpulse.model.message import Message
 from workpulse.model.rows import DEAD_LETTERS, TOPIC_SPIKES, VIDEO_EVENTS, TableModel
+from workpulse.model.state import VideoState
 from workpulse.model.topics import TOPICS
 from workpulse.processing.ingest import (
     BatchOutput,
@@ -56,7 +60,7 @@ from workpulse.processing.spikes import (
     spike_row,
 )
 from workpulse.processing.windows import WINDOW_MS, PartitionMark, TopicWindows
-from workpulse.sinks.clickhouse import RowsRefused, Sink, batch_token
+from workpulse.sinks.clickhouse import RowsRefused, Sink, WriteAborted, batch_token
 from workpulse.sinks.retry import Backoff
 from workpulse.worker.minutes import read_observations
 from workpulse.worker.offsets import DurableOffsetCache, offset_ranges
@@ -121,6 +125,21 @@ def _headers(msg: Message, reason: str, detail: str) -> list[tuple[str, bytes]]:
     ]
 
 
+@dataclass
+class PreparedBatch:
+    """A batch computed by `IngestStep.prepare`, while the batch before it was written."""
+
+    decoded: list[Decoded]
+    now: float
+    states: dict[str, VideoState]
+    """The video states it was computed from."""
+    out: BatchOutput
+    generation: int
+    """`IngestStep`'s generation then (it changes when the partitions move)."""
+    after: BatchOutput | None
+    """The output of the batch before, whose video states it saw (None: none pending)."""
+
+
 class IngestStep:
     def __init__(
         self,
@@ -128,6 +147,8 @@ class IngestStep:
         processor: BatchProcessor,
         sink: Sink,
         db: Database,
+        reads: Sink | None = None,
+        reads_db: Database | None = None,
         offsets: DurableOffsetCache,
         states: VideoStateCache,
         publisher: Publisher,
@@ -142,6 +163,9 @@ class IngestStep:
         self.processor = processor
         self.sink = sink
         self.db = db
+        # Reads through a client and thread of their own: they run while the sink inserts.
+        self.reads = reads or sink
+        self.reads_db = reads_db or db
         self.offsets = offsets
         self.states = states
         self.publisher = publisher
@@ -156,20 +180,36 @@ class IngestStep:
         self._reported: dict[tuple[str, int], int] = {}
         """Per partition, the minute (of watermark minus grace) last reported: the windows
         that may close change only when it does."""
+        self._generation = 0
+        self._newest: BatchOutput | None = None
+        """The output of the batch computed last (the next one sees its video states)."""
+        self._handled: BatchOutput | None = None
+        """The output of the batch handled last, as it was written."""
 
     def forget(self) -> None:
         """Drop what was known about the partitions (they are moving to other workers)."""
+        self._generation += 1
+        self._newest = self._handled = None
         self.offsets.clear()
         self.states.clear()
         self.marks.clear()
         self._reported.clear()
 
-    async def _video_states(self, ids: set[str]) -> dict[str, Any]:
-        found, missing = self.states.lookup(ids)
+    async def _video_states(self, ids: set[str], before: BatchOutput | None) -> dict[str, Any]:
+        """The states of `ids`: those the batch `before` changed (not in the cache until it
+        is durable), then the cache, then ClickHouse."""
+        found: dict[str, Any] = {}
+        if before is not None and before.states:
+            pending = before.states
+            for video_id in ids & pending.keys():
+                found[video_id] = pending[video_id][1]
+            ids = ids - found.keys()
+        cached, missing = self.states.lookup(ids)
+        found.update(cached)
         self.metrics.video_states.labels("memory").inc(len(found))
         if missing:
-            loaded = await self.sink.call(
-                "video states", partial(load_video_states, self.db, missing)
+            loaded = await self.reads.call(
+                "video states", partial(load_video_states, self.reads_db, missing)
             )
             self.metrics.video_states.labels("clickhouse").inc(len(loaded))
             self.metrics.video_states.labels("new").inc(len(missing) - len(loaded))
@@ -233,37 +273,88 @@ class IngestStep:
                 await asyncio.sleep(delay)
         self.offsets.advance(model.name, ranges)
 
-    def prepare(self, messages: Sequence[Message]) -> list[Decoded]:
-        """Step 1's pure half (decode and validate), which needs no state: the consumer
-        runs it on the next batch while this one is being written."""
-        with self.metrics.tagging_batch_seconds.time():
-            return self.processor.decode(messages, int(self.wall_clock() * 1000))
-
-    async def handle(
-        self, messages: Sequence[Message], decoded: Sequence[Decoded] | None = None
-    ) -> BatchOutput:
-        """`decoded`: `prepare(messages)` if it ran already."""
-        if not messages:
-            return BatchOutput()
-        now = self.wall_clock()
-        now_ms = int(now * 1000)
-        if decoded is None:
-            decoded = self.prepare(messages)
-        for topic in {m.topic for m in messages}:
-            await self.sink.call(
-                "durable offsets",
-                partial(self.offsets.prefetch, (VIDEO_EVENTS.name, DEAD_LETTERS.name), topic),
-            )
-        states = await self._video_states(video_ids(decoded))
-        late_before = {
-            key: mark.event_time_ms - self.grace_ms - WINDOW_MS
+    def _late_before(self, before: BatchOutput | None) -> dict[tuple[str, int], int]:
+        """Per partition, the event time before which an event is late, as of the batch
+        `before` (whose watermarks may not be reported yet)."""
+        newest = {
+            key: mark.event_time_ms
             for key, mark in self.marks.items()
             if mark.event_time_ms is not None
         }
+        if before is not None:
+            for key, event_time in before.watermarks.items():
+                if event_time > newest.get(key, -1):
+                    newest[key] = event_time
+        return {key: t - self.grace_ms - WINDOW_MS for key, t in newest.items()}
+
+    async def _compute(
+        self,
+        messages: Sequence[Message],
+        decoded: Sequence[Decoded],
+        now: float,
+        before: BatchOutput | None,
+    ) -> tuple[dict[str, Any], BatchOutput]:
+        """Steps 1-2: the batch's states (after `before`'s) and its output."""
+        for topic in {m.topic for m in messages}:
+            if not self.offsets.knows((VIDEO_EVENTS.name, DEAD_LETTERS.name), topic):
+                await self.reads.call(
+                    "durable offsets",
+                    partial(self.offsets.prefetch, (VIDEO_EVENTS.name, DEAD_LETTERS.name), topic),
+                )
+        states = await self._video_states(video_ids(decoded), before)
+        late_before = self._late_before(before)
         with self.metrics.tagging_batch_seconds.time():
             out = self.processor.process(
-                messages, states, self.offsets.get, now_ms, decoded=decoded, late_before=late_before
+                messages,
+                states,
+                self.offsets.get,
+                int(now * 1000),
+                decoded=decoded,
+                late_before=late_before,
             )
+        self._newest = out
+        return states, out
+
+    def _decode(self, messages: Sequence[Message], now: float) -> list[Decoded]:
+        with self.metrics.tagging_batch_seconds.time():
+            return self.processor.decode(messages, int(now * 1000))
+
+    async def prepare(self, messages: Sequence[Message]) -> PreparedBatch | None:
+        """Steps 1-2 for the next batch, while the batch before it is being written (the
+        consumer runs this): its video states are those the batch before left. None when
+        the partitions are moving or the worker stops (then `handle` starts over)."""
+        generation, before = self._generation, self._newest
+        now = self.wall_clock()
+        decoded = self._decode(messages, now)
+        try:
+            states, out = await self._compute(messages, decoded, now, before)
+        except WriteAborted:
+            return None
+        return PreparedBatch(decoded, now, states, out, generation, before)
+
+    async def handle(
+        self, messages: Sequence[Message], prepared: PreparedBatch | None = None
+    ) -> BatchOutput:
+        """`prepared`: `prepare(messages)`, if it ran; used if still valid (the batch
+        before was written as it saw it, and the partitions did not move since)."""
+        if not messages:
+            return BatchOutput()
+        if (
+            prepared is not None
+            and prepared.generation == self._generation
+            and prepared.after is self._handled
+        ):
+            now, decoded, states, out = (
+                prepared.now,
+                prepared.decoded,
+                prepared.states,
+                prepared.out,
+            )
+        else:
+            now = self.wall_clock()
+            decoded = prepared.decoded if prepared is not None else self._decode(messages, now)
+            states, out = await self._compute(messages, decoded, now, None)
+        now_ms = int(now * 1000)
 
         # 1. Durable first: nothing below happens for rows that are not in ClickHouse.
         out = await self._write_video_rows(messages, decoded, states, now_ms, out)
@@ -297,6 +388,7 @@ class IngestStep:
 
         record_batch(self.metrics, messages, out, now, self.wall_clock())
         self.progress.add(out)
+        self._handled = out
         return out
 
     async def idle(self, topic: str, status: Mapping[int, bool]) -> None:

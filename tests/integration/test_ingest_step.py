@@ -1,0 +1,148 @@
+"""The ingest step's overlap on embedded chDB: a batch prepared while the batch before it
+is written (`IngestStep.prepare`) sees that batch's video states, and is computed again
+when they changed after all (ClickHouse refused one of its rows) or the partitions
+moved (`forget`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from workpulse.clickhouse import Database, apply_schema, open_embedded
+from workpulse.metrics import Metrics
+from workpulse.model.message import Message
+from workpulse.processing.ingest import BatchProcessor
+from workpulse.sinks.clickhouse import Sink
+from workpulse.tagging import load_tagger
+from workpulse.worker.offsets import DurableOffsetCache
+from workpulse.worker.steps import IngestStep, Progress
+from workpulse.worker.video_states import VideoStateCache
+
+pytestmark = pytest.mark.integration
+
+NOW_S = 1_767_225_600.0  # 2026-01-01
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    database = open_embedded(tmp_path_factory.mktemp("ingest-step") / "chdb")
+    apply_schema(database)
+    database.command(
+        "ALTER TABLE workpulse.video_events ADD CONSTRAINT no_poison "
+        "CHECK NOT positionCaseInsensitive(caption, 'POISON-PILL')"
+    )
+    database.command("DROP TABLE workpulse.video_events_probe")
+    apply_schema(database)  # the twin again, with the constraint
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+@pytest.fixture(scope="module")
+def tagger(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return load_tagger(cache_dir=tmp_path_factory.mktemp("lexicon-cache"))
+
+
+class Sent:
+    """A publisher that keeps what it is given (Kafka is not what this test is about)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes | None, bytes]] = []
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Any = None) -> Any:
+        self.messages.append((topic, key, value))
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def message(topic: str, offset: int, video: str, kind: str, **fields: Any) -> Message:
+    event = {"event_id": f"e-{video}-{offset}", "kind": kind, "video_id": video,
+             "event_time": int(NOW_S * 1000) - 60_000 + offset, **fields}  # fmt: skip
+    if kind == "publish":
+        event.setdefault("author_id", "a1")
+        event.setdefault("caption", "I quit my job today #quitmyjob")
+    return Message(topic, 0, offset, video.encode(), orjson.dumps(event), int(NOW_S * 1000))
+
+
+def step_for(db: Database, tagger: Any) -> tuple[IngestStep, list[Sink]]:
+    metrics = Metrics(CollectorRegistry(), runtime_collectors=False)
+    sink, reads = Sink(db, metrics), Sink(db, metrics)
+    step = IngestStep(
+        processor=BatchProcessor(lambda: tagger), sink=sink, db=db, reads=reads, reads_db=db,
+        offsets=DurableOffsetCache(db), states=VideoStateCache(), publisher=Sent(),
+        metrics=metrics, progress=Progress(), dlq_topic="dlq", watermarks_topic="marks",
+        partition_count=lambda: 1, grace_ms=120_000, wall_clock=lambda: NOW_S,
+    )  # fmt: skip
+    return step, [sink, reads]
+
+
+def stored(db: Database, video: str) -> list[tuple[str, int, int]]:
+    return [
+        (kind, int(views), int(d_views))
+        for kind, views, d_views in db.query(
+            "SELECT kind, views, d_views FROM workpulse.video_events "
+            "WHERE video_id = {v:String} ORDER BY src_offset",
+            {"v": video},
+        ).rows
+    ]
+
+
+def run_overlapped(step: IngestStep, first: list[Message], second: list[Message],
+                   between: Any = None) -> tuple[Any, Any]:  # fmt: skip
+    """As the consumer does: the second batch is prepared while the first is handled."""
+
+    async def go() -> tuple[Any, Any]:
+        prepared_first = await step.prepare(first)
+        writing = asyncio.create_task(step.handle(first, prepared_first))
+        prepared_second = await step.prepare(second)
+        await writing
+        if between is not None:
+            between()
+        return prepared_second, await step.handle(second, prepared_second)
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize(
+    ("case", "recomputed", "expected"),
+    [
+        # seen through the batch before: 10 views were known, the stats gain 15
+        ("prepared", False, [("publish", 10, 10), ("stats", 25, 15)]),
+        # the partitions moved in between: computed again from what ClickHouse holds
+        ("forgotten", True, [("publish", 10, 10), ("stats", 25, 15)]),
+        # the publish was refused (dead-lettered): the stats event is the video's first
+        ("refused", True, [("stats", 25, 25)]),
+    ],
+)
+def test_a_prepared_batch_sees_the_batch_before_or_is_computed_again(
+    db: Database, tagger: Any, case: str, recomputed: bool, expected: list[Any]
+) -> None:
+    topic, video = f"events-{case}", f"vid-{case}"
+    caption = "POISON-PILL: I quit my job" if case == "refused" else "I quit my job #quitmyjob"
+    first = [message(topic, 1, f"other-{case}", "stats", views=3),
+             message(topic, 2, video, "publish", views=10, caption=caption)]  # fmt: skip
+    second = [message(topic, 3, video, "stats", views=25)]
+    step, sinks = step_for(db, tagger)
+    try:
+        prepared, out = run_overlapped(
+            step, first, second, between=step.forget if case == "forgotten" else None
+        )
+    finally:
+        for sink in sinks:
+            sink.close()
+    assert prepared is not None
+    assert (out is not prepared.out) == recomputed
+    assert stored(db, video) == expected
+    dead = db.query(
+        "SELECT count() FROM workpulse.dead_letters WHERE src_topic = {t:String} "
+        "AND src_offset = 2 AND reason = 'clickhouse_refused'",
+        {"t": topic},
+    ).scalar()
+    assert dead == (1 if case == "refused" else 0)
