@@ -71,6 +71,9 @@ class Worker:
     topics: dict[str, int]
     kafka_admin: dict[str, Any]
     metrics_url: str | None = None
+    clients: list[Database] = field(default_factory=list)
+    """The worker's further ClickHouse clients, closed when it stops (the caller closes
+    the first)."""
     failure: str | None = None
     """Why the worker must stop (a part of it failed), or None."""
     failed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
@@ -149,8 +152,9 @@ class Worker:
         self.sink.close()
         self.counts_sink.close()
         self.ingest.reads.close()
-        with contextlib.suppress(Exception):
-            self.ingest.reads_db.close()
+        for client in self.clients:
+            with contextlib.suppress(Exception):
+                client.close()
         if self._server is not None:
             self._server.shutdown()
 
@@ -337,13 +341,15 @@ def build_worker(
     )
     consumer_box.append(consumer)
     # The counts agent has its own sink (thread): its reads and spike writes must not give
-    # up when the ingest consumer's partitions move; Faust cancels it on shutdown.
-    counts_sink = Sink(db, metrics, retry_max_s=settings.sink_retry_max_s)
+    # up when the ingest consumer's partitions move; Faust cancels it on shutdown. And its
+    # own client: its reads do not wait for the ingest sink's inserts.
+    counts_db = db.another()
+    counts_sink = Sink(counts_db, metrics, retry_max_s=settings.sink_retry_max_s)
     counts = CountsStep(
         windows=FaustTable(faust_app.windows),
         detector=SpikeDetector(spike_config(settings)),
         sink=counts_sink,
-        db=db,
+        db=counts_db,
         publisher=FaustPublisher(faust_app.app),
         metrics=metrics,
         progress=progress,
@@ -374,6 +380,7 @@ def build_worker(
         reloader,
         topics,
         kafka_python_options(conn),
+        clients=[reads_db, counts_db],
     )
     if serve_metrics:
         server, _thread = start_http_server(
