@@ -17,6 +17,7 @@ import pytest
 from workpulse.clickhouse import Database, DatabaseError, apply_schema
 from workpulse.model.rows import DEAD_LETTERS, TOPIC_SPIKES, VIDEO_EVENTS, SpikeRow
 from workpulse.worker.offsets import durable_offsets
+from workpulse.worker.video_states import load_video_states
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
@@ -127,9 +128,7 @@ class ClickHouseContract:
         assert set(ALL_TABLES) <= names
         assert {"topic_minutes", "topic_new_authors_1m", "topic_counts_1m_mv"} <= names
 
-    def test_another_client_runs_alongside_the_first_and_closes_alone(
-        self, db: Database
-    ) -> None:
+    def test_another_client_runs_alongside_the_first_and_closes_alone(self, db: Database) -> None:
         db.insert("video_events", VIDEO_COLUMNS, sample_batch(), dedup_token=token())
         other = db.another()
         counted: list[int] = []
@@ -149,6 +148,23 @@ class ClickHouseContract:
             other.close()
         assert counted == [len(sample_batch())]
         assert db.query("SELECT count() FROM workpulse.video_events").scalar() == counted[0]
+
+    @pytest.mark.parametrize("long", [False, True], ids=["hostile", "long"])
+    def test_video_states_of_any_ids(self, db: Database, long: bool) -> None:
+        """Quotes, backslashes, control characters, placeholders and SQL in ids are data;
+        long ids are read in several queries (`chunks`)."""
+        hostile = ["x') OR 1=1 --", "back\\slash\\", "it's", "tab\tnew\nline\r", "nul\0",
+                   "`tick`", "{ids}", "{v:String}", "%s %(x)s", "émoji 🚀 عربي", "\\'"]  # fmt: skip
+        ids = [f"{i:04d}" + "v" * 252 for i in range(1200)] if long else hostile
+        rows = [event(i, video=v, counters=(i + 1, 0, 0, 0)) for i, v in enumerate(ids)]
+        # Videos not asked for: an id that escaped its literal would bring them in.
+        rows += [event(10_000 + i, video=f"bystander-{i}") for i in range(3)]
+        db.insert("video_events", VIDEO_COLUMNS, rows, dedup_token=token())
+        asked = [*ids, "absent", "it''s", "x"]
+        states = load_video_states(db, asked)
+        assert sorted(states) == sorted(ids)
+        assert [states[v].views for v in ids] == [i + 1 for i in range(len(ids))]
+        assert all(states[v].published for v in ids)
 
     def test_counts_are_a_recount_of_video_events(self, db: Database) -> None:
         db.insert("video_events", VIDEO_COLUMNS, sample_batch(), dedup_token=token())

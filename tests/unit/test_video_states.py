@@ -1,11 +1,14 @@
-"""The in-memory cache of video states: bounded by count and by idle time."""
+"""The in-memory cache of video states (bounded by count and by idle time), and the
+chunks of ids the state query reads them in."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
 from workpulse.model.state import VideoState
-from workpulse.worker.video_states import VideoStateCache
+from workpulse.worker.video_states import VideoStateCache, chunks
 
 
 class Clock:
@@ -56,3 +59,25 @@ def test_clear() -> None:
     cache.put_many([("a", state(1))])
     cache.clear()
     assert len(cache) == 0
+
+
+@pytest.mark.parametrize(
+    ("ids", "max_chars", "expected"),
+    [
+        ([], 10, []),
+        (["a", "b", "c"], 100, [["a", "b", "c"]]),
+        (["aaaa", "bbbb", "cccc"], 16, [["aaaa", "bbbb"], ["cccc"]]),  # 8 characters each
+        (["x" * 50, "b"], 16, [["x" * 50], ["b"]]),  # longer than a chunk: alone
+        ([f"{i:036d}" for i in range(4000)], 64 * 1024, "under"),
+    ],
+)
+def test_state_queries_take_the_ids_in_chunks(
+    ids: list[str], max_chars: int, expected: Any
+) -> None:
+    got = list(chunks(ids, max_chars))
+    assert [i for chunk in got for i in chunk] == ids
+    if expected == "under":  # 4,000 UUID-sized ids: 160k characters, 3 queries
+        assert len(got) == 3
+        assert all(sum(len(i) + 4 for i in chunk) <= max_chars for chunk in got)
+    else:
+        assert got == expected

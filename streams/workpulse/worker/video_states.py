@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from workpulse.clickhouse import Database
 from workpulse.model.state import RECENT_IDS, VideoState
@@ -42,15 +42,38 @@ GROUP BY video_id
 """
 
 
+IDS_PER_QUERY_CHARS = 64 * 1024
+"""At most about this many characters of ids in one state query. A ClickHouse server
+takes a large parameter as an HTML form field (clickhouse-connect sends it so), and
+refuses fields over `http_max_field_value_size`, 128 KiB by default: a batch's new
+videos with 36-character ids reach that at ~3,500."""
+
+
+def chunks(ids: Sequence[str], max_chars: int = IDS_PER_QUERY_CHARS) -> Iterator[list[str]]:
+    """`ids` in order, in lists of at most `max_chars` characters (counting 4 more per id
+    for quotes and separators; an id longer than that alone)."""
+    chunk: list[str] = []
+    size = 0
+    for video_id in ids:
+        cost = len(video_id) + 4
+        if chunk and size + cost > max_chars:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(video_id)
+        size += cost
+    if chunk:
+        yield chunk
+
+
 def load_video_states(db: Database, video_ids: Iterable[str]) -> dict[str, VideoState]:
     """The stored state of each video that has rows (absent: no row stored yet)."""
     ids = list(video_ids)
     if not ids:
         return {}
     sql = _STATE_SQL.replace("{table}", db.qualify("video_events"))
-    result = db.query(sql, {"ids": ids})
+    rows = [row for chunk in chunks(ids) for row in db.query(sql, {"ids": chunk}).rows]
     out: dict[str, VideoState] = {}
-    for row in result.rows:
+    for row in rows:
         video_id, published, topics, author, lang, country, v, li, sh, co, recent = row
         out[video_id] = VideoState(
             published=bool(published),
