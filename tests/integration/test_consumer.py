@@ -1,7 +1,7 @@
 """The ingest consumer (`worker.consumer.BatchConsumer`) on the embedded broker: batches
-overlap by one step (the next is fetched and prepared while one is handled), offsets
-stay in order, and a batch fetched before its partitions were revoked is not handled
-for them."""
+overlap by one step (the next is fetched, filled and prepared while one is handled),
+offsets stay in order, and a batch fetched before its partitions were revoked is not
+handled for them."""
 
 from __future__ import annotations
 
@@ -66,7 +66,9 @@ class Recorder:
             await asyncio.wait_for(self.release.wait(), 20)
         self.handled.append([(m.partition, m.offset) for m in messages])
 
-    def consumer_for(self, bootstrap: str, topic: str, group: str) -> BatchConsumer:
+    def consumer_for(
+        self, bootstrap: str, topic: str, group: str, max_records: int
+    ) -> BatchConsumer:
         async def nothing(_: Any) -> None:
             return None
 
@@ -78,7 +80,7 @@ class Recorder:
             on_revoked=nothing,
             on_idle=nothing,
             prepare=self.prepare,
-            max_records=1000,
+            max_records=max_records,
             timeout_s=0.1,
             session_timeout_s=2.0,
             idle_after_s=60.0,
@@ -93,7 +95,7 @@ async def wait_until(condition: Any, timeout_s: float = 20.0) -> None:
         await asyncio.sleep(0.02)
 
 
-def test_the_next_batch_is_prepared_while_one_is_handled_and_offsets_stay_in_order(
+def test_the_next_batch_is_filled_and_prepared_while_one_is_handled_offsets_in_order(
     broker: EmbeddedBroker, topic_name: str
 ) -> None:
     create_topics(broker.bootstrap, {topic_name: 1})
@@ -101,18 +103,22 @@ def test_the_next_batch_is_prepared_while_one_is_handled_and_offsets_stay_in_ord
     rec = Recorder()
 
     async def run() -> dict[TopicPartition, int]:
-        consumer = rec.consumer_for(broker.bootstrap, topic_name, f"g-{uuid.uuid4().hex[:8]}")
+        group = f"g-{uuid.uuid4().hex[:8]}"
+        consumer = rec.consumer_for(broker.bootstrap, topic_name, group, max_records=50)
         await consumer.start()
         try:
             await asyncio.wait_for(rec.handling.wait(), 30)
-            produce_to(broker.bootstrap, topic_name, 0, 50, first=50)
-            # The first batch is still in hand: the second is fetched and prepared now
-            # (without the overlap, this waits for ever).
+            produce_to(broker.bootstrap, topic_name, 0, 20, first=50)
+            tp = TopicPartition(topic_name, 0)
+            while await consumer.consumer.position(tp) < 70:  # fetched (not yet full)
+                await asyncio.sleep(0.02)
+            produce_to(broker.bootstrap, topic_name, 0, 40, first=70)
+            # The first batch is still in hand: the second is filled (from both sends)
+            # and prepared now (without the overlap, this waits for ever).
             await wait_until(lambda: len(rec.prepared) >= 2)
             assert rec.handled == []
             rec.release.set()
-            await wait_until(lambda: sum(map(len, rec.handled)) >= 100)
-            tp = TopicPartition(topic_name, 0)
+            await wait_until(lambda: sum(map(len, rec.handled)) >= 110)
             await wait_until(lambda: consumer.batches == len(rec.handled))
             return {tp: (await consumer.consumer.committed(tp)) or -1}
         finally:
@@ -120,9 +126,10 @@ def test_the_next_batch_is_prepared_while_one_is_handled_and_offsets_stay_in_ord
 
     committed = asyncio.run(run())
     offsets = [o for batch in rec.handled for _, o in batch]
-    assert offsets == list(range(100))  # each once, in order
-    assert rec.prepared[1][0] == (0, rec.handled[0][-1][1] + 1)
-    assert list(committed.values()) == [100]
+    assert offsets == list(range(110))  # each once, in order
+    first = len(rec.prepared[0])
+    assert rec.prepared[1] == [(0, o) for o in range(first, first + 50)]  # a full batch
+    assert list(committed.values()) == [110]
     assert rec.foreign == []
 
 
@@ -134,7 +141,8 @@ def test_a_batch_fetched_before_a_revoke_is_not_handled_for_the_revoked_partitio
     rec = Recorder()
 
     async def run() -> None:
-        consumer = rec.consumer_for(broker.bootstrap, topic_name, f"g-{uuid.uuid4().hex[:8]}")
+        group = f"g-{uuid.uuid4().hex[:8]}"
+        consumer = rec.consumer_for(broker.bootstrap, topic_name, group, max_records=10)
         await consumer.start()
         try:
             await asyncio.wait_for(rec.handling.wait(), 30)

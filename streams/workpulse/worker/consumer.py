@@ -9,10 +9,10 @@ in ClickHouse and its Kafka outputs are acknowledged. Faust still runs the rest 
 worker (the counts agent and its changelogged table).
 
 Batches overlap by one step: while batch N is handled (its rows written by the sink
-thread, which releases the GIL inside ClickHouse), the loop fetches batch N+1 and runs
-`prepare` on it (decoding and computing, see `IngestStep.prepare`). Batch N+1 is
-handled, and committed, only after batch N was: offsets stay in order, and a crash at
-any point loses nothing that was not committed.
+thread, which releases the GIL inside ClickHouse), the loop fetches batch N+1 and, once
+it is full (a backlog), runs `prepare` on it (decoding and computing, see
+`IngestStep.prepare`). Batch N+1 is handled, and committed, only after batch N was:
+offsets stay in order, and a crash at any point loses nothing that was not committed.
 
 On a rebalance, `on_revoked` runs before the partitions move: it waits for the batch
 in hand to finish (a write stuck in an outage is told to give up, see
@@ -47,6 +47,9 @@ BatchHandler = Callable[[Sequence[Message], Any], Awaitable[None]]
 """Handles a batch, given what `prepare` made of it (None: its messages changed since,
 prepare's work does not apply)."""
 IdleHandler = Callable[[dict[int, bool]], Awaitable[None]]
+
+TOP_UP_MS = 20
+"""While a batch is in hand, the next is topped up by fetches of at most this long."""
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -170,21 +173,14 @@ class BatchConsumer:
         """The batch being handled while the next one is fetched and prepared."""
         try:
             while not self.stopping:
-                fetched = await self._fetch()
-                while not fetched and in_hand is not None and not in_hand.done():
-                    fetched = await self._fetch()  # nothing yet: wait for more, not for it
-                messages = [
-                    Message(r.topic, r.partition, r.offset, r.key, r.value or b"", r.timestamp)
-                    for tp in sorted(fetched, key=lambda t: t.partition)
-                    for r in fetched[tp]
-                ]
+                messages = await self._next_batch(in_hand)
                 prepared = await self._prepare(messages) if messages else None
                 if in_hand is not None:
                     await in_hand  # handled and committed (or its failure is ours)
                     in_hand = None
                 now = self._clock()
-                for tp in fetched:
-                    self._last_message[tp.partition] = now
+                for partition in {m.partition for m in messages}:
+                    self._last_message[partition] = now
                 await self._report_idle(now)  # between batches: it takes the lock
                 if messages:
                     in_hand = asyncio.create_task(
@@ -196,10 +192,35 @@ class BatchConsumer:
             if in_hand is not None and not in_hand.done():
                 in_hand.cancel()
 
-    async def _fetch(self) -> dict[Any, list[Any]]:
+    async def _next_batch(self, in_hand: asyncio.Task[None] | None) -> list[Message]:
+        """One fetch; while a batch is in hand, more fetches until this one is full or
+        that one is done. So batches are as large as when they were read one after the
+        other (what arrives while one is written is the next), and the next is prepared
+        alongside only when it is full (a backlog): a partial one would cost an insert
+        more, and its messages wait for the batch in hand anyway."""
+        messages = self._messages(await self._fetch(self._max_records, self._timeout_ms))
+        while (
+            in_hand is not None
+            and not in_hand.done()
+            and len(messages) < self._max_records
+            and not self.stopping
+        ):
+            more = await self._fetch(self._max_records - len(messages), TOP_UP_MS)
+            messages += self._messages(more)
+        return messages
+
+    @staticmethod
+    def _messages(fetched: dict[Any, list[Any]]) -> list[Message]:
+        return [
+            Message(r.topic, r.partition, r.offset, r.key, r.value or b"", r.timestamp)
+            for tp in sorted(fetched, key=lambda t: t.partition)
+            for r in fetched[tp]
+        ]
+
+    async def _fetch(self, max_records: int, timeout_ms: int) -> dict[Any, list[Any]]:
         try:
             fetched: dict[Any, list[Any]] = await self._consumer.getmany(
-                timeout_ms=self._timeout_ms, max_records=self._max_records
+                timeout_ms=timeout_ms, max_records=max_records
             )
         except KafkaError as exc:
             log.warning("fetching from %s failed (%s); retrying", self.topic, exc)
