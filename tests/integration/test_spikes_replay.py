@@ -274,12 +274,15 @@ class _CountingDatabase:
         return getattr(self.db, name)
 
 
+@pytest.mark.parametrize("staggered", [False, True], ids=["together", "staggered"])
 def test_the_counts_step_alerts_as_the_replay_and_reads_each_range_once(
-    data_dir: Path, from_clickhouse: dict, tmp_path: Path
+    data_dir: Path, from_clickhouse: dict, tmp_path: Path, staggered: bool
 ) -> None:
     """The live path: watermark reports reach the counts step once per topic (keyed by
     topic), minutes close in chunks of ten; its alerts are the replay's, and each closed
-    range is read from ClickHouse once for all topics, not once per topic."""
+    minute is read from ClickHouse once for all topics, not once per topic. Staggered:
+    the first topic's report of each round comes a round early (as they interleave in a
+    worker), so the topics ask for overlapping ranges: still one read per round."""
     from prometheus_client import CollectorRegistry
 
     from workpulse.metrics import Metrics
@@ -312,12 +315,21 @@ def test_the_counts_step_alerts_as_the_replay_and_reads_each_range_once(
     )  # fmt: skip
     rounds = range(T0 + 10 * MIN, end + 1, 10 * MIN)
 
+    def report(low: int) -> dict[str, Any]:
+        mark = PartitionMark(event_time_ms=low + grace_ms, as_of_ms=low).to_dict()
+        return {"source": "video-events", "partitions": 1, "marks": {"0": mark}}
+
     async def feed() -> None:
-        for low in rounds:
-            mark = PartitionMark(event_time_ms=low + grace_ms, as_of_ms=low).to_dict()
-            report = {"source": "video-events", "partitions": 1, "marks": {"0": mark}}
-            for topic in TOPICS:  # one message per topic, as the ingest step sends them
-                await step.handle([(topic, report)])
+        for i, low in enumerate(rounds):
+            first, rest = TOPICS[0], TOPICS[1:]
+            if staggered and i + 1 < len(rounds):
+                if i == 0:
+                    await step.handle([(first, report(low))])
+                await step.handle([(first, report(rounds[i + 1]))])
+            elif not staggered:
+                await step.handle([(first, report(low))])
+            for topic in rest:  # one message per topic, as the ingest step sends them
+                await step.handle([(topic, report(low))])
 
     try:
         db.command("TRUNCATE TABLE workpulse.topic_spikes")

@@ -14,12 +14,13 @@ stopped), windows close up to the newest watermark. A partition nobody has repor
 
 What a closed window holds comes from ClickHouse (the per-minute counts the materialized
 views keep exactly), so a window's counts never depend on how batches were cut, replayed
-or spread over workers.
+or spread over workers. `uncovered` and `covered_with` keep track of the minutes the
+counts agent has read, so that it reads each once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,3 +113,31 @@ class TopicWindows:
             marks={int(p): PartitionMark.from_dict(m) for p, m in data.get("marks", {}).items()},
             last_closed_ms=None if last is None else int(last),
         )
+
+
+def uncovered(covered: Sequence[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:
+    """The parts of [start, end) outside the ascending, disjoint ranges `covered`."""
+    parts: list[tuple[int, int]] = []
+    at = start
+    for a, b in covered:
+        if b <= at:
+            continue
+        if a >= end:
+            break
+        if a > at:
+            parts.append((at, a))
+        at = max(at, b)
+    if at < end:
+        parts.append((at, end))
+    return parts
+
+
+def covered_with(covered: Sequence[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:
+    """`covered` plus [start, end), merged (ascending, disjoint, touching ones joined)."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted([*covered, (start, end)]):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out

@@ -59,7 +59,13 @@ from workpulse.processing.spikes import (
     observe_range,
     spike_row,
 )
-from workpulse.processing.windows import WINDOW_MS, PartitionMark, TopicWindows
+from workpulse.processing.windows import (
+    WINDOW_MS,
+    PartitionMark,
+    TopicWindows,
+    covered_with,
+    uncovered,
+)
 from workpulse.sinks.clickhouse import RowsRefused, Sink, WriteAborted, batch_token
 from workpulse.sinks.retry import Backoff
 from workpulse.worker.minutes import read_observations
@@ -482,23 +488,45 @@ class CountsStep:
         self.taxonomy_version = taxonomy_version
         self.wall_clock = wall_clock
         self.window_ms = window_ms
-        self._last_read: tuple[tuple[int, int], Observations] | None = None
+        self._kept: dict[str, dict[int, TopicMinute]] = {}
+        """The minutes read and kept (see `_observations`), per topic."""
+        self._covered: list[tuple[int, int]] = []
+        """The ranges [start, end) of `_kept`, ascending and apart."""
+        self._asked: dict[str, int] = {}
+        """Per topic, the start of the minutes it asked for last."""
 
     async def _observations(self, start: int, end: int) -> Observations:
-        """Every topic's minutes in [start, end), read once for all topics: each
-        watermark report reaches the agent once per topic (the reports are keyed by
-        topic), and the topics' windows close together, so the next topics' calls ask
-        for the same range. Only the latest range is kept; its minutes are closed for
-        every topic that asks (all topics get the same partition marks), so they no
-        longer change (but for events past the grace, which no live window counts)."""
-        cached = self._last_read
-        if cached is not None and cached[0] == (start, end):
-            return cached[1]
-        minutes = await self.sink.call(
+        """Every topic's minutes in [start, end), each minute read once for all topics:
+        each watermark report reaches the agent once per topic (the reports are keyed by
+        topic), so the topics' calls ask for overlapping ranges, some a report ahead of
+        others. The minutes read are kept from the slowest topic's next window on, and a
+        call reads only the parts of its range not read yet. A minute is closed for every
+        topic that asks (all topics get the same partition marks, sent after the rows
+        were durable), so it no longer changes (but for events past the grace, which no
+        live window counts); a minute's aggregate does not depend on the range it was
+        read with."""
+        minutes = self._kept
+        for a, b in uncovered(self._covered, start, end):
+            for topic, topic_minutes in (await self._read(a, b)).items():
+                minutes.setdefault(topic, {}).update(topic_minutes)
+            self._covered = covered_with(self._covered, a, b)
+        if len(self._asked) == len(TOPICS):  # (before, a topic may still ask from afar)
+            # No topic asks for minutes before the slowest one's next window again.
+            keep_from = min(self._asked.values())
+            self._covered = [(max(a, keep_from), b) for a, b in self._covered if b > keep_from]
+            for topic_minutes in minutes.values():
+                for old in [m for m in topic_minutes if m < keep_from]:
+                    del topic_minutes[old]
+        return {
+            topic: {m: agg for m, agg in topic_minutes.items() if start <= m < end}
+            for topic, topic_minutes in minutes.items()
+        }
+
+    async def _read(self, start: int, end: int) -> dict[str, dict[int, TopicMinute]]:
+        read: dict[str, dict[int, TopicMinute]] = await self.sink.call(
             "closed windows", partial(read_observations, self.db, start, end)
         )
-        self._last_read = ((start, end), minutes)
-        return minutes
+        return read
 
     def _load(self, topic: str) -> tuple[TopicWindows, TopicBaseline]:
         raw = self.windows.get(topic) or {}
@@ -529,6 +557,8 @@ class CountsStep:
         if closing:
             # The minutes' full aggregates (videos, views, new authors, per language),
             # read from what is stored: the same reader `workpulse spikes` replays with.
+            for topic, (after, _) in closing.items():
+                self._asked[topic] = after + self.window_ms
             start = min(a for a, _ in closing.values()) + self.window_ms
             end = max(u for _, u in closing.values()) + self.window_ms
             minutes = await self._observations(start, end)
