@@ -1,7 +1,7 @@
 """The ingest consumer (`worker.consumer.BatchConsumer`) on the embedded broker: batches
 overlap by one step (the next is fetched, filled and prepared while one is handled),
-offsets stay in order, and a batch fetched before its partitions were revoked is not
-handled for them."""
+offsets stay in order, and a batch fetched before a revoke is not handled (its
+partitions are read again from the committed offsets)."""
 
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ def test_the_next_batch_is_filled_and_prepared_while_one_is_handled_offsets_in_o
     assert rec.foreign == []
 
 
-def test_a_batch_fetched_before_a_revoke_is_not_handled_for_the_revoked_partitions(
+def test_a_batch_fetched_before_a_revoke_is_not_handled(
     broker: EmbeddedBroker, topic_name: str
 ) -> None:
     create_topics(broker.bootstrap, {topic_name: 2})

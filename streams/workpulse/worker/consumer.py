@@ -18,10 +18,9 @@ On a rebalance, `on_revoked` runs before the partitions move: it waits for the b
 in hand to finish (a write stuck in an outage is told to give up, see
 `Sink.abort`), then the worker drops what it knew about the partitions; the next owner
 replays from the last committed offset and finds in ClickHouse what is already stored.
-A batch fetched before a rebalance is handled only for the partitions still assigned
-when its turn comes: the others are the next owner's (it reads them again from the
-committed offsets, and so does this worker for a partition it gets back: aiokafka
-fetches a new assignment's positions from the committed offsets).
+A batch fetched before a rebalance is not handled at all: its partitions are read again
+from the committed offsets, by their next owner or by this worker (aiokafka starts a
+new assignment's positions there), so handling it too could write it twice.
 """
 
 from __future__ import annotations
@@ -44,8 +43,7 @@ log = logging.getLogger(__name__)
 Prepare = Callable[[Sequence[Message]], Awaitable[Any]]
 """Work on a batch done while the batch before it is handled."""
 BatchHandler = Callable[[Sequence[Message], Any], Awaitable[None]]
-"""Handles a batch, given what `prepare` made of it (None: its messages changed since,
-prepare's work does not apply)."""
+"""Handles a batch, given what `prepare` made of it (None: prepare gave up)."""
 IdleHandler = Callable[[dict[int, bool]], Awaitable[None]]
 
 TOP_UP_MS = 20
@@ -102,6 +100,8 @@ class BatchConsumer:
         self._idle_reported: dict[int, bool] = {}
         self.assigned: set[int] = set()
         self.batches = 0
+        self._epoch = 0
+        """Bumped when partitions are revoked: what was fetched before is read again."""
         session_ms = int(session_timeout_s * 1000)
         self._consumer = AIOKafkaConsumer(
             **aiokafka_options(conn),
@@ -150,6 +150,7 @@ class BatchConsumer:
         return out
 
     async def _revoked(self, revoked: Any) -> None:
+        self._epoch += 1
         self.revoking = True
         try:
             async with self._lock:  # the batch in hand finishes (or gives up) first
@@ -173,7 +174,7 @@ class BatchConsumer:
         """The batch being handled while the next one is fetched and prepared."""
         try:
             while not self.stopping:
-                messages = await self._next_batch(in_hand)
+                messages, epoch = await self._next_batch(in_hand)
                 prepared = await self._prepare(messages) if messages else None
                 if in_hand is not None:
                     await in_hand  # handled and committed (or its failure is ours)
@@ -184,7 +185,7 @@ class BatchConsumer:
                 await self._report_idle(now)  # between batches: it takes the lock
                 if messages:
                     in_hand = asyncio.create_task(
-                        self._handle_in_order(messages, prepared), name="workpulse-batch"
+                        self._handle_in_order(messages, epoch, prepared), name="workpulse-batch"
                     )
             if in_hand is not None:
                 await in_hand
@@ -192,22 +193,28 @@ class BatchConsumer:
             if in_hand is not None and not in_hand.done():
                 in_hand.cancel()
 
-    async def _next_batch(self, in_hand: asyncio.Task[None] | None) -> list[Message]:
+    async def _next_batch(self, in_hand: asyncio.Task[None] | None) -> tuple[list[Message], int]:
         """One fetch; while a batch is in hand, more fetches until this one is full or
         that one is done. So batches are as large as when they were read one after the
         other (what arrives while one is written is the next), and the next is prepared
         alongside only when it is full (a backlog): a partial one would cost an insert
-        more, and its messages wait for the batch in hand anyway."""
+        more, and its messages wait for the batch in hand anyway. Returns the messages
+        and the epoch they were fetched in (a rebalance in between: only what was fetched
+        after it, from the committed offsets again)."""
         messages = self._messages(await self._fetch(self._max_records, self._timeout_ms))
+        epoch = self._epoch
         while (
             in_hand is not None
             and not in_hand.done()
             and len(messages) < self._max_records
             and not self.stopping
         ):
-            more = await self._fetch(self._max_records - len(messages), TOP_UP_MS)
-            messages += self._messages(more)
-        return messages
+            more = self._messages(await self._fetch(self._max_records - len(messages), TOP_UP_MS))
+            if self._epoch != epoch:
+                messages, epoch = more, self._epoch
+            else:
+                messages += more
+        return messages, epoch
 
     @staticmethod
     def _messages(fetched: dict[Any, list[Any]]) -> list[Message]:
@@ -228,22 +235,15 @@ class BatchConsumer:
             return {}
         return fetched
 
-    async def _handle_in_order(self, messages: list[Message], prepared: Any) -> None:
+    async def _handle_in_order(self, messages: list[Message], epoch: int, prepared: Any) -> None:
         async with self._lock:
             if self.stopping:
                 return
-            # Partitions revoked since the fetch are the next owner's now.
-            assigned = self.assigned
-            if any(m.partition not in assigned for m in messages):
-                kept = [i for i, m in enumerate(messages) if m.partition in assigned]
-                log.info(
-                    "%d fetched message(s) of revoked partitions left to their next owner",
-                    len(messages) - len(kept),
-                )
-                messages = [messages[i] for i in kept]
-                prepared = None
-                if not messages:
-                    return
+            if epoch != self._epoch:
+                # Partitions were revoked since the fetch: their owner (the next, or this
+                # worker again) reads them from the committed offsets.
+                log.info("%d message(s) fetched before a rebalance: read again", len(messages))
+                return
             await self._handle(messages, prepared)
             await self._commit(messages)
         self.batches += 1
