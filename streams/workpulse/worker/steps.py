@@ -80,6 +80,9 @@ log = logging.getLogger(__name__)
 
 LOOKBACK_MS = 24 * 3600 * 1000
 """How far back the first window closing of a topic reads (the detector's history)."""
+STALE_CALLS = 2 * len(TOPICS)
+"""Closings after which a topic that asked for no minutes no longer holds any in the
+counts agent's memory (the topics on a worker close their minutes together)."""
 MAX_EMPTY_WINDOWS = 1_440
 """Empty windows a gap feeds the detector at most (a day of minutes): a gap of any length
 costs at most this, whatever the timestamps."""
@@ -201,9 +204,13 @@ class IngestStep:
         self.marks.clear()
         self._reported.clear()
 
-    async def _video_states(self, ids: set[str], before: BatchOutput | None) -> dict[str, Any]:
+    async def _video_states(
+        self, ids: set[str], before: BatchOutput | None, *, cache: bool
+    ) -> dict[str, Any]:
         """The states of `ids`: those the batch `before` changed (not in the cache until it
-        is durable), then the cache, then ClickHouse."""
+        is durable), then the cache, then ClickHouse (kept in the cache if `cache`: not
+        while another batch is being written, whose states could land in the cache before
+        these older ones)."""
         found: dict[str, Any] = {}
         if before is not None and before.states:
             pending = before.states
@@ -219,7 +226,8 @@ class IngestStep:
             )
             self.metrics.video_states.labels("clickhouse").inc(len(loaded))
             self.metrics.video_states.labels("new").inc(len(missing) - len(loaded))
-            self.states.put_many(loaded.items())
+            if cache:
+                self.states.put_many(loaded.items())
             found.update(loaded)
         return found
 
@@ -299,15 +307,18 @@ class IngestStep:
         decoded: Sequence[Decoded],
         now: float,
         before: BatchOutput | None,
+        *,
+        alongside: bool,
     ) -> tuple[dict[str, Any], BatchOutput]:
-        """Steps 1-2: the batch's states (after `before`'s) and its output."""
+        """Steps 1-2: the batch's states (after `before`'s) and its output. `alongside`:
+        while the batch before is being written."""
         for topic in {m.topic for m in messages}:
             if not self.offsets.knows((VIDEO_EVENTS.name, DEAD_LETTERS.name), topic):
                 await self.reads.call(
                     "durable offsets",
                     partial(self.offsets.prefetch, (VIDEO_EVENTS.name, DEAD_LETTERS.name), topic),
                 )
-        states = await self._video_states(video_ids(decoded), before)
+        states = await self._video_states(video_ids(decoded), before, cache=not alongside)
         late_before = self._late_before(before)
         with self.metrics.tagging_batch_seconds.time():
             out = self.processor.process(
@@ -333,7 +344,7 @@ class IngestStep:
         now = self.wall_clock()
         decoded = self._decode(messages, now)
         try:
-            states, out = await self._compute(messages, decoded, now, before)
+            states, out = await self._compute(messages, decoded, now, before, alongside=True)
         except WriteAborted:
             return None
         return PreparedBatch(decoded, now, states, out, generation, before)
@@ -359,7 +370,7 @@ class IngestStep:
         else:
             now = self.wall_clock()
             decoded = prepared.decoded if prepared is not None else self._decode(messages, now)
-            states, out = await self._compute(messages, decoded, now, None)
+            states, out = await self._compute(messages, decoded, now, None, alongside=False)
         now_ms = int(now * 1000)
 
         # 1. Durable first: nothing below happens for rows that are not in ClickHouse.
@@ -492,8 +503,9 @@ class CountsStep:
         """The minutes read and kept (see `_observations`), per topic."""
         self._covered: list[tuple[int, int]] = []
         """The ranges [start, end) of `_kept`, ascending and apart."""
-        self._asked: dict[str, int] = {}
-        """Per topic, the start of the minutes it asked for last."""
+        self._asked: dict[str, tuple[int, int]] = {}
+        """Per topic, the start of the minutes it asked for last, and in which call."""
+        self._calls = 0
 
     async def _observations(self, start: int, end: int) -> Observations:
         """Every topic's minutes in [start, end), each minute read once for all topics:
@@ -510,9 +522,12 @@ class CountsStep:
             for topic, topic_minutes in (await self._read(a, b)).items():
                 minutes.setdefault(topic, {}).update(topic_minutes)
             self._covered = covered_with(self._covered, a, b)
-        if len(self._asked) == len(TOPICS):  # (before, a topic may still ask from afar)
+        # Topics that stopped asking (moved to another worker) no longer hold minutes.
+        stale = self._calls - STALE_CALLS
+        self._asked = {t: asked for t, asked in self._asked.items() if asked[1] > stale}
+        if self._calls > STALE_CALLS:  # (before, a topic may still ask from afar)
             # No topic asks for minutes before the slowest one's next window again.
-            keep_from = min(self._asked.values())
+            keep_from = min(start for start, _ in self._asked.values())
             self._covered = [(max(a, keep_from), b) for a, b in self._covered if b > keep_from]
             for topic_minutes in minutes.values():
                 for old in [m for m in topic_minutes if m < keep_from]:
@@ -557,8 +572,9 @@ class CountsStep:
         if closing:
             # The minutes' full aggregates (videos, views, new authors, per language),
             # read from what is stored: the same reader `workpulse spikes` replays with.
+            self._calls += 1
             for topic, (after, _) in closing.items():
-                self._asked[topic] = after + self.window_ms
+                self._asked[topic] = (after + self.window_ms, self._calls)
             start = min(a for a, _ in closing.values()) + self.window_ms
             end = max(u for _, u in closing.values()) + self.window_ms
             minutes = await self._observations(start, end)
