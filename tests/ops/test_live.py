@@ -95,13 +95,17 @@ def test_no_pipeline_alert_on_the_healthy_run(demo_run: DemoRun) -> None:
     firing = [a for a in demo_run.pipeline_alerts_seen if a["metric"]["alertstate"] == "firing"]
     assert not firing
     assert not demo_run.pipeline_fired_ever  # at no evaluation of the whole run
-    # Beyond `for:`: their conditions are false while the demo runs, except the
-    # dead-letter ratio, whose threshold (1 %) is exactly what the demo injects on
-    # purpose (1 % bad messages), so its condition may be true for a moment.
+    # Beyond `for:`: their conditions are false while the demo runs, except two that
+    # may be true for a moment: the dead-letter ratio, whose threshold (1 %) is exactly
+    # what the demo injects on purpose (1 % bad messages); and the stall, for a
+    # partition seen a few seconds ago whose records wait behind other partitions' in
+    # the fetch order (a batch takes up to 10,000 records partition by partition): its
+    # position has not moved in its short history. Its `for: 5m` is there for that, and
+    # `pipeline_fired_ever` above checks that it never fired.
     true_now = {
         name: result
         for name, result in demo_run.pipeline_expressions.items()
-        if result and name != "WorkpulseDeadLetterRatioHigh"
+        if result and name not in ("WorkpulseDeadLetterRatioHigh", "WorkpulsePipelineStalled")
     }
     assert not true_now
     assert {a.name for a in PIPELINE_ALERTS} == set(demo_run.pipeline_expressions)
