@@ -66,16 +66,17 @@ class Recorder:
             await asyncio.wait_for(self.release.wait(), 20)
         self.handled.append([(m.partition, m.offset) for m in messages])
 
-    def consumer_for(
-        self, bootstrap: str, topic: str, group: str, max_records: int
-    ) -> BatchConsumer:
+    async def start_holding(self, bootstrap: str, topic: str, max_records: int) -> BatchConsumer:
+        """A consumer in a fresh group, started; returns once its first batch is in hand
+        (held until `release`)."""
+
         async def nothing(_: Any) -> None:
             return None
 
         self.consumer = BatchConsumer(
             connection(Settings(), bootstrap),
             topic,
-            group,
+            f"g-{uuid.uuid4().hex[:8]}",
             self.handle,
             on_revoked=nothing,
             on_idle=nothing,
@@ -85,6 +86,12 @@ class Recorder:
             session_timeout_s=2.0,
             idle_after_s=60.0,
         )
+        await self.consumer.start()
+        try:
+            await asyncio.wait_for(self.handling.wait(), 30)
+        except BaseException:
+            await self.consumer.stop()
+            raise
         return self.consumer
 
 
@@ -103,11 +110,8 @@ def test_the_next_batch_is_filled_and_prepared_while_one_is_handled_offsets_in_o
     rec = Recorder()
 
     async def run() -> dict[TopicPartition, int]:
-        group = f"g-{uuid.uuid4().hex[:8]}"
-        consumer = rec.consumer_for(broker.bootstrap, topic_name, group, max_records=50)
-        await consumer.start()
+        consumer = await rec.start_holding(broker.bootstrap, topic_name, max_records=50)
         try:
-            await asyncio.wait_for(rec.handling.wait(), 30)
             produce_to(broker.bootstrap, topic_name, 0, 20, first=50)
             tp = TopicPartition(topic_name, 0)
             while await consumer.consumer.position(tp) < 70:  # fetched (not yet full)
@@ -141,11 +145,8 @@ def test_a_batch_fetched_before_a_revoke_is_not_handled(
     rec = Recorder()
 
     async def run() -> None:
-        group = f"g-{uuid.uuid4().hex[:8]}"
-        consumer = rec.consumer_for(broker.bootstrap, topic_name, group, max_records=10)
-        await consumer.start()
+        consumer = await rec.start_holding(broker.bootstrap, topic_name, max_records=10)
         try:
-            await asyncio.wait_for(rec.handling.wait(), 30)
             produce_to(broker.bootstrap, topic_name, 1, 10)
             await wait_until(lambda: any(p == 1 for batch in rec.prepared for p, _ in batch))
             # Partition 1 is taken away while the batch holding its messages waits its
