@@ -131,3 +131,43 @@ def test_init_db_migrates_an_existing_topic_spikes(embedded: ClickHouse) -> None
     assert embedded.query(
         "SELECT topic, metric, observed, lang, severity, countries FROM workpulse.topic_spikes"
     ).rows == [("salary", "videos", 12.0, "", "", {})]
+
+
+_FIRST_INSERT = """
+import asyncio, sys
+from prometheus_client import CollectorRegistry
+from workpulse.clickhouse import apply_schema, connect
+from workpulse.metrics import Metrics
+from workpulse.model.rows import DEAD_LETTERS
+from workpulse.sinks.clickhouse import Sink
+
+db = connect(None, sys.argv[1])
+apply_schema(db)
+sink = Sink(db, Metrics(CollectorRegistry()))
+if sys.argv[2] == "warm":
+    asyncio.run(sink.warm_up())
+before = set(sys.modules)
+row = (0, "not_json", "", b"x", "t", 0, 0, b"")
+asyncio.run(sink.write(DEAD_LETTERS, [row], "token"))
+print(sorted(m for m in set(sys.modules) - before if m.split(".")[0] == "pandas")[:3])
+sink.close()
+db.close()
+"""
+
+
+@pytest.mark.parametrize(("mode", "imports"), [("cold", True), ("warm", False)])
+def test_warm_up_loads_what_the_first_insert_would(
+    tmp_path: Path, mode: str, imports: bool
+) -> None:
+    """clickhouse-connect imports pandas on its first insert (~0.3-0.6 s the first batch
+    would wait); `Sink.warm_up` does it before (cold: the reason it exists)."""
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", _FIRST_INSERT, str(tmp_path / "db"), mode],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert (out.strip() != "[]") is imports, out

@@ -207,6 +207,8 @@ def test_stats_rows_carry_video_language_and_author() -> None:
         ("EN", "", "en"),
         (None, "استقلت من وظيفتي", "ar"),
         (None, "hello", "und"),
+        (None, "ok \u06ff", "ar"),  # the Arabic block's last letter
+        (None, "ok \u0710", "und"),  # Syriac, just past it
         ("pt_BR", "", "pt"),
         # the tagger's guess (one language guess for tagging and storage)
         (None, "Je quitte mon travail, c'est la fin", "fr"),

@@ -15,6 +15,7 @@ _FRENCH_HINT = re.compile(
     r"|nous|vous|ils|elles|leur|leurs|cette|chez|sur|tres|trop|mais|ou|ca|sa|son|ses|la|le"
     r"|de|et|un|ce|ces|qui|que|il|elle|tu|te|me|se|ne|tout|tous|plus|ai|suis|sans|contre)\b"
 )
+_ARABIC_SCRIPT = re.compile("[\u0600-\u06ff]")
 _ENGLISH_HINT = re.compile(
     r"\b(?:the|and|is|are|my|your|our|their|of|to|for|with|this|that|i|you|we|they|it|in|on"
     r"|at|was|were|be|been|what|how|why|not|from|by|an|a)\b"
@@ -24,7 +25,7 @@ _ENGLISH_HINT = re.compile(
 def guess_lang(normalised: str) -> str | None:
     """A cheap guess on normalised text (`tagging.normalise`): Arabic script → "ar";
     otherwise whichever of French and English has more of its function words, or None."""
-    if any("\u0600" <= ch <= "\u06ff" for ch in normalised):
+    if _ARABIC_SCRIPT.search(normalised):  # (a regex: a character loop cost ~4 µs)
         return "ar"
     fr = len(_FRENCH_HINT.findall(normalised))
     en = len(_ENGLISH_HINT.findall(normalised))

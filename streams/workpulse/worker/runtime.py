@@ -118,6 +118,7 @@ class Worker:
             replication_factor=self.settings.replication_factor,
         )
         await self.publisher.start()
+        await self.sink.warm_up()
         await self.app.start()
         await self.consumer.start()
         self.consumer.add_done_callback(self._watch)
