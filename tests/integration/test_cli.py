@@ -7,11 +7,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
+from workpulse.dev.broker import EmbeddedBroker
 from workpulse.dev.generator import Workload, WorkloadConfig
+from workpulse.kafka.admin import create_topics
 
 pytestmark = pytest.mark.integration
 
@@ -209,6 +212,54 @@ def test_demo_replays_a_file_and_accounts_for_every_line(tmp_path: Path) -> None
     assert json.loads(counted.stdout) == {"n": 1500}
 
 
+def test_produce_sends_what_kafka_takes_and_names_the_rest(
+    tmp_path: Path, broker: EmbeddedBroker, topic_name: str
+) -> None:
+    """A line over the request limit is reported by its number; the lines after it are
+    sent all the same (before, the first one stopped the command)."""
+    create_topics(broker.bootstrap, {topic_name: 1})
+    lines = [b'{"video_id": "a"}', TOO_LARGE_FOR_KAFKA, b"not json", b'{"video_id": "b"}']
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    result = run(
+        "produce", str(path), "--kafka-bootstrap", broker.bootstrap, "--input-topic", topic_name
+    )
+    stderr = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 1, stderr
+    assert f"sent 3 messages to {topic_name}" in stderr[-2]
+    assert stderr[-1].endswith("1 message(s) not sent: line 2 (over the 2 MB request limit)")
+    assert [(m.key, m.value) for m in read_topic(broker.bootstrap, topic_name, 3)] == [
+        (b"a", lines[0]),
+        (None, lines[2]),
+        (b"b", lines[3]),
+    ]
+
+
+def read_topic(bootstrap: str, topic: str, n: int) -> list[Any]:
+    """The first `n` messages of a one-partition topic."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=10_000
+    )
+    try:
+        out = []
+        for message in consumer:
+            out.append(message)
+            if len(out) == n:
+                break
+        return out
+    finally:
+        consumer.close()
+
+
+TOO_LARGE_FOR_KAFKA = (
+    b'{"event_id":"h14","kind":"publish","video_id":"v14","event_time":1767225600000,'
+    b'"author_id":"a","caption":"' + b"x" * 3_000_000 + b'"}'
+)
+"""Over the producers' 2 MB request limit: Kafka never gets it."""
+
+
 HOSTILE_LINES = [
     b'{"event_id":"h1","kind":"stats","video_id":"v","event_time":1767225600000,'
     b'"views":18446744073709551621}',
@@ -239,18 +290,24 @@ HOSTILE_LINES = [
 
 
 def test_demo_accounts_for_hostile_lines(tmp_path: Path) -> None:
-    """Hostile kinds mixed with valid events: exit 0, every line accounted for."""
+    """Hostile kinds mixed with valid events: every line accounted for; a line Kafka
+    cannot take is reported (and the exit status says so), the ones after it run."""
     valid = [v for _, v in Workload(WorkloadConfig(seed=4)).messages(600)]
-    lines = valid[:300] + HOSTILE_LINES + valid[300:]
+    lines = [*valid[:300], TOO_LARGE_FOR_KAFKA, *HOSTILE_LINES, *valid[300:]]
     path = tmp_path / "hostile.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     result = run(
         "demo", "--input", str(path), "--json", "--data-dir", str(tmp_path / "var"),
         "--metrics-port", "0",
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    stderr = result.stderr.decode()
+    assert result.returncode == 1, stderr[-2000:]
+    assert stderr.splitlines()[-1].endswith(
+        "1 message(s) not sent: line 301 (over the 2 MB request limit)"
+    )
     summary = json.loads(result.stdout)
-    assert summary["messages"] == len(lines)
+    assert summary["not_sent"] == 1
+    assert summary["messages"] == len(lines) - 1
     assert summary["accounted"] is True and summary["counts_match_recount"] is True
     # valid after all: h8 (markup, bidi and escape characters are a caption's business),
     # h9 (a duplicate key: the last value wins), h12 (5.0 is a whole number)

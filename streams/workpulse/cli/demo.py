@@ -81,3 +81,5 @@ def command(
         console.print(summary.render())
     if not summary.accounted or not summary.counts_match_recount:
         raise UserError("the summary does not add up (see above)")
+    if summary.not_sent:  # the rest ran; the exit status says not all of the input did
+        raise UserError(summary.not_sent_detail)

@@ -59,10 +59,12 @@ def command(file: Path | None, events: int, seed: int, bad_fraction: float, **kw
     columns = (TextColumn("producing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=False) as bar:
         task = bar.add_task("produce", total=total)
-        sent = send_messages(
+        report = send_messages(
             connection(settings),
             settings.input_topic,
             messages,
             lambda n: bar.update(task, completed=n),
         )
-    click.echo(f"sent {sent:,} messages to {settings.input_topic}", err=True)
+    click.echo(f"sent {report.sent:,} messages to {settings.input_topic}", err=True)
+    if report.failed:  # the others were sent; the exit status says not all were
+        raise UserError(report.failure_summary("line" if file is not None else "message"))

@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -28,7 +31,14 @@ from workpulse.dev.broker import EmbeddedBroker
 from workpulse.dev.generator import Workload, WorkloadConfig
 from workpulse.dev.summary import Summary, read_summary
 from workpulse.kafka.admin import create_topics
-from workpulse.kafka.producer import RawMessage, count_lines, file_messages
+from workpulse.kafka.producer import (
+    MAX_REQUEST_BYTES,
+    RawMessage,
+    SendReport,
+    count_lines,
+    file_messages,
+    refusal,
+)
 from workpulse.report import collect, write_report
 from workpulse.terminal import cell
 from workpulse.worker.app import EMBEDDED_SESSION_TIMEOUT_S
@@ -41,6 +51,8 @@ from workpulse.worker.runtime import (
     tune_gc,
 )
 
+log = logging.getLogger(__name__)
+
 UNBOUNDED = 10**15
 UNBOUNDED_WAVE_AT = 11_000
 UNBOUNDED_WAVE_LENGTH = 4_000
@@ -49,6 +61,9 @@ UNBOUNDED_WAVE_LENGTH = 4_000
 @dataclass
 class ProduceState:
     produced: int = 0
+    """Messages sent (and, once they are awaited, acknowledged)."""
+    report: SendReport = field(default_factory=SendReport)
+    """The messages Kafka refused (too large): reported, not sent."""
     total: int | None = None
     done: bool = False
     started: float = field(default_factory=time.monotonic)
@@ -73,24 +88,39 @@ async def produce(
         linger_ms=10,
         max_batch_size=256 * 1024,
         acks="all",
-        max_request_size=2 * 1024 * 1024,
+        max_request_size=MAX_REQUEST_BYTES,
     )
+
+    async def delivered(pending: list[tuple[int, Any]]) -> None:
+        results = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
+        for (i, _), result in zip(pending, results, strict=True):
+            if isinstance(result, KafkaError):  # refused by the broker: never processed
+                state.report.failed.append((i, refusal(result, by_broker=True)))
+                state.produced -= 1
+            elif isinstance(result, BaseException):
+                raise result
+        pending.clear()
+
     await producer.start()
     try:
-        pending = []
-        for key, value in messages:
+        pending: list[tuple[int, Any]] = []
+        for i, (key, value) in enumerate(messages, start=1):
             if stop.is_set():
                 break
-            pending.append(await producer.send(topic, value=value, key=key))
+            try:
+                pending.append((i, await producer.send(topic, value=value, key=key)))
+            except MessageSizeTooLargeError as exc:  # one bad line does not stop the demo
+                state.report.failed.append((i, refusal(exc)))
+                log.warning("message %d not sent: %s", i, refusal(exc))
+                continue
             state.produced += 1
             if len(pending) >= 1000:
-                await asyncio.gather(*pending)
-                pending.clear()
+                await delivered(pending)
                 await asyncio.sleep(0)
                 while state.produced - processed() > MAX_IN_FLIGHT and not stop.is_set():
                     await asyncio.sleep(0.05)
         if pending:
-            await asyncio.gather(*pending)
+            await delivered(pending)
         await producer.flush()
     finally:
         await producer.stop()
@@ -232,6 +262,11 @@ async def run_demo(
             )
         )
         summary.report = str(report)
+        if state.report.failed:
+            summary.not_sent = len(state.report.failed)
+            summary.not_sent_detail = state.report.failure_summary(
+                "line" if input_path is not None else "message"
+            )
         return summary
     finally:
         if worker is not None:

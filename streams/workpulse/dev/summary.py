@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rich.console import Group
+from rich.markup import escape
 from rich.table import Table
 
 from workpulse.clickhouse import Database
@@ -26,6 +27,9 @@ class Summary:
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
     counts_match_recount: bool = False
     report: str | None = None  # the HTML report written at the end (workpulse report)
+    not_sent: int = 0
+    """Input messages Kafka refused (too large): never processed, so not in `messages`."""
+    not_sent_detail: str = ""
 
     @property
     def accounted(self) -> bool:
@@ -49,6 +53,8 @@ class Summary:
             "topic_counts_1m = recount of video_events",
             ok if self.counts_match_recount else bad,
         )
+        if self.not_sent:
+            head.add_row("not sent to Kafka", f"[red]{escape(self.not_sent_detail)}[/red]")
         if self.report:
             head.add_row("report", self.report)
         topics = Table(title="top topics (from ClickHouse)")
