@@ -123,3 +123,34 @@ def test_the_wire_carries_every_publishing_author_of_a_batch() -> None:
     assert len(wire["authors"]) == AUTHORS_KEPT + 40
     assert len(wire["by_lang"]["fr"]["authors"]) == AUTHORS_KEPT + 40
     assert len(agg.to_dict()["authors"]) == AUTHORS_KEPT, "a window keeps the largest"
+
+
+def crowded(seed: int, size: int) -> TopicMinute:
+    """More authors, videos and hashtags than a window keeps, with ties at the cut."""
+    rng = random.Random(seed)
+    agg = TopicMinute()
+    for i in range(size):
+        lang = rng.choice(["en", "fr", "ar", "und"])
+        agg.add_publish(
+            video_id=f"v{i}", author_id=f"a{rng.randrange(size // 2 + 1)}", lang=lang,
+            country=rng.choice(["US", "FR", ""]), hashtags=[f"h{rng.randrange(80)}"],
+            new_author=rng.random() < 0.3,
+        )  # fmt: skip
+        agg.add_counters(
+            video_id=f"v{rng.randrange(size)}", author_id=f"a{rng.randrange(size)}",
+            lang=lang, views=rng.choice([1, 1, 2, 50]),
+        )  # fmt: skip
+    return agg
+
+
+@pytest.mark.parametrize(("seed", "size"), [(1, 10), (2, 300), (3, 1200), (4, 5000)])
+def test_trim_keeps_what_merging_into_an_empty_window_keeps(seed: int, size: int) -> None:
+    """`trim` (in place, the ClickHouse reader's minutes) = merged into an empty window:
+    the same entries, in the same order (ties at the cut included)."""
+    merged = TopicMinute()
+    merged.merge(crowded(seed, size))
+    trimmed = crowded(seed, size)
+    trimmed.trim()
+    assert trimmed == merged
+    assert orjson.dumps(trimmed.to_dict()) == orjson.dumps(merged.to_dict())  # order too
+    assert len(trimmed.video_views) <= WINDOW_TOP and len(trimmed.authors) <= AUTHORS_KEPT

@@ -115,13 +115,23 @@ def to_utc(value: Any) -> Any:
     return value
 
 
-def _normalize_rows(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+_WRAPPERS = re.compile(r"^(?:(?:Nullable|LowCardinality)\()+")
+
+
+def _normalize_rows(
+    rows: Sequence[Sequence[Any]], type_names: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """Rows as tuples, the values of DateTime columns in UTC (`to_utc`). Only those
+    columns are looked at: a query without one (most) costs nothing per value."""
+    dates = [i for i, t in enumerate(type_names) if _WRAPPERS.sub("", t).startswith("DateTime")]
+    if not dates:
+        return [row if type(row) is tuple else tuple(row) for row in rows]
     out: list[tuple[Any, ...]] = []
     for row in rows:
-        if any(isinstance(v, dt.datetime) for v in row):
-            out.append(tuple(to_utc(v) for v in row))
-        else:
-            out.append(tuple(row))
+        values = list(row)
+        for i in dates:
+            values[i] = to_utc(values[i])
+        out.append(tuple(values))
     return out
 
 
@@ -241,7 +251,8 @@ class ClickHouse:
                 )
             except Exception as exc:
                 raise DatabaseError(clean_error(exc)) from exc
-            return QueryResult(list(res.column_names), _normalize_rows(res.result_rows))
+            types = [t.name for t in res.column_types]
+            return QueryResult(list(res.column_names), _normalize_rows(res.result_rows, types))
 
     def insert(
         self,

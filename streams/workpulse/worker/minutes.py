@@ -134,10 +134,10 @@ def read_observations(
 
 
 def _as_windows(minutes: Mapping[int, TopicMinute]) -> dict[int, TopicMinute]:
-    """Each minute trimmed like a live window (merged into an empty one)."""
+    """Each minute trimmed like a live window (merged into an empty one), in order."""
     out: dict[int, TopicMinute] = {}
     for start in sorted(minutes):
-        window = TopicMinute()
-        window.merge(minutes[start])
+        window = minutes[start]
+        window.trim()
         out[start] = window
     return out
