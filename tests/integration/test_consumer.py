@@ -166,3 +166,42 @@ def test_a_batch_fetched_before_a_revoke_is_not_handled(
     assert handled == [(0, o) for o in range(15)]
     assert rec.foreign == []
     assert rec.unprepared == []  # the batch of partition 1 was dropped whole
+
+
+def test_a_batch_starts_being_handled_before_the_next_is_prepared(
+    broker: EmbeddedBroker, topic_name: str
+) -> None:
+    """The handle task runs up to its first wait (in the worker: the insert handed to the
+    sink thread) before the next batch is prepared on this thread; before, a backlog's
+    next batch was decoded first (getmany returns buffered records without yielding),
+    and each insert started ~50 ms late."""
+    create_topics(broker.bootstrap, {topic_name: 1})
+    produce_to(broker.bootstrap, topic_name, 0, 400)
+    order: list[tuple[str, int]] = []
+
+    async def nothing(_: Any) -> None:
+        return None
+
+    async def prepare(messages: Sequence[Message]) -> None:
+        order.append(("prepare", messages[0].offset))
+
+    async def handle(messages: Sequence[Message], prepared: Any) -> None:
+        order.append(("handle", messages[0].offset))
+        await asyncio.sleep(0.05)  # the insert
+
+    async def run() -> None:
+        consumer = BatchConsumer(
+            connection(Settings(), broker.bootstrap), topic_name, f"g-{uuid.uuid4().hex[:8]}",
+            handle, on_revoked=nothing, on_idle=nothing, prepare=prepare, max_records=50,
+            timeout_s=0.1, session_timeout_s=2.0, idle_after_s=60.0,
+        )  # fmt: skip
+        await consumer.start()
+        try:
+            await wait_until(lambda: sum(1 for what, _ in order if what == "handle") >= 8)
+        finally:
+            await consumer.stop()
+
+    asyncio.run(run())
+    handled = [offset for what, offset in order if what == "handle"]
+    for offset in handled[:-1]:  # batch N is being handled before N+1 is prepared
+        assert order.index(("handle", offset)) < order.index(("prepare", offset + 50)), order
