@@ -48,9 +48,9 @@ class Recorder:
         self.foreign: list[tuple[int, int]] = []
         """Messages handled while their partition was not assigned."""
 
-    async def prepare(self, messages: Sequence[Message]) -> list[Any]:
+    async def prepare(self, messages: Sequence[Message], previous: list[Any] | None) -> list[Any]:
         self.prepared.append([(m.partition, m.offset) for m in messages])
-        return [m.value.upper() for m in messages]
+        return (previous or []) + [m.value.upper() for m in messages]
 
     async def handle(self, messages: Sequence[Message], prepared: list[Any] | None) -> None:
         if prepared is None:  # the batch changed since it was prepared
@@ -118,8 +118,9 @@ def test_the_next_batch_is_filled_and_prepared_while_one_is_handled_offsets_in_o
                 await asyncio.sleep(0.02)
             produce_to(broker.bootstrap, topic_name, 0, 40, first=70)
             # The first batch is still in hand: the second is filled (from both sends)
-            # and prepared now (without the overlap, this waits for ever).
-            await wait_until(lambda: len(rec.prepared) >= 2)
+            # and prepared now, in parts as it arrives (without the overlap, this waits
+            # for ever).
+            await wait_until(lambda: sum(map(len, rec.prepared[1:])) >= 50)
             assert rec.handled == []
             rec.release.set()
             await wait_until(lambda: sum(map(len, rec.handled)) >= 110)
@@ -132,7 +133,10 @@ def test_the_next_batch_is_filled_and_prepared_while_one_is_handled_offsets_in_o
     offsets = [o for batch in rec.handled for _, o in batch]
     assert offsets == list(range(110))  # each once, in order
     first = len(rec.prepared[0])
-    assert rec.prepared[1] == [(0, o) for o in range(first, first + 50)]  # a full batch
+    second = [(0, o) for o in range(first, first + 50)]
+    assert [m for part in rec.prepared[1:] for m in part][:50] == second  # prepared in parts
+    assert len(rec.prepared) >= 3, "the first part was prepared before the batch was full"
+    assert rec.handled[1] == second and rec.unprepared == []  # one full batch, as prepared
     assert list(committed.values()) == [110]
     assert rec.foreign == []
 
@@ -182,7 +186,7 @@ def test_a_batch_starts_being_handled_before_the_next_is_prepared(
     async def nothing(_: Any) -> None:
         return None
 
-    async def prepare(messages: Sequence[Message]) -> None:
+    async def prepare(messages: Sequence[Message], previous: Any) -> None:
         order.append(("prepare", messages[0].offset))
 
     async def handle(messages: Sequence[Message], prepared: Any) -> None:

@@ -95,13 +95,18 @@ def stored(db: Database, video: str) -> list[tuple[str, int, int]]:
 
 
 def run_overlapped(step: IngestStep, first: list[Message], second: list[Message],
-                   between: Any = None) -> tuple[Any, Any]:  # fmt: skip
-    """As the consumer does: the second batch is prepared while the first is handled."""
+                   between: Any = None, parts: int = 1) -> tuple[Any, Any]:  # fmt: skip
+    """As the consumer does: the second batch is prepared (in `parts`: live traffic, a
+    part as it arrives) while the first is handled."""
 
     async def go() -> tuple[Any, Any]:
         prepared_first = await step.prepare(first)
         writing = asyncio.create_task(step.handle(first, prepared_first))
-        prepared_second = await step.prepare(second)
+        await asyncio.sleep(0)  # the write starts
+        prepared_second = None
+        size = -(-len(second) // parts)
+        for i in range(0, len(second), size):
+            prepared_second = await step.prepare(second[i : i + size], prepared_second)
         await writing
         if between is not None:
             between()
@@ -110,30 +115,41 @@ def run_overlapped(step: IngestStep, first: list[Message], second: list[Message]
     return asyncio.run(go())
 
 
+LATER = [("stats", 30, 5), ("stats", 30, 0)]
+
+
+@pytest.mark.parametrize("parts", [1, 4], ids=["at-once", "in-parts"])
 @pytest.mark.parametrize(
     ("case", "recomputed", "expected"),
     [
-        # seen through the batch before: 10 views were known, the stats gain 15
-        ("prepared", False, [("publish", 10, 10), ("stats", 25, 15)]),
+        # seen through the batch before: 10 views were known, the stats gain 15, then 5
+        # (a duplicate between them, dropped), then nothing (an older count: 20 < 30)
+        ("prepared", False, [("publish", 10, 10), ("stats", 25, 15), *LATER]),
         # the partitions moved in between: computed again from what ClickHouse holds
-        ("forgotten", True, [("publish", 10, 10), ("stats", 25, 15)]),
+        ("forgotten", True, [("publish", 10, 10), ("stats", 25, 15), *LATER]),
         # the publish was refused (dead-lettered): the stats event is the video's first
-        ("refused", True, [("stats", 25, 25)]),
+        ("refused", True, [("stats", 25, 25), *LATER]),
     ],
 )
 def test_a_prepared_batch_sees_the_batch_before_or_is_computed_again(
-    db: Database, tagger: Any, case: str, recomputed: bool, expected: list[Any]
+    db: Database, tagger: Any, case: str, recomputed: bool, expected: list[Any], parts: int
 ) -> None:
-    topic, video = f"events-{case}", f"vid-{case}"
+    topic, video = f"events-{case}-{parts}", f"vid-{case}-{parts}"
     caption = "POISON-PILL: I quit my job" if case == "refused" else "I quit my job #quitmyjob"
     first = [message(topic, 1, f"other-{case}", "stats", views=3),
              message(topic, 2, video, "publish", views=10, caption=caption)]  # fmt: skip
-    second = [message(topic, 3, video, "stats", views=25)]
+    second = [
+        message(topic, 3, video, "stats", views=25),
+        message(topic, 4, video, "stats", views=25, event_id=f"e-{video}-3"),  # again
+        message(topic, 5, video, "stats", views=30),
+        message(topic, 6, video, "stats", views=20),
+    ]
     step, sinks = step_for(db, tagger)
     try:
         prepared, out = run_overlapped(
-            step, first, second, between=step.forget if case == "forgotten" else None
-        )
+            step, first, second, between=step.forget if case == "forgotten" else None,
+            parts=parts,
+        )  # fmt: skip
     finally:
         for sink in sinks:
             sink.close()

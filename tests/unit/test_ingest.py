@@ -11,7 +11,7 @@ from workpulse.model.event import ALREADY_PUBLISHED, CLICKHOUSE_REFUSED
 from workpulse.model.message import Message
 from workpulse.model.rows import DEAD_LETTERS, VIDEO_EVENTS
 from workpulse.model.state import VideoState
-from workpulse.processing.ingest import BatchOutput, BatchProcessor, video_ids
+from workpulse.processing.ingest import BatchOutput, BatchProcessor, combine, video_ids
 from workpulse.tagging import TagResult, video_lang
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -218,3 +218,32 @@ def test_stats_rows_carry_video_language_and_author() -> None:
 )
 def test_video_lang(lang: str | None, caption: str, expected: str) -> None:
     assert video_lang(lang, caption) == expected
+
+
+SPLIT_BATCH = messages(
+    publish("p1", "v1"),
+    stats("s1", "v1", 10),
+    b"not json",
+    publish("p2", "v2", caption="nothing here", t=T0 + 600_000),
+    stats("s1", "v1", 10),  # a duplicate (across the split point too)
+    publish("p1b", "v1"),  # already published
+    stats("s2", "v1", 25, t=T0 + 30_000),  # late-ish, older than the first
+    stats("s3", "v2", 7),
+    stats("s2", "v1", 25),  # a duplicate
+)
+
+
+@pytest.mark.parametrize("split", range(len(SPLIT_BATCH) + 1))
+@pytest.mark.parametrize("stored", [False, True], ids=["new", "known"])
+def test_a_batch_computed_in_two_parts_equals_the_batch_at_once(split: int, stored: bool) -> None:
+    """`combine`: the second part computed from the states the first left (what the
+    consumer does with a batch prepared in parts while the one before is written)."""
+    before = {"v2": VideoState(published=True, topics=("resignation",), views=3)} if stored else {}
+    late = {("in", 0): T0 + 60_000}
+    whole = run(SPLIT_BATCH, dict(before), late_before=late)
+    first = run(SPLIT_BATCH[:split], dict(before), late_before=late)
+    after_first = {**before, **{v: st for v, (_, st) in first.states.items()}}
+    then = run(SPLIT_BATCH[split:], after_first, late_before=late)
+    combined = combine(first, then)
+    assert combined == whole
+    assert list(combined.states) == list(whole.states)  # in the order of first change

@@ -79,6 +79,27 @@ class BatchOutput:
         return sum(self.outcomes.values())
 
 
+def combine(first: BatchOutput, then: BatchOutput) -> BatchOutput:
+    """The output of a batch computed in two parts, `then` from the video states `first`
+    left: the same as computing the whole batch at once (rows and dead letters in order,
+    the latest state of each video, counts added, the newest watermark per partition)."""
+    watermarks = dict(first.watermarks)
+    for key, event_time in then.watermarks.items():
+        if event_time > watermarks.get(key, -1):
+            watermarks[key] = event_time
+    return BatchOutput(
+        video_rows=first.video_rows + then.video_rows,
+        dead_rows=first.dead_rows + then.dead_rows,
+        dlq=first.dlq + then.dlq,
+        states={**first.states, **then.states},
+        outcomes=first.outcomes + then.outcomes,
+        rejections=first.rejections + then.rejections,
+        topic_events=first.topic_events + then.topic_events,
+        watermarks=watermarks,
+        late=first.late + then.late,
+    )
+
+
 def utc(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 

@@ -9,10 +9,12 @@ in ClickHouse and its Kafka outputs are acknowledged. Faust still runs the rest 
 worker (the counts agent and its changelogged table).
 
 Batches overlap by one step: while batch N is handled (its rows written by the sink
-thread, which releases the GIL inside ClickHouse), the loop fetches batch N+1 and, once
-it is full (a backlog), runs `prepare` on it (decoding and computing, see
-`IngestStep.prepare`). Batch N+1 is handled, and committed, only after batch N was:
-offsets stay in order, and a crash at any point loses nothing that was not committed.
+thread, which releases the GIL inside ClickHouse), the loop fetches batch N+1 and runs
+`prepare` on it (decoding and computing, see `IngestStep.prepare`): at once when it is
+full (a backlog), else in parts as its messages arrive (live traffic), so that what is
+left to do once N is written is small. Batch N+1 is handled, and committed, only after
+batch N was: offsets stay in order, and a crash at any point loses nothing that was not
+committed.
 
 On a rebalance, `on_revoked` runs before the partitions move: it waits for the batch
 in hand to finish (a write stuck in an outage is told to give up, see
@@ -40,14 +42,38 @@ from workpulse.model.message import Message
 
 log = logging.getLogger(__name__)
 
-Prepare = Callable[[Sequence[Message]], Awaitable[Any]]
-"""Work on a batch done while the batch before it is handled."""
+Prepare = Callable[[Sequence[Message], Any], Awaitable[Any]]
+"""Work on a batch done while the batch before it is handled: `prepare(messages,
+previous)`, where `previous` is what it made of the batch's earlier messages (None: these
+are the first); returns what it made of them all, or None (it gave up: the batch is
+handled without)."""
 BatchHandler = Callable[[Sequence[Message], Any], Awaitable[None]]
 """Handles a batch, given what `prepare` made of it (None: prepare gave up)."""
 IdleHandler = Callable[[dict[int, bool]], Awaitable[None]]
 
 TOP_UP_MS = 20
 """While a batch is in hand, the next is topped up by fetches of at most this long."""
+PREPARE_PARTS = 8
+"""While a batch is in hand, the next one's messages are prepared as they arrive, in
+parts of at least 1/PREPARE_PARTS of a batch (each part costs a state query)."""
+
+
+class _Parts:
+    """What `prepare` made of a batch's first `done` messages (None after it gave up)."""
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.done = 0
+        self.failed = False
+
+    async def add(self, prepare: Prepare, messages: list[Message]) -> None:
+        """Prepare the messages after the first `done`."""
+        if self.failed or self.done >= len(messages):
+            return
+        upto = len(messages)
+        self.value = await prepare(messages[self.done : upto], self.value)
+        self.done = upto
+        self.failed = self.value is None
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -174,8 +200,7 @@ class BatchConsumer:
         """The batch being handled while the next one is fetched and prepared."""
         try:
             while not self.stopping:
-                messages, epoch = await self._next_batch(in_hand)
-                prepared = await self._prepare(messages) if messages else None
+                messages, epoch, prepared = await self._next_batch(in_hand)
                 if in_hand is not None:
                     await in_hand  # handled and committed (or its failure is ours)
                     in_hand = None
@@ -197,28 +222,37 @@ class BatchConsumer:
             if in_hand is not None and not in_hand.done():
                 in_hand.cancel()
 
-    async def _next_batch(self, in_hand: asyncio.Task[None] | None) -> tuple[list[Message], int]:
+    async def _next_batch(
+        self, in_hand: asyncio.Task[None] | None
+    ) -> tuple[list[Message], int, Any]:
         """One fetch; while a batch is in hand, more fetches until this one is full or
-        that one is done. So batches are as large as when they were read one after the
-        other (what arrives while one is written is the next), and the next is prepared
-        alongside only when it is full (a backlog): a partial one would cost an insert
-        more, and its messages wait for the batch in hand anyway. Returns the messages
-        and the epoch they were fetched in (a rebalance in between: only what was fetched
-        after it, from the committed offsets again)."""
+        that one is done, the messages prepared in parts as they arrive. So batches are
+        as large as when they were read one after the other (what arrives while one is
+        written is the next, one insert), and little of the next is left to prepare
+        when the one in hand is done. Returns the messages, the epoch they were fetched
+        in (a rebalance in between: only what was fetched after it, from the committed
+        offsets again) and what `prepare` made of them."""
         messages = self._messages(await self._fetch(self._max_records, self._timeout_ms))
         epoch = self._epoch
+        parts = _Parts()
+        part = max(1, self._max_records // PREPARE_PARTS)
         while (
             in_hand is not None
             and not in_hand.done()
             and len(messages) < self._max_records
             and not self.stopping
         ):
+            if len(messages) - parts.done >= part:
+                await parts.add(self._prepare, messages)
+                continue
             more = self._messages(await self._fetch(self._max_records - len(messages), TOP_UP_MS))
             if self._epoch != epoch:
-                messages, epoch = more, self._epoch
+                messages, epoch, parts = more, self._epoch, _Parts()
             else:
                 messages += more
-        return messages, epoch
+        if messages and not self.stopping:
+            await parts.add(self._prepare, messages)  # the rest (a full batch: all of it)
+        return messages, epoch, parts.value if parts.done == len(messages) else None
 
     @staticmethod
     def _messages(fetched: dict[Any, list[Any]]) -> list[Message]:

@@ -48,6 +48,7 @@ from workpulse.processing.ingest import (
     BatchProcessor,
     Decoded,
     Source,
+    combine,
     utc,
     video_ids,
 )
@@ -336,18 +337,43 @@ class IngestStep:
         with self.metrics.tagging_batch_seconds.time():
             return self.processor.decode(messages, int(now * 1000))
 
-    async def prepare(self, messages: Sequence[Message]) -> PreparedBatch | None:
+    async def prepare(
+        self, messages: Sequence[Message], previous: PreparedBatch | None = None
+    ) -> PreparedBatch | None:
         """Steps 1-2 for the next batch, while the batch before it is being written (the
         consumer runs this): its video states are those the batch before left. None when
-        the partitions are moving or the worker stops (then `handle` starts over)."""
-        generation, before = self._generation, self._newest
+        the partitions are moving or the worker stops (then `handle` starts over).
+
+        `previous`: the batch's messages so far, prepared; `messages` follow them (live
+        traffic: what arrives while the batch before is written is prepared in parts as
+        it comes). The result covers both, as if prepared at once (`combine`)."""
+        if previous is not None and previous.generation != self._generation:
+            return None
         now = self.wall_clock()
         decoded = self._decode(messages, now)
+        if previous is None:
+            generation, after = self._generation, self._newest
+            before = after
+        else:
+            generation, after = previous.generation, previous.after
+            before = previous.out if after is None else combine(after, previous.out)
         try:
             states, out = await self._compute(messages, decoded, now, before, alongside=True)
         except WriteAborted:
             return None
-        return PreparedBatch(decoded, now, states, out, generation, before)
+        if previous is None:
+            return PreparedBatch(decoded, now, states, out, generation, after)
+        whole = combine(previous.out, out)
+        self._newest = whole
+        return PreparedBatch(
+            previous.decoded + decoded,
+            previous.now,
+            # the states the whole batch was computed from: a video's first part wins
+            {**states, **previous.states},
+            whole,
+            generation,
+            after,
+        )
 
     async def handle(
         self, messages: Sequence[Message], prepared: PreparedBatch | None = None
