@@ -242,7 +242,7 @@ class BatchConsumer:
             and len(messages) < self._max_records
             and not self.stopping
         ):
-            if len(messages) - parts.done >= part:
+            if not parts.failed and len(messages) - parts.done >= part:
                 await parts.add(self._prepare, messages)
                 continue
             more = self._messages(await self._fetch(self._max_records - len(messages), TOP_UP_MS))

@@ -310,9 +310,12 @@ class IngestStep:
         before: BatchOutput | None,
         *,
         alongside: bool,
+        late: dict[tuple[str, int], int] | None = None,
     ) -> tuple[dict[str, Any], BatchOutput]:
         """Steps 1-2: the batch's states (after `before`'s) and its output. `alongside`:
-        while the batch before is being written."""
+        while the batch before is being written. `late`: the lateness bounds, when
+        `before` also holds earlier parts of this batch (their events are written with
+        it: they make nothing late); default: as of `before`."""
         for topic in {m.topic for m in messages}:
             if not self.offsets.knows((VIDEO_EVENTS.name, DEAD_LETTERS.name), topic):
                 await self.reads.call(
@@ -320,7 +323,7 @@ class IngestStep:
                     partial(self.offsets.prefetch, (VIDEO_EVENTS.name, DEAD_LETTERS.name), topic),
                 )
         states = await self._video_states(video_ids(decoded), before, cache=not alongside)
-        late_before = self._late_before(before)
+        late_before = self._late_before(before) if late is None else late
         with self.metrics.tagging_batch_seconds.time():
             out = self.processor.process(
                 messages,
@@ -358,18 +361,23 @@ class IngestStep:
             generation, after = previous.generation, previous.after
             before = previous.out if after is None else combine(after, previous.out)
         try:
-            states, out = await self._compute(messages, decoded, now, before, alongside=True)
+            states, out = await self._compute(
+                messages, decoded, now, before, alongside=True, late=self._late_before(after)
+            )
         except WriteAborted:
             return None
         if previous is None:
             return PreparedBatch(decoded, now, states, out, generation, after)
         whole = combine(previous.out, out)
         self._newest = whole
+        # The states the whole batch is computed from (again, if ClickHouse refuses one of
+        # its rows): a video the earlier parts changed is as they found it, or absent (new
+        # before the batch), never as they left it.
+        earlier = {v: st for v, st in states.items() if v not in previous.out.states}
         return PreparedBatch(
             previous.decoded + decoded,
             previous.now,
-            # the states the whole batch was computed from: a video's first part wins
-            {**states, **previous.states},
+            {**earlier, **previous.states},
             whole,
             generation,
             after,
