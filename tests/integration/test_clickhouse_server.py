@@ -93,3 +93,29 @@ def test_plain_http_interface(chdb_http_server: ChdbHttpServer) -> None:
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(req, timeout=30)
     assert info.value.code == 403
+
+
+def test_requests_run_at_once(chdb_http_server: ChdbHttpServer) -> None:
+    """A request is answered while another is still running (each on a chDB handle of
+    its own): two workers' inserts and reads overlap as on a server (behind one lock,
+    the second waited for the first)."""
+    import threading
+    import urllib.parse
+
+    def query(sql: str) -> bytes:
+        status, _, body = _get(chdb_http_server.url + "/?query=" + urllib.parse.quote(sql))
+        assert status == 200, body
+        return body
+
+    slow = "SELECT sum(sleepEachRow(0.5)) FROM numbers(5) SETTINGS max_threads=1"
+    worker = threading.Thread(target=query, args=(slow,))
+    worker.start()
+    running = (
+        "SELECT count() FROM system.processes WHERE query LIKE '%sleepEachRow(0.5)%' "
+        "AND query NOT LIKE '%system.processes%'"
+    )
+    while query(running) == b"0\n":  # answered while it runs, or after it ended
+        assert worker.is_alive(), "the slow query ended before it was seen running"
+    assert query("SELECT 41+1") == b"42\n"
+    assert worker.is_alive(), "answered only after the slow query"
+    worker.join()

@@ -20,8 +20,8 @@ requests); no progress headers; form-encoded bodies carry the query and its
 parameters only (no external data files); no
 `decompress=1` (ClickHouse-framed compression); the Native output has no
 client_protocol_version block header, so clients fall back to protocol 0 (and
-LowCardinality columns arrive as plain columns). One chDB call at a time (a
-lock): concurrency is HTTP-level only.
+LowCardinality columns arrive as plain columns). Requests run concurrently, each on
+a chDB handle of its own.
 
 chDB hosts one engine per process, so `ChdbHttpServer` runs the server in a
 child process by default (the test process may hold its own embedded chDB).
@@ -151,7 +151,7 @@ def _quote(value: str) -> str:
 
 
 class ChdbEngine:
-    """Executes HTTP-shaped requests on one chDB engine, one at a time."""
+    """Executes HTTP-shaped requests on one chDB engine, each on a handle of its own."""
 
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         import chdb
@@ -178,20 +178,25 @@ class ChdbEngine:
         }
         query_params = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
         database = params.get("database") or ""
+        # Each request on a handle of its own: chDB runs queries of several handles at
+        # once (two single-threaded queries took 0.98 s together, 1.87 s one after the
+        # other behind a lock), so several workers' inserts and reads overlap as on a
+        # server. Opening and closing a handle stay one at a time.
         with self.lock:
             handle = self._chdb.connect(self.path)
-            try:
-                for key, value in settings.items():
-                    if not _SETTING_NAME.match(key):
-                        raise ClickHouseError(
-                            115,
-                            f"Code: 115. DB::Exception: Unknown setting '{key}'. (UNKNOWN_SETTING)",
-                        )
-                    self._run(handle, f"SET {key} = {_quote(value)}", "TSV", {})
-                if database:
-                    self._run(handle, f"USE `{database.replace('`', '')}`", "TSV", {})
-                return self._dispatch(handle, sql_param, body, params, query_params)
-            finally:
+        try:
+            for key, value in settings.items():
+                if not _SETTING_NAME.match(key):
+                    raise ClickHouseError(
+                        115,
+                        f"Code: 115. DB::Exception: Unknown setting '{key}'. (UNKNOWN_SETTING)",
+                    )
+                self._run(handle, f"SET {key} = {_quote(value)}", "TSV", {})
+            if database:
+                self._run(handle, f"USE `{database.replace('`', '')}`", "TSV", {})
+            return self._dispatch(handle, sql_param, body, params, query_params)
+        finally:
+            with self.lock:
                 handle.close()
 
     def _run(self, handle: Any, sql: str, fmt: str, query_params: dict[str, str]) -> Any:
