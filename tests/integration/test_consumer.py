@@ -34,6 +34,20 @@ def produce_to(bootstrap: str, topic: str, partition: int, n: int, first: int = 
         producer.close()
 
 
+async def _nothing(_: Any) -> None:
+    return None
+
+
+def consumer_for(bootstrap: str, topic: str, handle: Any, prepare: Any,
+                 max_records: int) -> BatchConsumer:  # fmt: skip
+    """A consumer in a fresh group, quick to join, no idle reports."""
+    return BatchConsumer(
+        connection(Settings(), bootstrap), topic, f"g-{uuid.uuid4().hex[:8]}", handle,
+        on_revoked=_nothing, on_idle=_nothing, prepare=prepare, max_records=max_records,
+        timeout_s=0.1, session_timeout_s=2.0, idle_after_s=60.0,
+    )  # fmt: skip
+
+
 class Recorder:
     """prepare/handle callbacks that record what they saw; the first handle waits until
     `release` is set."""
@@ -70,22 +84,7 @@ class Recorder:
         """A consumer in a fresh group, started; returns once its first batch is in hand
         (held until `release`)."""
 
-        async def nothing(_: Any) -> None:
-            return None
-
-        self.consumer = BatchConsumer(
-            connection(Settings(), bootstrap),
-            topic,
-            f"g-{uuid.uuid4().hex[:8]}",
-            self.handle,
-            on_revoked=nothing,
-            on_idle=nothing,
-            prepare=self.prepare,
-            max_records=max_records,
-            timeout_s=0.1,
-            session_timeout_s=2.0,
-            idle_after_s=60.0,
-        )
+        self.consumer = consumer_for(bootstrap, topic, self.handle, self.prepare, max_records)
         await self.consumer.start()
         try:
             await asyncio.wait_for(self.handling.wait(), 30)
@@ -183,9 +182,6 @@ def test_a_batch_starts_being_handled_before_the_next_is_prepared(
     produce_to(broker.bootstrap, topic_name, 0, 400)
     order: list[tuple[str, int]] = []
 
-    async def nothing(_: Any) -> None:
-        return None
-
     async def prepare(messages: Sequence[Message], previous: Any) -> None:
         order.append(("prepare", messages[0].offset))
 
@@ -194,11 +190,7 @@ def test_a_batch_starts_being_handled_before_the_next_is_prepared(
         await asyncio.sleep(0.05)  # the insert
 
     async def run() -> None:
-        consumer = BatchConsumer(
-            connection(Settings(), broker.bootstrap), topic_name, f"g-{uuid.uuid4().hex[:8]}",
-            handle, on_revoked=nothing, on_idle=nothing, prepare=prepare, max_records=50,
-            timeout_s=0.1, session_timeout_s=2.0, idle_after_s=60.0,
-        )  # fmt: skip
+        consumer = consumer_for(broker.bootstrap, topic_name, handle, prepare, max_records=50)
         await consumer.start()
         try:
             await wait_until(lambda: sum(1 for what, _ in order if what == "handle") >= 8)

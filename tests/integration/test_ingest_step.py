@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -71,16 +72,27 @@ def message(topic: str, offset: int, video: str, kind: str, **fields: Any) -> Me
     return Message(topic, 0, offset, video.encode(), orjson.dumps(event), int(NOW_S * 1000))
 
 
-def step_for(db: Database, tagger: Any) -> tuple[IngestStep, list[Sink]]:
+@contextmanager
+def step_for(db: Database, tagger: Any) -> Iterator[IngestStep]:
+    """An ingest step on `db`; its sinks are closed on leaving."""
     metrics = Metrics(CollectorRegistry(), runtime_collectors=False)
     sink, reads = Sink(db, metrics), Sink(db, metrics)
-    step = IngestStep(
-        processor=BatchProcessor(lambda: tagger), sink=sink, db=db, reads=reads, reads_db=db,
-        offsets=DurableOffsetCache(db), states=VideoStateCache(), publisher=Sent(),
-        metrics=metrics, progress=Progress(), dlq_topic="dlq", watermarks_topic="marks",
-        partition_count=lambda: 1, grace_ms=120_000, wall_clock=lambda: NOW_S,
-    )  # fmt: skip
-    return step, [sink, reads]
+    try:
+        yield IngestStep(
+            processor=BatchProcessor(lambda: tagger), sink=sink, db=db, reads=reads,
+            reads_db=db, offsets=DurableOffsetCache(db), states=VideoStateCache(),
+            publisher=Sent(), metrics=metrics, progress=Progress(), dlq_topic="dlq",
+            watermarks_topic="marks", partition_count=lambda: 1, grace_ms=120_000,
+            wall_clock=lambda: NOW_S,
+        )  # fmt: skip
+    finally:
+        sink.close()
+        reads.close()
+
+
+def halves(messages: list[Message], split: bool) -> list[list[Message]]:
+    """The batch as parts: the first message, then the rest (or all at once)."""
+    return [messages[:1], messages[1:]] if split else [messages]
 
 
 def stored(db: Database, video: str) -> list[tuple[str, int, int]]:
@@ -152,15 +164,11 @@ def test_a_prepared_batch_sees_the_batch_before_or_is_computed_again(
         message(topic, 5, video, "stats", views=30),
         message(topic, 6, video, "stats", views=20),
     ]
-    step, sinks = step_for(db, tagger)
-    try:
+    with step_for(db, tagger) as step:
         prepared, out = run_overlapped(
             step, first, second, between=step.forget if case == "forgotten" else None,
             parts=parts,
         )  # fmt: skip
-    finally:
-        for sink in sinks:
-            sink.close()
     assert prepared is not None
     assert (out is not prepared.out) == recomputed
     assert stored(db, video) == expected
@@ -186,12 +194,8 @@ def test_a_new_video_across_parts_survives_a_refusal(
         message(topic, 3, video, "stats", views=25),
         message(topic, 4, f"poison-{split}", "publish", caption="POISON-PILL: I quit"),
     ]
-    step, sinks = step_for(db, tagger)
-    try:
-        prepared, out = run_split(step, first, [second[:1], second[1:]] if split else [second])
-    finally:
-        for sink in sinks:
-            sink.close()
+    with step_for(db, tagger) as step:
+        prepared, out = run_split(step, first, halves(second, split))
     assert prepared is not None and out is not prepared.out  # computed again
     assert stored(db, video) == [("publish", 10, 10), ("stats", 25, 15)]
 
@@ -207,10 +211,6 @@ def test_a_part_makes_nothing_of_its_own_batch_late(db: Database, tagger: Any, s
         message(topic, 2, f"b-{split}", "publish", views=1, event_time=t),
         message(topic, 3, f"c-{split}", "publish", views=1, event_time=t - 200_000),
     ]
-    step, sinks = step_for(db, tagger)
-    try:
-        _, out = run_split(step, first, [second[:1], second[1:]] if split else [second])
-    finally:
-        for sink in sinks:
-            sink.close()
+    with step_for(db, tagger) as step:
+        _, out = run_split(step, first, halves(second, split))
     assert sum(out.late.values()) == 0
