@@ -279,14 +279,22 @@ class ClickHouse:
                 self._use_database()
                 type_names = list(types) if types is not None else self._column_types(full, columns)
                 data = to_columns(columns, rows, type_names)
-                self._client.insert(
-                    full,
-                    data,
-                    column_names=list(columns),
-                    column_type_names=type_names,
-                    column_oriented=True,
-                    settings=settings,
-                )
+                try:
+                    self._client.insert(
+                        full,
+                        data,
+                        column_names=list(columns),
+                        column_type_names=type_names,
+                        column_oriented=True,
+                        settings=settings,
+                    )
+                finally:
+                    # clickhouse-connect's insert context is in a reference cycle (it
+                    # holds a bound method of itself) and keeps `data` until the
+                    # garbage collector finds it: emptied here, the rows' values go
+                    # with the rows, not in a collector pause of ~0.2 s.
+                    for column in data:
+                        column.clear()
             except DatabaseError:
                 raise
             except Exception as exc:
