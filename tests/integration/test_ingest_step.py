@@ -73,8 +73,9 @@ def message(topic: str, offset: int, video: str, kind: str, **fields: Any) -> Me
 
 
 @contextmanager
-def step_for(db: Database, tagger: Any) -> Iterator[IngestStep]:
-    """An ingest step on `db`; its sinks are closed on leaving."""
+def step_for(db: Database, tagger: Any, **options: Any) -> Iterator[IngestStep]:
+    """An ingest step on `db` (`options`: other constructor arguments); its sinks are
+    closed on leaving."""
     metrics = Metrics(CollectorRegistry(), runtime_collectors=False)
     sink, reads = Sink(db, metrics), Sink(db, metrics)
     try:
@@ -83,7 +84,7 @@ def step_for(db: Database, tagger: Any) -> Iterator[IngestStep]:
             reads_db=db, offsets=DurableOffsetCache(db), states=VideoStateCache(),
             publisher=Sent(), metrics=metrics, progress=Progress(), dlq_topic="dlq",
             watermarks_topic="marks", partition_count=lambda: 1, grace_ms=120_000,
-            wall_clock=lambda: NOW_S,
+            **{"wall_clock": lambda: NOW_S, **options},
         )  # fmt: skip
     finally:
         sink.close()
@@ -214,3 +215,61 @@ def test_a_part_makes_nothing_of_its_own_batch_late(db: Database, tagger: Any, s
     with step_for(db, tagger) as step:
         _, out = run_split(step, first, halves(second, split))
     assert sum(out.late.values()) == 0
+
+
+def reported(step: IngestStep) -> list[int]:
+    """The watermark (event time) of partition 0 in each report sent, in order."""
+    publisher = step.publisher
+    assert isinstance(publisher, Sent)
+    return [
+        orjson.loads(value)["marks"]["0"]["t"]
+        for topic, key, value in publisher.messages
+        if topic == "marks" and key == b"resignation"  # (every topic gets the same)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("behind", "after_s", "at_once"),
+    [
+        (False, 0.0, True),  # caught up: every change goes out at once
+        (True, 0.0, False),  # more to read and a report just went out: it waits
+        (True, 0.999, False),
+        (True, 1.0, True),  # more to read, but the last report is a second old
+    ],
+)
+def test_watermark_reports_wait_while_the_input_is_behind(
+    db: Database, tagger: Any, behind: bool, after_s: float, at_once: bool
+) -> None:
+    """While the consumer has more to read, reports go out at most once a second (each
+    makes the counts agent read the minutes they close); a report held back goes with
+    the next, and the last batch of a backlog is reported at once."""
+    topic, t0 = f"events-reports-{behind}-{after_s}", int(NOW_S * 1000) - 600_000
+    clock = [NOW_S]
+    end = [0]  # the end of partition 0 as of the last fetch
+    batches = [
+        [message(topic, 1, f"r1-{after_s}", "publish", event_time=t0)],
+        [message(topic, 2, f"r2-{after_s}", "publish", event_time=t0 + 120_000)],
+        [message(topic, 3, f"r3-{after_s}", "publish", event_time=t0 + 240_000)],
+    ]
+    with step_for(db, tagger, wall_clock=lambda: clock[0], highwater=lambda _p: end[0]) as step:
+
+        async def handle(batch: list[Message], more: bool) -> None:
+            end[0] = batch[-1].offset + 1 + (5 if more else 0)
+            await step.handle(batch, await step.prepare(batch))
+
+        async def go() -> list[list[int]]:
+            seen = []
+            await handle(batches[0], behind)
+            seen.append(reported(step))
+            clock[0] += after_s
+            await handle(batches[1], behind)
+            seen.append(reported(step))
+            clock[0] += 0.001
+            await handle(batches[2], False)  # the last one: caught up
+            seen.append(reported(step))
+            return seen
+
+        first, second, last = asyncio.run(go())
+    assert first == [t0]  # the first report goes out at once
+    assert second == ([t0, t0 + 120_000] if at_once else [t0])
+    assert last == [*second, t0 + 240_000]

@@ -307,6 +307,7 @@ def build_worker(
         partition_count=lambda: consumer_box[0].partition_count() if consumer_box else 0,
         grace_ms=grace_ms,
         wall_clock=wall_clock,
+        highwater=lambda p: consumer_box[0].highwater(p) if consumer_box else None,
     )
 
     async def forget(partitions: list[int]) -> None:

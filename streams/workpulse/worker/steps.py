@@ -84,6 +84,14 @@ LOOKBACK_MS = 24 * 3600 * 1000
 STALE_CALLS = 2 * len(TOPICS)
 """Closings after which a topic that asked for no minutes no longer holds any in the
 counts agent's memory (the topics on a worker close their minutes together)."""
+REPORT_INTERVAL_S = 1.0
+"""While the input is behind (a batch's partitions hold more to read), the ingest step
+sends watermark reports at most once per this many seconds (of its wall clock). Each
+report makes the counts agent read the minutes it closes from ClickHouse, and a read
+costs about as much for one minute as for ten: reports after every batch of a backlog
+(or of a stream whose event time runs faster than the clock) had the agent's reads
+take a core's worth of ClickHouse and Python from the batches. Caught up, every change
+is reported at once; a deferred one goes with the next report."""
 MAX_EMPTY_WINDOWS = 1_440
 """Empty windows a gap feeds the detector at most (a day of minutes): a gap of any length
 costs at most this, whatever the timestamps."""
@@ -169,7 +177,11 @@ class IngestStep:
         partition_count: Callable[[], int],
         grace_ms: int,
         wall_clock: Callable[[], float] = time.time,
+        highwater: Callable[[int], int | None] = lambda _partition: None,
+        report_interval_s: float = REPORT_INTERVAL_S,
     ) -> None:
+        """`highwater`: the end of an input partition as of the consumer's last fetch
+        (None: not known, taken as caught up)."""
         self.processor = processor
         self.sink = sink
         self.db = db
@@ -186,10 +198,14 @@ class IngestStep:
         self.partition_count = partition_count
         self.grace_ms = grace_ms
         self.wall_clock = wall_clock
+        self.highwater = highwater
+        self.report_interval_s = report_interval_s
         self.marks: dict[tuple[str, int], PartitionMark] = {}
         self._reported: dict[tuple[str, int], int] = {}
         """Per partition, the minute (of watermark minus grace) last reported: the windows
         that may close change only when it does."""
+        self._reported_at: float | None = None
+        """When (wall clock) the last watermark report was sent."""
         self._generation = 0
         self._newest: BatchOutput | None = None
         """The output of the batch computed last (the next one sees its video states)."""
@@ -200,6 +216,7 @@ class IngestStep:
         """Drop what was known about the partitions (they are moving to other workers)."""
         self._generation += 1
         self._newest = self._handled = None
+        self._reported_at = None
         self.offsets.clear()
         self.states.clear()
         self.marks.clear()
@@ -422,16 +439,11 @@ class IngestStep:
                     _headers(msg, rejection.reason, rejection.detail),
                 )
             )
-        changed: dict[tuple[str, int], PartitionMark] = {}
         for key, event_time in out.watermarks.items():
             mark = self.marks.setdefault(key, PartitionMark())
             mark.event_time_ms = max(event_time, mark.event_time_ms or event_time)
             mark.idle, mark.as_of_ms = False, now_ms
-            minute = (mark.event_time_ms - self.grace_ms) // WINDOW_MS
-            if self._reported.get(key) != minute:
-                self._reported[key] = minute
-                changed[key] = mark
-        deliveries += await self._send_marks(changed)
+        deliveries += await self._send_marks(self._reports_due(messages))
         await asyncio.gather(*deliveries)
 
         # 3. The video states, now that their rows are durable.
@@ -441,6 +453,44 @@ class IngestStep:
         self.progress.add(out)
         self._handled = out
         return out
+
+    def _reports_due(self, messages: Sequence[Message]) -> dict[tuple[str, int], PartitionMark]:
+        """The partition marks to report after a batch: those whose minute (of watermark
+        minus grace) changed since last reported; none while the input is behind and the
+        last report is less than `report_interval_s` old (they go with the next)."""
+        changed: dict[tuple[str, int], PartitionMark] = {}
+        for key, mark in self.marks.items():
+            if mark.event_time_ms is None:
+                continue
+            minute = (mark.event_time_ms - self.grace_ms) // WINDOW_MS
+            if self._reported.get(key) != minute:
+                changed[key] = mark
+        if not changed:
+            return {}
+        now = self.wall_clock()
+        if (
+            self._reported_at is not None
+            and now - self._reported_at < self.report_interval_s
+            and self._behind(messages)
+        ):
+            return {}
+        self._reported_at = now
+        for key, mark in changed.items():
+            assert mark.event_time_ms is not None
+            self._reported[key] = (mark.event_time_ms - self.grace_ms) // WINDOW_MS
+        return changed
+
+    def _behind(self, messages: Sequence[Message]) -> bool:
+        """Whether a batch's partitions hold more to read after it."""
+        ends: dict[int, int] = {}
+        for m in messages:
+            if m.offset >= ends.get(m.partition, -1):
+                ends[m.partition] = m.offset + 1
+        for partition, end in ends.items():
+            high = self.highwater(partition)
+            if high is not None and high > end:
+                return True
+        return False
 
     async def idle(self, topic: str, status: Mapping[int, bool]) -> None:
         """Report assigned partitions that became idle (or busy again) to the counts agent."""
