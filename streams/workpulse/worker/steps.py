@@ -481,14 +481,16 @@ class IngestStep:
         return changed
 
     def _behind(self, messages: Sequence[Message]) -> bool:
-        """Whether a batch's partitions hold more to read after it."""
+        """Whether a batch's partitions hold more to read after it: more than one offset
+        (a transactional producer's commit marker takes an offset that never becomes a
+        message, and would hold the last report back until the partition is idle)."""
         ends: dict[int, int] = {}
         for m in messages:
             if m.offset >= ends.get(m.partition, -1):
                 ends[m.partition] = m.offset + 1
         for partition, end in ends.items():
             high = self.highwater(partition)
-            if high is not None and high > end:
+            if high is not None and high > end + 1:
                 return True
         return False
 
