@@ -252,7 +252,7 @@ def test_watermark_reports_wait_while_the_input_is_behind(
         [message(topic, 2, f"r2-{after_s}", "publish", event_time=t0 + 120_000)],
         [message(topic, 3, f"r3-{after_s}", "publish", event_time=t0 + 240_000)],
     ]
-    with step_for(db, tagger, wall_clock=lambda: clock[0], highwater=lambda _p: end[0]) as step:
+    with step_for(db, tagger, clock=lambda: clock[0], highwater=lambda _p: end[0]) as step:
 
         async def handle(batch: list[Message], more: bool) -> None:
             end[0] = batch[-1].offset + 1 + (2 if more else 1)
@@ -274,3 +274,26 @@ def test_watermark_reports_wait_while_the_input_is_behind(
     assert first == [t0]  # the first report goes out at once
     assert second == ([t0, t0 + 120_000] if at_once else [t0])
     assert last == [*second, t0 + 240_000]
+
+
+def test_held_back_reports_go_out_before_the_partitions_move(db: Database, tagger: Any) -> None:
+    """A change held back while behind is sent when the partitions are revoked (the
+    runtime flushes before `forget`): its batch is committed, and the next owner reports
+    only what it reads after it (found in review: it was dropped)."""
+    topic, t0 = "events-reports-flush", int(NOW_S * 1000) - 600_000
+    first = [message(topic, 1, "f1", "publish", event_time=t0)]
+    second = [message(topic, 2, "f2", "publish", event_time=t0 + 120_000)]
+    with step_for(db, tagger, clock=lambda: 0.0, highwater=lambda _p: 100) as step:
+
+        async def go() -> tuple[list[int], list[int], list[int]]:
+            for batch in (first, second):
+                await step.handle(batch, await step.prepare(batch))
+            held = reported(step)
+            await step.flush_reports()
+            flushed = reported(step)
+            await step.flush_reports()  # nothing more to send
+            return held, flushed, reported(step)
+
+        held, flushed, again = asyncio.run(go())
+    assert held == [t0]
+    assert flushed == again == [t0, t0 + 120_000]

@@ -140,6 +140,9 @@ class Worker:
             self._lag_task.cancel()
         with contextlib.suppress(Exception):
             await self.consumer.stop()
+        # Leaving the group does not revoke the partitions through the listener: what
+        # the ingest step held back is sent here.
+        await self.ingest.flush_reports()
         # Faust waits for a crashed agent's unacknowledged events for ever (and does not
         # end on cancellation then): waited for at most STOP_TIMEOUT_S, then left
         stopping = asyncio.ensure_future(self.app.stop())
@@ -311,6 +314,7 @@ def build_worker(
     )
 
     async def forget(partitions: list[int]) -> None:
+        await ingest.flush_reports()
         ingest.forget()
         # Another worker reports these partitions now: stop exposing our frozen view.
         metrics.forget_partitions(partitions)

@@ -86,12 +86,12 @@ STALE_CALLS = 2 * len(TOPICS)
 counts agent's memory (the topics on a worker close their minutes together)."""
 REPORT_INTERVAL_S = 1.0
 """While the input is behind (a batch's partitions hold more to read), the ingest step
-sends watermark reports at most once per this many seconds (of its wall clock). Each
-report makes the counts agent read the minutes it closes from ClickHouse, and a read
-costs about as much for one minute as for ten: reports after every batch of a backlog
-(or of a stream whose event time runs faster than the clock) had the agent's reads
-take a core's worth of ClickHouse and Python from the batches. Caught up, every change
-is reported at once; a deferred one goes with the next report."""
+sends watermark reports at most once per this many seconds. Each report makes the
+counts agent read the minutes it closes from ClickHouse, ~25 ms of chDB per read plus
+~1 ms per minute: reports after every batch of a backlog (or of a stream whose event
+time runs faster than the clock) had the agent's reads take most of a core from the
+batches. Caught up, every change is reported at once; one held back goes with the next
+report, or before the partitions move or the worker stops (`flush_reports`)."""
 MAX_EMPTY_WINDOWS = 1_440
 """Empty windows a gap feeds the detector at most (a day of minutes): a gap of any length
 costs at most this, whatever the timestamps."""
@@ -179,9 +179,11 @@ class IngestStep:
         wall_clock: Callable[[], float] = time.time,
         highwater: Callable[[int], int | None] = lambda _partition: None,
         report_interval_s: float = REPORT_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`highwater`: the end of an input partition as of the consumer's last fetch
-        (None: not known, taken as caught up)."""
+        (None: not known, taken as caught up); `clock` times `report_interval_s` (a
+        monotonic one: a wall clock set back would hold reports back as long)."""
         self.processor = processor
         self.sink = sink
         self.db = db
@@ -200,12 +202,13 @@ class IngestStep:
         self.wall_clock = wall_clock
         self.highwater = highwater
         self.report_interval_s = report_interval_s
+        self.clock = clock
         self.marks: dict[tuple[str, int], PartitionMark] = {}
         self._reported: dict[tuple[str, int], int] = {}
         """Per partition, the minute (of watermark minus grace) last reported: the windows
         that may close change only when it does."""
         self._reported_at: float | None = None
-        """When (wall clock) the last watermark report was sent."""
+        """When (`clock`) the last watermark report was sent."""
         self._generation = 0
         self._newest: BatchOutput | None = None
         """The output of the batch computed last (the next one sees its video states)."""
@@ -454,10 +457,24 @@ class IngestStep:
         self._handled = out
         return out
 
-    def _reports_due(self, messages: Sequence[Message]) -> dict[tuple[str, int], PartitionMark]:
+    async def flush_reports(self, timeout_s: float = 10.0) -> None:
+        """Send the watermark changes held back (before the partitions move away or the
+        worker stops: their batches are committed, and the next owner only reports
+        what it reads after them). Best effort, at most `timeout_s`: a failure is
+        logged (windows then close when newer events are reported)."""
+        try:
+            deliveries = await self._send_marks(self._reports_due([], force=True))
+            await asyncio.wait_for(asyncio.gather(*deliveries), timeout_s)
+        except Exception as exc:
+            log.warning("held-back watermark reports not sent: %s", exc)
+
+    def _reports_due(
+        self, messages: Sequence[Message], *, force: bool = False
+    ) -> dict[tuple[str, int], PartitionMark]:
         """The partition marks to report after a batch: those whose minute (of watermark
         minus grace) changed since last reported; none while the input is behind and the
-        last report is less than `report_interval_s` old (they go with the next)."""
+        last report is less than `report_interval_s` old (they go with the next), unless
+        `force`."""
         changed: dict[tuple[str, int], PartitionMark] = {}
         for key, mark in self.marks.items():
             if mark.event_time_ms is None:
@@ -467,9 +484,10 @@ class IngestStep:
                 changed[key] = mark
         if not changed:
             return {}
-        now = self.wall_clock()
+        now = self.clock()
         if (
-            self._reported_at is not None
+            not force
+            and self._reported_at is not None
             and now - self._reported_at < self.report_interval_s
             and self._behind(messages)
         ):
@@ -483,7 +501,8 @@ class IngestStep:
     def _behind(self, messages: Sequence[Message]) -> bool:
         """Whether a batch's partitions hold more to read after it: more than one offset
         (a transactional producer's commit marker takes an offset that never becomes a
-        message, and would hold the last report back until the partition is idle)."""
+        message: the last batch of such a topic would look behind, its report held back
+        until more input came)."""
         ends: dict[int, int] = {}
         for m in messages:
             if m.offset >= ends.get(m.partition, -1):
