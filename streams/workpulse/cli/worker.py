@@ -49,12 +49,12 @@ def command(**kwargs: Any) -> None:
     committed only after rows are durable in ClickHouse; SIGTERM stops cleanly.
     """
     from workpulse.clickhouse import connect
+    from workpulse.worker.collector import GcThresholds, tune_gc
     from workpulse.worker.runtime import (
         build_worker,
         install_stop_signals,
         run_async,
         run_until,
-        tune_gc,
     )
 
     settings = settings_from(kwargs)
@@ -64,7 +64,8 @@ def command(**kwargs: Any) -> None:
     db = connect(settings.clickhouse_url_value, settings.data_dir)
 
     async def run() -> None:
-        w = build_worker(settings, settings.kafka_bootstrap or "", db)
+        gc_thresholds = GcThresholds(settings.batch_size)
+        w = build_worker(settings, settings.kafka_bootstrap or "", db, on_batch=gc_thresholds.batch)
         tune_gc()
         click.echo(f"workpulse worker {settings.app_id}: metrics on {w.metrics_url}", err=True)
         stop = asyncio.Event()

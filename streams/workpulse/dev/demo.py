@@ -42,13 +42,13 @@ from workpulse.kafka.producer import (
 from workpulse.report import collect, write_report
 from workpulse.terminal import cell
 from workpulse.worker.app import EMBEDDED_SESSION_TIMEOUT_S
+from workpulse.worker.collector import GcThresholds, tune_gc
 from workpulse.worker.minutes import read_observations
 from workpulse.worker.runtime import (
     Worker,
     build_worker,
     install_stop_signals,
     spike_config,
-    tune_gc,
 )
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,10 @@ async def run_demo(
             await asyncio.to_thread(create_topics, broker.bootstrap, topics)
             db = await asyncio.to_thread(reset_embedded_database, settings)
             worker = build_worker(
-                embedded_worker_settings(settings, broker.bootstrap), broker.bootstrap, db
+                embedded_worker_settings(settings, broker.bootstrap),
+                broker.bootstrap,
+                db,
+                on_batch=GcThresholds(settings.batch_size).batch,
             )
             tune_gc()
             await worker.start()

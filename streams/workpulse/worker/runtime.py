@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import time
@@ -181,21 +180,6 @@ class WorkerFailed(RuntimeError):
     never end, and everything durable is already stored (as after a kill)."""
 
 
-def tune_gc() -> None:
-    """Garbage collection for a worker process (`workpulse worker`, `workpulse demo`).
-
-    A batch of 20,000 events makes about a million short-lived objects; with Python's
-    default threshold (a young collection every 700 allocations, an older one every ten
-    of those) the collector ran thousands of times per batch and walked the lexicon,
-    Faust and the state cache again and again: measured here, one worker went from
-    19-27k to 34-36k events/s with the thresholds below. What lives for the whole run
-    (imports, the lexicon) is frozen out of the scans first.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
-
-
 def spike_config(settings: Settings) -> SpikeDetectorConfig:
     """The spike detector's parameters from the settings (every `spike_*` setting)."""
     return SpikeDetectorConfig(
@@ -243,7 +227,10 @@ def build_worker(
     registry: CollectorRegistry | None = None,
     serve_metrics: bool = True,
     wall_clock: Callable[[], float] = time.time,
+    on_batch: Callable[[int], None] = lambda _size: None,
 ) -> Worker:
+    """`on_batch`: told the size of each input batch as it is handled (the worker
+    process's `GcThresholds.batch`)."""
     # The counts agent reads through Faust's consumer loop, which spends most of its
     # time creating tasks per message; the patch delivers messages inline.
     install_fast_drain()
@@ -323,6 +310,7 @@ def build_worker(
         await ingest.idle(settings.input_topic, status)
 
     async def handle(messages: Any, prepared: Any) -> None:
+        on_batch(len(messages))
         await ingest.handle(messages, prepared)
         last: dict[int, tuple[int, float]] = {}
         for m in messages:
