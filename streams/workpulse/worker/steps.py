@@ -457,7 +457,7 @@ class IngestStep:
         self._handled = out
         return out
 
-    async def flush_reports(self, timeout_s: float = 10.0) -> None:
+    async def flush_reports(self, timeout_s: float = 5.0) -> None:
         """Send the watermark changes held back (before the partitions move away or the
         worker stops: their batches are committed, and the next owner only reports
         what it reads after them). Best effort, at most `timeout_s`: a failure is
