@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NamedTuple
 
 
@@ -20,3 +21,12 @@ class Message(NamedTuple):
     def source(self) -> str:
         """`topic/partition/offset`: where the message came from."""
         return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+def next_offsets(messages: Iterable[Message]) -> dict[int, int]:
+    """Per partition, the offset after the last of `messages` (what to commit)."""
+    ends: dict[int, int] = {}
+    for m in messages:
+        if m.offset >= ends.get(m.partition, 0):
+            ends[m.partition] = m.offset + 1
+    return ends

@@ -38,7 +38,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from workpulse.kafka.settings import Connection, aiokafka_options
-from workpulse.model.message import Message
+from workpulse.model.message import Message, next_offsets
 
 log = logging.getLogger(__name__)
 
@@ -313,12 +313,9 @@ class BatchConsumer:
                 await self._on_idle(status)
 
     async def _commit(self, messages: Sequence[Message]) -> None:
-        last: dict[int, int] = {}
-        for m in messages:
-            last[m.partition] = max(last.get(m.partition, -1), m.offset)
-        offsets = {TopicPartition(self.topic, p): o + 1 for p, o in last.items()}
-        for p, o in last.items():
-            self._next_offset[p] = o + 1
+        ends = next_offsets(messages)
+        offsets = {TopicPartition(self.topic, p): end for p, end in ends.items()}
+        self._next_offset.update(ends)
         try:
             await self._consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError, KafkaError) as exc:

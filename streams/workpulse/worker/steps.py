@@ -39,7 +39,7 @@ import orjson
 from workpulse.clickhouse import Database
 from workpulse.metrics import Metrics
 from workpulse.model.aggregates import TopicMinute
-from workpulse.model.message import Message
+from workpulse.model.message import Message, next_offsets
 from workpulse.model.rows import DEAD_LETTERS, TOPIC_SPIKES, VIDEO_EVENTS, TableModel
 from workpulse.model.state import VideoState
 from workpulse.model.topics import TOPICS
@@ -475,13 +475,14 @@ class IngestStep:
         minus grace) changed since last reported; none while the input is behind and the
         last report is less than `report_interval_s` old (they go with the next), unless
         `force`."""
-        changed: dict[tuple[str, int], PartitionMark] = {}
-        for key, mark in self.marks.items():
-            if mark.event_time_ms is None:
-                continue
-            minute = (mark.event_time_ms - self.grace_ms) // WINDOW_MS
-            if self._reported.get(key) != minute:
-                changed[key] = mark
+        minutes = {
+            key: (mark.event_time_ms - self.grace_ms) // WINDOW_MS
+            for key, mark in self.marks.items()
+            if mark.event_time_ms is not None
+        }
+        changed = {
+            key: minute for key, minute in minutes.items() if self._reported.get(key) != minute
+        }
         if not changed:
             return {}
         now = self.clock()
@@ -493,21 +494,15 @@ class IngestStep:
         ):
             return {}
         self._reported_at = now
-        for key, mark in changed.items():
-            assert mark.event_time_ms is not None
-            self._reported[key] = (mark.event_time_ms - self.grace_ms) // WINDOW_MS
-        return changed
+        self._reported.update(changed)
+        return {key: self.marks[key] for key in changed}
 
     def _behind(self, messages: Sequence[Message]) -> bool:
         """Whether a batch's partitions hold more to read after it: more than one offset
         (a transactional producer's commit marker takes an offset that never becomes a
         message: the last batch of such a topic would look behind, its report held back
         until more input came)."""
-        ends: dict[int, int] = {}
-        for m in messages:
-            if m.offset >= ends.get(m.partition, -1):
-                ends[m.partition] = m.offset + 1
-        for partition, end in ends.items():
+        for partition, end in next_offsets(messages).items():
             high = self.highwater(partition)
             if high is not None and high > end + 1:
                 return True
