@@ -6,12 +6,13 @@ partitions are read again from the committed offsets)."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaProducer
 
 from workpulse.config import Settings
@@ -38,13 +39,17 @@ async def _nothing(_: Any) -> None:
     return None
 
 
-def consumer_for(bootstrap: str, topic: str, handle: Any, prepare: Any,
-                 max_records: int) -> BatchConsumer:  # fmt: skip
-    """A consumer in a fresh group, quick to join, no idle reports."""
+async def _sent() -> bool:
+    return True
+
+
+def consumer_for(bootstrap: str, topic: str, handle: Any, prepare: Any, max_records: int,
+                 release: Any = _sent, group: str | None = None) -> BatchConsumer:  # fmt: skip
+    """A consumer in a fresh group (unless `group`), quick to join, no idle reports."""
     return BatchConsumer(
-        connection(Settings(), bootstrap), topic, f"g-{uuid.uuid4().hex[:8]}", handle,
-        on_revoked=_nothing, on_idle=_nothing, prepare=prepare, max_records=max_records,
-        timeout_s=0.1, session_timeout_s=2.0, idle_after_s=60.0,
+        connection(Settings(), bootstrap), topic, group or f"g-{uuid.uuid4().hex[:8]}", handle,
+        on_revoked=_nothing, on_idle=_nothing, prepare=prepare, release=release,
+        max_records=max_records, timeout_s=0.1, session_timeout_s=2.0, idle_after_s=60.0,
     )  # fmt: skip
 
 
@@ -66,7 +71,7 @@ class Recorder:
         self.prepared.append([(m.partition, m.offset) for m in messages])
         return (previous or []) + [m.value.upper() for m in messages]
 
-    async def handle(self, messages: Sequence[Message], prepared: list[Any] | None) -> None:
+    async def handle(self, messages: Sequence[Message], prepared: list[Any] | None) -> bool:
         if prepared is None:  # the batch changed since it was prepared
             self.unprepared.append([(m.partition, m.offset) for m in messages])
         else:
@@ -79,6 +84,7 @@ class Recorder:
             self.handling.set()
             await asyncio.wait_for(self.release.wait(), 20)
         self.handled.append([(m.partition, m.offset) for m in messages])
+        return True
 
     async def start_holding(self, bootstrap: str, topic: str, max_records: int) -> BatchConsumer:
         """A consumer in a fresh group, started; returns once its first batch is in hand
@@ -185,9 +191,10 @@ def test_a_batch_starts_being_handled_before_the_next_is_prepared(
     async def prepare(messages: Sequence[Message], previous: Any) -> None:
         order.append(("prepare", messages[0].offset))
 
-    async def handle(messages: Sequence[Message], prepared: Any) -> None:
+    async def handle(messages: Sequence[Message], prepared: Any) -> bool:
         order.append(("handle", messages[0].offset))
         await asyncio.sleep(0.05)  # the insert
+        return True
 
     async def run() -> None:
         consumer = consumer_for(broker.bootstrap, topic_name, handle, prepare, max_records=50)
@@ -201,3 +208,120 @@ def test_a_batch_starts_being_handled_before_the_next_is_prepared(
     handled = [offset for what, offset in order if what == "handle"]
     for offset in handled[:-1]:  # batch N is being handled before N+1 is prepared
         assert order.index(("handle", offset)) < order.index(("prepare", offset + 50)), order
+
+
+async def group_offset(bootstrap: str, group: str, topic: str) -> int | None:
+    """The offset `group` committed for partition 0 of `topic` (None: none)."""
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                              enable_auto_commit=False)  # fmt: skip
+    await reader.start()
+    try:
+        offset: int | None = await reader.committed(TopicPartition(topic, 0))
+        return offset
+    finally:
+        await reader.stop()
+
+
+@pytest.mark.parametrize("leaving", ["stop", "revoke"])
+@pytest.mark.parametrize("sent", [True, False])
+def test_offsets_wait_for_what_a_batch_held_back(
+    broker: EmbeddedBroker, topic_name: str, leaving: str, sent: bool
+) -> None:
+    """Batches whose handler held effects back (the ingest step's watermark reports in a
+    backlog) are committed only with the next batch that sends them, or after `release`
+    sent them when the partitions move or the worker stops; if it could not, never (their
+    next owner replays them). Before, each batch was committed once handled: a crash then
+    lost what it held back."""
+    create_topics(broker.bootstrap, {topic_name: 1})
+    produce_to(broker.bootstrap, topic_name, 0, 30)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    batches: list[tuple[int, bool]] = []  # (offset after the batch, whether it sent all)
+    releases: list[int] = []
+
+    async def handle(messages: Sequence[Message], prepared: Any) -> bool:
+        end = messages[-1].offset + 1
+        # One batch sends what was held (the first past offset 10); the others hold.
+        ready = end > 10 and not any(ready for _, ready in batches)
+        batches.append((end, ready))
+        return ready
+
+    async def prepare(messages: Sequence[Message], previous: Any) -> None:
+        return None
+
+    async def release() -> bool:
+        releases.append(batches[-1][0])
+        return sent
+
+    async def run() -> tuple[int | None, int | None]:
+        consumer = consumer_for(broker.bootstrap, topic_name, handle, prepare, max_records=7,
+                                release=release, group=group)  # fmt: skip
+        tp = TopicPartition(topic_name, 0)
+        await consumer.start()
+        try:
+            await wait_until(lambda: bool(batches) and batches[-1][0] == 30)
+            await wait_until(lambda: consumer.batches == len(batches))
+            held = await consumer.consumer.committed(tp)
+            if leaving == "revoke":  # as aiokafka calls the listener in a rebalance
+                await consumer._revoked([tp])
+                return held, await consumer.consumer.committed(tp)
+        finally:
+            await consumer.stop()
+        return held, await group_offset(broker.bootstrap, group, topic_name)
+
+    held, after = asyncio.run(run())
+    sent_at = next(end for end, ready in batches if ready)
+    assert 10 < sent_at < 30, batches  # batches were held before and after it
+    assert held == sent_at
+    assert releases == [30]  # once: nothing was left to send after
+    assert after == (30 if sent else sent_at)
+
+
+def test_a_partition_is_not_idle_before_its_end_is_known(
+    broker: EmbeddedBroker, topic_name: str
+) -> None:
+    """Idle means caught up: a partition's end is known once a fetch answered for it.
+    Before, a partition whose end was not known yet counted as caught up: at start-up
+    (or whenever a fetch took longer than `idle_after_s`), one with a backlog was
+    reported idle, and the counts agent closed windows without its events (seen as a
+    missing spike after a restart under load)."""
+    create_topics(broker.bootstrap, {topic_name: 1})
+    produce_to(broker.bootstrap, topic_name, 0, 20)
+    handled: list[int] = []
+    reports: list[tuple[bool, int]] = []  # (idle, messages handled by then)
+    checks: list[asyncio.Future[None]] = []
+
+    async def handle(messages: Sequence[Message], prepared: Any) -> bool:
+        handled.extend(m.offset for m in messages)
+        return True
+
+    async def prepare(messages: Sequence[Message], previous: Any) -> None:
+        return None
+
+    async def on_idle(status: dict[int, bool]) -> None:
+        reports.append((status[0], len(handled)))
+
+    async def run() -> None:
+        consumer = BatchConsumer(
+            connection(Settings(), broker.bootstrap), topic_name, f"g-{uuid.uuid4().hex[:8]}",
+            handle, on_revoked=_nothing, on_idle=on_idle, prepare=prepare, release=_sent,
+            max_records=5, timeout_s=0.1, session_timeout_s=2.0, idle_after_s=0.0,
+        )  # fmt: skip
+        assigned = consumer._assigned
+
+        def assigned_then_check(partitions: Any) -> None:
+            # The check the loop runs between fetches, at once: nothing is fetched yet.
+            assigned(partitions)
+            checks.append(asyncio.ensure_future(consumer._report_idle(time.monotonic())))
+
+        consumer._assigned = assigned_then_check  # type: ignore[method-assign]
+        await consumer.start()
+        try:
+            await wait_until(lambda: len(handled) == 20 and bool(reports) and reports[-1][0])
+            await asyncio.gather(*checks)
+        finally:
+            await consumer.stop()
+
+    asyncio.run(run())
+    assert checks, "the check ran when the partition was assigned"
+    assert [r for r in reports if r[0] and r[1] < 20] == [], reports  # never idle while behind
+    assert reports[-1] == (True, 20)  # idle once caught up

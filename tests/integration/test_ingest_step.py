@@ -258,42 +258,44 @@ def test_watermark_reports_wait_while_the_input_is_behind(
             end[0] = batch[-1].offset + 1 + (2 if more else 1)
             await step.handle(batch, await step.prepare(batch))
 
-        async def go() -> list[list[int]]:
+        async def go() -> list[tuple[list[int], bool]]:
             seen = []
             await handle(batches[0], behind)
-            seen.append(reported(step))
+            seen.append((reported(step), step.reports_held))
             clock[0] += after_s
             await handle(batches[1], behind)
-            seen.append(reported(step))
+            seen.append((reported(step), step.reports_held))
             clock[0] += 0.001
             await handle(batches[2], False)  # the last one: caught up
-            seen.append(reported(step))
+            seen.append((reported(step), step.reports_held))
             return seen
 
         first, second, last = asyncio.run(go())
-    assert first == [t0]  # the first report goes out at once
-    assert second == ([t0, t0 + 120_000] if at_once else [t0])
-    assert last == [*second, t0 + 240_000]
+    assert first == ([t0], False)  # the first report goes out at once
+    # Held back: the consumer must not commit the batch yet (a crash would lose it).
+    assert second == (([t0, t0 + 120_000], False) if at_once else ([t0], True))
+    assert last == ([*second[0], t0 + 240_000], False)
 
 
 def test_held_back_reports_go_out_before_the_partitions_move(db: Database, tagger: Any) -> None:
-    """A change held back while behind is sent when the partitions are revoked (the
-    runtime flushes before `forget`): its batch is committed, and the next owner reports
-    only what it reads after it (found in review: it was dropped)."""
+    """A change held back while behind is sent when the partitions are revoked or the
+    worker stops (the consumer's `release`, before it commits the batches that held it:
+    their next owner reports only what it reads after the committed offsets)."""
     topic, t0 = "events-reports-flush", int(NOW_S * 1000) - 600_000
     first = [message(topic, 1, "f1", "publish", event_time=t0)]
     second = [message(topic, 2, "f2", "publish", event_time=t0 + 120_000)]
     with step_for(db, tagger, clock=lambda: 0.0, highwater=lambda _p: 100) as step:
 
-        async def go() -> tuple[list[int], list[int], list[int]]:
+        async def go() -> tuple[list[int], bool, list[int], list[int]]:
             for batch in (first, second):
                 await step.handle(batch, await step.prepare(batch))
-            held = reported(step)
-            await step.flush_reports()
+            held, holding = reported(step), step.reports_held
+            assert await step.flush_reports()
             flushed = reported(step)
-            await step.flush_reports()  # nothing more to send
-            return held, flushed, reported(step)
+            assert await step.flush_reports()  # nothing more to send
+            assert not step.reports_held
+            return held, holding, flushed, reported(step)
 
-        held, flushed, again = asyncio.run(go())
-    assert held == [t0]
+        held, holding, flushed, again = asyncio.run(go())
+    assert (held, holding) == ([t0], True)
     assert flushed == again == [t0, t0 + 120_000]

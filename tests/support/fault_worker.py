@@ -6,8 +6,10 @@ kills the process the n-th time it reaches <point>:
 - `batch`: a batch was fetched, nothing of it is done;
 - `video_rows`: its video_events rows are durable, nothing else;
 - `dead_letters`: its dead letters are durable too (a batch that had some), Kafka not sent;
-- `kafka`: its dead letters and watermarks are acknowledged by Kafka, offsets not committed;
-- `commit`: its offsets are committed;
+- `kafka`: its dead letters and watermarks are acknowledged by Kafka (the batch was
+  handled), offsets not committed;
+- `commit`: offsets are committed (the n-th commit: while the ingest step holds a
+  backlog's watermark reports back, a commit covers several batches);
 - `spike`: the counts agent wrote a spike (ClickHouse and Kafka), its table not updated;
 - `counts_error`: the counts step raises (a bug, or data it cannot take) instead of
   dying: the worker must stop with one error line, not stall.
@@ -94,7 +96,7 @@ def install(point: str, n: int) -> None:
             when=lambda self, model, rows: model is DEAD_LETTERS and bool(rows),
         )
     elif point == "kafka":
-        _before(consumer.BatchConsumer, "_commit", n, hits)
+        _after(steps.IngestStep, "handle", point, n, hits)
     elif point == "commit":
         _after(consumer.BatchConsumer, "_commit", point, n, hits)
     elif point == "spike":

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from workpulse.model.aggregates import WINDOW_TOP, TopicMinute
-from workpulse.processing.windows import WINDOW_MS, PartitionMark, TopicWindows
+from workpulse.processing.windows import WINDOW_MS, PartitionMark, TopicWindows, partition_idle
 
 M = WINDOW_MS
 T = 1_767_225_600_000  # a minute boundary
@@ -115,3 +115,21 @@ def test_merge_keeps_the_top_entries() -> None:
 )
 def test_aggregate_round_trip(agg: TopicMinute) -> None:
     assert TopicMinute.from_dict(agg.to_dict()) == agg
+
+
+@pytest.mark.parametrize(
+    ("position", "end", "quiet_s", "idle"),
+    [
+        (100, 100, 5.0, True),  # caught up, quiet
+        (100, 100, 0.5, False),  # caught up, a message less than idle_after_s ago
+        (99, 100, 5.0, False),  # one message left to read
+        (0, 0, 5.0, True),  # an empty partition, its end known
+        # The end not known yet (no fetch answered since the assignment): a partition
+        # with a backlog looked caught up, and windows closed without its events.
+        (None, None, 5.0, False),
+        (0, None, 5.0, False),
+        (None, 100, 5.0, False),  # where to read from not known yet
+    ],
+)
+def test_partition_idle(position: int | None, end: int | None, quiet_s: float, idle: bool) -> None:
+    assert partition_idle(position, end, quiet_s, idle_after_s=1.0) is idle

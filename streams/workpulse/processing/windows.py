@@ -27,6 +27,19 @@ from typing import Any
 WINDOW_MS = 60_000
 
 
+def partition_idle(
+    position: int | None, end: int | None, quiet_s: float, idle_after_s: float
+) -> bool:
+    """Whether an input partition is idle: caught up (`position`, the next offset to
+    read, has reached `end`, the partition's end as of the last fetch) and without a
+    new message for `idle_after_s`. An end or position not known yet (None: no fetch
+    has answered since the partition was assigned) is not caught up: a partition with a
+    backlog looked idle until its first fetch came back, and windows closed without its
+    events (at start-up, or whenever fetches took longer than `idle_after_s`)."""
+    caught_up = end is not None and position is not None and position >= end
+    return caught_up and quiet_s >= idle_after_s
+
+
 @dataclass(slots=True)
 class PartitionMark:
     """One input partition's progress: its newest event time (None: no valid event yet),

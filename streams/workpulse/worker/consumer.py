@@ -16,6 +16,12 @@ left to do once N is written is small. Batch N+1 is handled, and committed, only
 batch N was: offsets stay in order, and a crash at any point loses nothing that was not
 committed.
 
+`handle` may hold some of a batch's effects back (the ingest step sends the watermark
+reports of a backlog at most once a second): it then says so, and the batch's offsets
+are committed with those of the next batch that sends what was held back, or after
+`release` sent it when the partitions move or the worker stops. A crash before then
+replays the batches from the committed offsets, their effects with them.
+
 On a rebalance, `on_revoked` runs before the partitions move: it waits for the batch
 in hand to finish (a write stuck in an outage is told to give up, see
 `Sink.abort`), then the worker drops what it knew about the partitions; the next owner
@@ -39,6 +45,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from workpulse.kafka.settings import Connection, aiokafka_options
 from workpulse.model.message import Message, next_offsets
+from workpulse.processing.windows import partition_idle
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +54,13 @@ Prepare = Callable[[Sequence[Message], Any], Awaitable[Any]]
 previous)`, where `previous` is what it made of the batch's earlier messages (None: these
 are the first); returns what it made of them all, or None (it gave up: the batch is
 handled without)."""
-BatchHandler = Callable[[Sequence[Message], Any], Awaitable[None]]
-"""Handles a batch, given what `prepare` made of it (None: prepare gave up)."""
+BatchHandler = Callable[[Sequence[Message], Any], Awaitable[bool]]
+"""Handles a batch, given what `prepare` made of it (None: prepare gave up); returns
+whether the offsets of the batches handled so far may be committed (False: some of
+their effects are held back, to go with a later batch's or with `release`)."""
+Release = Callable[[], Awaitable[bool]]
+"""Sends what handled batches held back (the partitions move, or the worker stops);
+returns whether it was sent (their offsets may be committed)."""
 IdleHandler = Callable[[dict[int, bool]], Awaitable[None]]
 
 TOP_UP_MS = 20
@@ -107,6 +119,7 @@ class BatchConsumer:
         on_revoked: Callable[[list[int]], Awaitable[None]],
         on_idle: IdleHandler,
         prepare: Prepare,
+        release: Release,
         max_records: int,
         timeout_s: float,
         session_timeout_s: float,
@@ -118,6 +131,7 @@ class BatchConsumer:
         self._on_revoked = on_revoked
         self._on_idle = on_idle
         self._prepare = prepare
+        self._release = release
         self._max_records = max_records
         self._timeout_ms = max(1, int(timeout_s * 1000))
         self._idle_after_s = idle_after_s
@@ -128,6 +142,8 @@ class BatchConsumer:
         self.revoking = False
         """True while partitions are being taken away (writes in an outage give up)."""
         self._next_offset: dict[int, int] = {}
+        self._uncommitted: dict[int, int] = {}
+        """Per partition, the offset after the last batch handled, while not committed."""
         self._last_message: dict[int, float] = {}
         self._idle_reported: dict[int, bool] = {}
         self.assigned: set[int] = set()
@@ -187,6 +203,7 @@ class BatchConsumer:
         self.revoking = True
         try:
             async with self._lock:  # the batch in hand finishes (or gives up) first
+                await self._commit_held()
                 await self._on_revoked([tp.partition for tp in revoked if tp.topic == self.topic])
         finally:
             self.revoking = False
@@ -289,8 +306,12 @@ class BatchConsumer:
                 # worker again) reads them from the committed offsets.
                 log.info("%d message(s) fetched before a rebalance: read again", len(messages))
                 return
-            await self._handle(messages, prepared)
-            await self._commit(messages)
+            ready = await self._handle(messages, prepared)
+            ends = next_offsets(messages)
+            self._next_offset.update(ends)
+            self._uncommitted.update(ends)
+            if ready:
+                await self._commit()
         self.batches += 1
 
     async def _report_idle(self, now: float) -> None:
@@ -303,19 +324,20 @@ class BatchConsumer:
             if position is None:
                 with contextlib.suppress(IllegalStateError, KafkaError, AssertionError):
                     position = await self._consumer.position(tp)
-            caught_up = high is None or (position is not None and position >= high)
-            quiet = now - self._last_message.get(p, now) >= self._idle_after_s
-            status[p] = caught_up and quiet
+            quiet_s = now - self._last_message.get(p, now)
+            status[p] = partition_idle(position, high, quiet_s, self._idle_after_s)
         changed = {p: idle for p, idle in status.items() if self._idle_reported.get(p) != idle}
         if changed:
             self._idle_reported.update(changed)
             async with self._lock:
                 await self._on_idle(status)
 
-    async def _commit(self, messages: Sequence[Message]) -> None:
-        ends = next_offsets(messages)
-        offsets = {TopicPartition(self.topic, p): end for p, end in ends.items()}
-        self._next_offset.update(ends)
+    async def _commit(self) -> None:
+        """Commit the offsets of the batches handled so far."""
+        offsets = {TopicPartition(self.topic, p): end for p, end in self._uncommitted.items()}
+        self._uncommitted = {}
+        if not offsets:
+            return
         try:
             await self._consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError, KafkaError) as exc:
@@ -323,8 +345,23 @@ class BatchConsumer:
             # offset and skips what is already stored.
             log.warning("offset commit failed (%s); the batch will be replayed", exc)
 
+    async def _commit_held(self) -> None:
+        """Before the partitions move or the worker leaves the group: what the batches
+        handled since the last commit held back is sent (`release`), then their offsets
+        are committed; if it could not be sent, they are not (the next owner replays
+        those batches, and their effects with them)."""
+        if not self._uncommitted:
+            return
+        if await self._release():
+            await self._commit()
+        else:
+            log.warning("held-back effects not sent: %d partition(s) will be replayed",
+                        len(self._uncommitted))  # fmt: skip
+            self._uncommitted = {}
+
     async def stop(self, timeout_s: float = 30.0) -> None:
-        """Finish the batch in hand (at most `timeout_s`), then leave the group."""
+        """Finish the batch in hand (at most `timeout_s`), commit what was handled (after
+        sending what it held back), then leave the group."""
         self.stopping = True
         task = self._task
         if task is not None:
@@ -336,5 +373,7 @@ class BatchConsumer:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+            # (Leaving the group revokes nothing through the listener.)
+            await self._commit_held()
         with contextlib.suppress(Exception):
             await self._consumer.stop()

@@ -138,10 +138,7 @@ class Worker:
         if self._lag_task is not None:
             self._lag_task.cancel()
         with contextlib.suppress(Exception):
-            await self.consumer.stop()
-        # Leaving the group does not revoke the partitions through the listener: what
-        # the ingest step held back is sent here.
-        await self.ingest.flush_reports()
+            await self.consumer.stop()  # (it sends what the ingest step held back)
         # Faust waits for a crashed agent's unacknowledged events for ever (and does not
         # end on cancellation then): waited for at most STOP_TIMEOUT_S, then left
         stopping = asyncio.ensure_future(self.app.stop())
@@ -301,7 +298,6 @@ def build_worker(
     )
 
     async def forget(partitions: list[int]) -> None:
-        await ingest.flush_reports()
         ingest.forget()
         # Another worker reports these partitions now: stop exposing our frozen view.
         metrics.forget_partitions(partitions)
@@ -309,7 +305,7 @@ def build_worker(
     async def idle(status: dict[int, bool]) -> None:
         await ingest.idle(settings.input_topic, status)
 
-    async def handle(messages: Any, prepared: Any) -> None:
+    async def handle(messages: Any, prepared: Any) -> bool:
         on_batch(len(messages))
         await ingest.handle(messages, prepared)
         last: dict[int, tuple[int, float]] = {}
@@ -319,6 +315,7 @@ def build_worker(
             high = consumer_box[0].highwater(partition)
             if high is not None:
                 metrics.observe_partition(partition, offset, high, timestamp)
+        return not ingest.reports_held
 
     consumer = BatchConsumer(
         conn,
@@ -328,6 +325,7 @@ def build_worker(
         on_revoked=forget,
         on_idle=idle,
         prepare=ingest.prepare,
+        release=ingest.flush_reports,
         max_records=settings.batch_size,
         timeout_s=settings.batch_timeout_s,
         session_timeout_s=session_timeout_s(settings),

@@ -14,8 +14,10 @@ guarantee.
 4. Kafka: the dead letters (replayed ones again: readers de-duplicate by `source`) and
    each topic's watermarks, awaited until acknowledged;
 5. the video states into memory.
-Only then does the consumer commit the batch's offsets: a crash at any point replays
-the batch, and the replay finds in ClickHouse what is already there.
+Only then does the consumer commit the batch's offsets (while the input is behind,
+watermark reports may be held back: then with those of the batch that sends them): a
+crash at any point replays the batch, and the replay finds in ClickHouse what is
+already there.
 
 `CountsStep.handle` (watermark reports, in the counts agent): moves each topic's
 per-partition watermarks forward; for the windows every partition has passed (plus
@@ -91,7 +93,9 @@ counts agent read the minutes it closes from ClickHouse, ~25 ms of chDB per read
 ~1 ms per minute: reports after every batch of a backlog (or of a stream whose event
 time runs faster than the clock) had the agent's reads take most of a core from the
 batches. Caught up, every change is reported at once; one held back goes with the next
-report, or before the partitions move or the worker stops (`flush_reports`)."""
+report, or before the partitions move or the worker stops (`flush_reports`), and the
+offsets of its batches are committed only then (`reports_held`): a crash in between
+replays them, reports with them."""
 MAX_EMPTY_WINDOWS = 1_440
 """Empty windows a gap feeds the detector at most (a day of minutes): a gap of any length
 costs at most this, whatever the timestamps."""
@@ -209,6 +213,10 @@ class IngestStep:
         that may close change only when it does."""
         self._reported_at: float | None = None
         """When (`clock`) the last watermark report was sent."""
+        self.reports_held = False
+        """Whether watermark changes of handled batches are held back (their offsets must
+        not be committed before they are sent: the next owner of a partition reports only
+        what it reads after the committed offset)."""
         self._generation = 0
         self._newest: BatchOutput | None = None
         """The output of the batch computed last (the next one sees its video states)."""
@@ -220,6 +228,7 @@ class IngestStep:
         self._generation += 1
         self._newest = self._handled = None
         self._reported_at = None
+        self.reports_held = False
         self.offsets.clear()
         self.states.clear()
         self.marks.clear()
@@ -457,16 +466,17 @@ class IngestStep:
         self._handled = out
         return out
 
-    async def flush_reports(self, timeout_s: float = 5.0) -> None:
+    async def flush_reports(self, timeout_s: float = 5.0) -> bool:
         """Send the watermark changes held back (before the partitions move away or the
-        worker stops: their batches are committed, and the next owner only reports
-        what it reads after them). Best effort, at most `timeout_s`: a failure is
-        logged (windows then close when newer events are reported)."""
+        worker stops), in at most `timeout_s`; returns whether they were sent (then the
+        offsets of their batches may be committed; else those batches are replayed)."""
         try:
             deliveries = await self._send_marks(self._reports_due([], force=True))
             await asyncio.wait_for(asyncio.gather(*deliveries), timeout_s)
         except Exception as exc:
             log.warning("held-back watermark reports not sent: %s", exc)
+            return False
+        return True
 
     def _reports_due(
         self, messages: Sequence[Message], *, force: bool = False
@@ -483,6 +493,7 @@ class IngestStep:
         changed = {
             key: minute for key, minute in minutes.items() if self._reported.get(key) != minute
         }
+        self.reports_held = False
         if not changed:
             return {}
         now = self.clock()
@@ -492,6 +503,7 @@ class IngestStep:
             and now - self._reported_at < self.report_interval_s
             and self._behind(messages)
         ):
+            self.reports_held = True
             return {}
         self._reported_at = now
         self._reported.update(changed)
