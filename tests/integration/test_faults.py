@@ -29,6 +29,7 @@ from tests.support.pipeline_checks import (
     start_worker,
     stored,
     stored_spikes,
+    wait_for_spikes,
     wait_until,
     worker_env,
 )
@@ -97,7 +98,7 @@ def finish(
         )
         spikes = expected_spikes(db)
         assert spikes, "the wave should make at least one spike"
-        wait_until(lambda: stored_spikes(db) == spikes, 60, f"the spikes {spikes}")
+        wait_for_spikes(db, spikes, worker)
         assert worker.alive(), worker.tail()
     finally:
         code = worker.terminate()
@@ -105,18 +106,6 @@ def finish(
     assert_exact(db, topic, expected)
     assert_dlq_complete(db, env["WORKPULSE_KAFKA_BOOTSTRAP"], f"{topic}-dlq", topic)
     assert spike_rows(db) == len(stored_spikes(db)), "a spike was inserted twice"
-
-
-def committed(bootstrap: str, group: str, topic: str) -> int:
-    """Messages of `topic` the group has committed (sum over partitions)."""
-    from kafka.admin import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        offsets = admin.list_consumer_group_offsets(group)
-    finally:
-        admin.close()
-    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
 
 
 def crash(env: dict[str, str], tmp_path: Path, point: str) -> None:
@@ -165,7 +154,7 @@ def test_a_worker_joins_and_another_leaves_mid_stream(
             lambda: stored(db, topic) == (expected.valid, expected.bad), 180, "the second worker"
         )
         spikes = expected_spikes(db)
-        wait_until(lambda: stored_spikes(db) == spikes, 60, f"the spikes {spikes}")
+        wait_for_spikes(db, spikes, second)
     finally:
         first.terminate()
         if second is not None:

@@ -7,10 +7,12 @@ workers, the stored result must be what one uninterrupted worker would have stor
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -191,6 +193,20 @@ class WorkerProcess:
         except OSError:
             return ""
 
+    def progress(self) -> str:
+        """Its watermark reports and consumer lag, from its /metrics (for a failure's
+        message: whether its ingest reported, and its counts agent handled, anything)."""
+        found = re.search(r"metrics on (http://\S+/metrics)", self.tail())
+        if found is None or not self.alive():
+            return "(no metrics)"
+        try:
+            with urllib.request.urlopen(found.group(1), timeout=5) as response:
+                text = response.read().decode()
+        except OSError as exc:
+            return f"(metrics: {exc})"
+        wanted = ("workpulse_watermark_reports_total", "workpulse_consumer_lag{")
+        return "\n".join(line for line in text.splitlines() if line.startswith(wanted))
+
 
 def worker_env(
     bootstrap: str, clickhouse_url: str, topic: str, app_id: str, data_dir: Path, **extra: str
@@ -243,6 +259,18 @@ def wait_until(condition: Any, timeout_s: float, what: str, poll_s: float = 0.2)
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
         time.sleep(poll_s)
+
+
+def wait_for_spikes(
+    db: Database, spikes: list[tuple[str, int, str, str, float]], *workers: WorkerProcess
+) -> None:
+    """Wait until the stored spikes are `spikes`; on timeout, say what is stored and how the
+    workers' logs end."""
+    try:
+        wait_until(lambda: stored_spikes(db) == spikes, 60, f"the spikes {spikes}")
+    except AssertionError as exc:
+        tails = "\n".join(f"{w.tail()}\n{w.progress()}" for w in workers)
+        raise AssertionError(f"{exc}; stored: {stored_spikes(db)}\n{tails}") from None
 
 
 def produce_labelled(
