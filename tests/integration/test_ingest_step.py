@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import CollectorRegistry
 
 from workpulse.clickhouse import Database, apply_schema, open_embedded
@@ -55,11 +56,16 @@ class Sent:
 
     def __init__(self) -> None:
         self.messages: list[tuple[str, bytes | None, bytes]] = []
+        self.failing: str | None = None
+        """A topic whose deliveries fail (as when the broker does not acknowledge)."""
 
     async def send(self, topic: str, key: bytes | None, value: bytes, headers: Any = None) -> Any:
         self.messages.append((topic, key, value))
         done = asyncio.get_running_loop().create_future()
-        done.set_result(None)
+        if topic == self.failing:
+            done.set_exception(KafkaTimeoutError("not acknowledged"))
+        else:
+            done.set_result(None)
         return done
 
 
@@ -299,3 +305,35 @@ def test_held_back_reports_go_out_before_the_partitions_move(db: Database, tagge
         held, holding, flushed, again = asyncio.run(go())
     assert (held, holding) == ([t0], True)
     assert flushed == again == [t0, t0 + 120_000]
+
+
+def test_a_report_that_failed_is_sent_again_before_the_held_batches_are_committed(
+    db: Database, tagger: Any
+) -> None:
+    """A report whose delivery failed counts as not sent: `flush_reports` (the consumer's
+    release, before it commits the batches it held back, at stop or revoke) sends it
+    again. Found in review: it counted as sent once handed to the producer, so the flush
+    found nothing to send and the batches held back before it were committed without
+    their report."""
+    topic, t0 = "events-reports-failed", int(NOW_S * 1000) - 600_000
+    first = [message(topic, 1, "g1", "publish", event_time=t0)]
+    second = [message(topic, 2, "g2", "publish", event_time=t0 + 120_000)]
+    clock = [0.0]
+    with step_for(db, tagger, clock=lambda: clock[0], highwater=lambda _p: 100) as step:
+        publisher = step.publisher
+        assert isinstance(publisher, Sent)
+
+        async def go() -> tuple[list[int], bool]:
+            await step.handle(first, await step.prepare(first))
+            clock[0] += 5.0  # the next report is due
+            publisher.failing = "marks"
+            with pytest.raises(KafkaTimeoutError):
+                await step.handle(second, await step.prepare(second))
+            publisher.failing = None
+            failed = reported(step)
+            return failed, await step.flush_reports()
+
+        failed, flushed = asyncio.run(go())
+    assert failed == [t0, t0 + 120_000]  # handed to the producer, not acknowledged
+    assert flushed
+    assert reported(step) == [t0, t0 + 120_000, t0 + 120_000]  # sent again

@@ -203,8 +203,13 @@ class BatchConsumer:
         self.revoking = True
         try:
             async with self._lock:  # the batch in hand finishes (or gives up) first
-                await self._commit_held()
-                await self._on_revoked([tp.partition for tp in revoked if tp.topic == self.topic])
+                try:
+                    await self._commit_held()
+                finally:
+                    self._uncommitted = {}
+                    await self._on_revoked(
+                        [tp.partition for tp in revoked if tp.topic == self.topic]
+                    )
         finally:
             self.revoking = False
             self.assigned -= {tp.partition for tp in revoked}
@@ -373,7 +378,16 @@ class BatchConsumer:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-            # (Leaving the group revokes nothing through the listener.)
-            await self._commit_held()
+            # (Leaving the group revokes nothing through the listener.) Under the lock: a
+            # rebalance meanwhile would send and commit the same.
+            try:
+                await asyncio.wait_for(self._lock.acquire(), timeout_s)
+            except TimeoutError:
+                log.warning("held-back offsets not committed: they will be replayed")
+            else:
+                try:
+                    await self._commit_held()
+                finally:
+                    self._lock.release()
         with contextlib.suppress(Exception):
             await self._consumer.stop()

@@ -455,8 +455,10 @@ class IngestStep:
             mark = self.marks.setdefault(key, PartitionMark())
             mark.event_time_ms = max(event_time, mark.event_time_ms or event_time)
             mark.idle, mark.as_of_ms = False, now_ms
-        deliveries += await self._send_marks(self._reports_due(messages))
+        due, minutes = self._reports_due(messages)
+        deliveries += await self._send_marks(due)
         await asyncio.gather(*deliveries)
+        self._reported.update(minutes)  # (only once acknowledged: else sent again)
 
         # 3. The video states, now that their rows are durable.
         self.states.put_many((vid, state) for vid, (_, state) in out.states.items())
@@ -467,12 +469,18 @@ class IngestStep:
         return out
 
     async def flush_reports(self, timeout_s: float = 5.0) -> bool:
-        """Send the watermark changes held back (before the partitions move away or the
-        worker stops), in at most `timeout_s`; returns whether they were sent (then the
-        offsets of their batches may be committed; else those batches are replayed)."""
+        """Send the watermark changes held back, or not acknowledged (before the
+        partitions move away or the worker stops), in at most `timeout_s`; returns
+        whether they were sent (then the offsets of their batches may be committed; else
+        those batches are replayed)."""
+
+        async def send() -> None:
+            due, minutes = self._reports_due([], force=True)
+            await asyncio.gather(*await self._send_marks(due))
+            self._reported.update(minutes)
+
         try:
-            deliveries = await self._send_marks(self._reports_due([], force=True))
-            await asyncio.wait_for(asyncio.gather(*deliveries), timeout_s)
+            await asyncio.wait_for(send(), timeout_s)
         except Exception as exc:
             log.warning("held-back watermark reports not sent: %s", exc)
             return False
@@ -480,11 +488,13 @@ class IngestStep:
 
     def _reports_due(
         self, messages: Sequence[Message], *, force: bool = False
-    ) -> dict[tuple[str, int], PartitionMark]:
+    ) -> tuple[dict[tuple[str, int], PartitionMark], dict[tuple[str, int], int]]:
         """The partition marks to report after a batch: those whose minute (of watermark
         minus grace) changed since last reported; none while the input is behind and the
         last report is less than `report_interval_s` old (they go with the next), unless
-        `force`."""
+        `force`. Also their minutes, to be taken as reported once the reports are
+        acknowledged (a report that failed is sent again, by the next or by
+        `flush_reports`: the consumer commits the batches it holds back after that)."""
         minutes = {
             key: (mark.event_time_ms - self.grace_ms) // WINDOW_MS
             for key, mark in self.marks.items()
@@ -495,7 +505,7 @@ class IngestStep:
         }
         self.reports_held = False
         if not changed:
-            return {}
+            return {}, {}
         now = self.clock()
         if (
             not force
@@ -504,10 +514,9 @@ class IngestStep:
             and self._behind(messages)
         ):
             self.reports_held = True
-            return {}
+            return {}, {}
         self._reported_at = now
-        self._reported.update(changed)
-        return {key: self.marks[key] for key in changed}
+        return {key: self.marks[key] for key in changed}, changed
 
     def _behind(self, messages: Sequence[Message]) -> bool:
         """Whether a batch's partitions hold more to read after it: more than one offset
