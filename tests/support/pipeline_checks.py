@@ -7,12 +7,10 @@ workers, the stored result must be what one uninterrupted worker would have stor
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -21,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from workpulse.clickhouse import Database
+from workpulse.dev.bench.pipeline import WorkerProc
 from workpulse.dev.summary import COUNTS_SQL, RECOUNT_SQL
 from workpulse.processing.spikes import SpikeDetector, replay
 from workpulse.processing.windows import WINDOW_MS
@@ -196,16 +195,11 @@ class WorkerProcess:
     def progress(self) -> str:
         """Its watermark reports and consumer lag, from its /metrics (for a failure's
         message: whether its ingest reported, and its counts agent handled, anything)."""
-        found = re.search(r"metrics on (http://\S+/metrics)", self.tail())
-        if found is None or not self.alive():
-            return "(no metrics)"
-        try:
-            with urllib.request.urlopen(found.group(1), timeout=5) as response:
-                text = response.read().decode()
-        except OSError as exc:
-            return f"(metrics: {exc})"
-        wanted = ("workpulse_watermark_reports_total", "workpulse_consumer_lag{")
-        return "\n".join(line for line in text.splitlines() if line.startswith(wanted))
+        samples = WorkerProc(self.proc, self.log).scrape() if self.alive() else {}
+        wanted = ("workpulse_watermark_reports_total", "workpulse_consumer_lag")
+        found = [f"{name}{labels} {value:g}" for name in wanted
+                 for labels, value in samples.get(name, [])]  # fmt: skip
+        return "; ".join(found) or "(no metrics)"
 
 
 def worker_env(
