@@ -98,6 +98,11 @@ class BulkHistogram(Collector):
                 self._counts[i] += n
             self._sum += total
 
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        # Names known at registration: duplicates are refused, and a scrape restricted
+        # with `?name[]=…` (a restricted registry) finds this collector.
+        yield HistogramMetricFamily(self._name, self._documentation)
+
     def collect(self) -> Iterator[HistogramMetricFamily]:
         with self._lock:
             counts = list(self._counts)
@@ -135,8 +140,8 @@ class ConsumerProgress(Collector):
             for partition in partitions:
                 self._partitions.pop(str(partition), None)
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        now = self._clock()
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
         lag_s = GaugeMetricFamily(
             "workpulse_consumer_lag_seconds",
             "Time the worker is behind each input partition: 0 when caught up, else the "
@@ -148,6 +153,14 @@ class ConsumerProgress(Collector):
             "Offset of the next message the worker will process, per input partition.",
             labels=["partition"],
         )
+        return lag_s, position
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield from self._families()  # see BulkHistogram.describe
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = self._clock()
+        lag_s, position = self._families()
         with self._lock:
             items = sorted(self._partitions.items())
         for partition, (pos, lag, ts) in items:

@@ -115,3 +115,30 @@ def test_detector_gauges_and_alert_counter_exist_for_every_topic_and_signal() ->
                 for scope in ("topic", "language"):
                     alerts = {**labels, "severity": severity, "scope": scope}
                     assert registry.get_sample_value("workpulse_spike_alerts_total", alerts) == 0
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        "workpulse_event_latency_seconds_bucket",
+        "workpulse_consumer_lag_seconds",
+        "workpulse_consumer_position",
+        "workpulse_events_total",
+    ],
+)
+def test_a_scrape_restricted_by_name_finds_every_metric(sample: str) -> None:
+    """`/metrics?name[]=…` (prometheus-client's restricted registry, what the bench
+    polls) finds the custom collectors too: they describe their names."""
+    m = Metrics(CollectorRegistry(), runtime_collectors=False)
+    m.events.labels("publish", "accepted").inc(3)
+    m.event_latency_seconds.observe_many([0.1, 0.2, 0.5])
+    m.observe_partition(1, last_offset=9, highwater=15, message_time_s=990.0)
+    restricted = generate_latest(m.registry.restricted_registry([sample])).decode()
+    lines = [line for line in restricted.splitlines() if not line.startswith("#")]
+    assert lines and all(line.startswith(sample) for line in lines)
+
+
+def test_custom_collectors_refuse_a_second_registration() -> None:
+    m = Metrics(CollectorRegistry(), runtime_collectors=False)
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        m.registry.register(m.event_latency_seconds)
