@@ -132,6 +132,8 @@ def _peak_rss_mb(pid: int) -> float:
 PROGRESS_SAMPLES = ("workpulse_events_total", "workpulse_watermark_reports_total")
 """What `watch` polls of a worker's metrics."""
 LATENCY = "workpulse_event_latency_seconds"
+PACED_CHUNK_S = 0.01
+"""The paced producer sends what is due every 10 ms (200 messages at 20k/s)."""
 
 
 @dataclass
@@ -274,25 +276,47 @@ def _latency(scraped: list[dict[str, list[tuple[dict[str, str], float]]]]) -> di
 # -- producing ------------------------------------------------------------------------
 async def produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes]],
                   rate: float | None = None) -> None:  # fmt: skip
-    """Send the messages (as fast as possible, or paced at `rate` per second)."""
+    """Send the messages (as fast as possible, or paced at `rate` per second), keyed to
+    partitions as a Kafka client's default partitioner does (murmur2 of the key).
+
+    Whole record batches per partition (aiokafka's `create_batch`/`send_batch`), not
+    one `send` per message: the producer shares the 2 cores with the worker it
+    measures, and `send` cost ~28 µs of CPU per message (0.55 of a core at 20k/s);
+    batches cost ~11 (0.2 of a core). Each record's timestamp is taken as it is added,
+    right before its batch is sent (a chunk is `PACED_CHUNK_S` of traffic)."""
     import asyncio
 
     from aiokafka import AIOKafkaProducer
+    from aiokafka.partitioner import DefaultPartitioner
 
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024, acks="all"
     )
     await producer.start()
     try:
+        partitions = sorted(await producer.partitions_for(topic))
+        partitioner = DefaultPartitioner()
+        keyed = [(partitioner(k, partitions, partitions), k, v) for k, v in messages]
+        chunk = max(1, int(rate * PACED_CHUNK_S)) if rate is not None else 5000
+        pending: list[Any] = []
         started = time.perf_counter()
-        pending = []
-        for i, (key, value) in enumerate(messages):
-            pending.append(await producer.send(topic, value=value, key=key))
-            if rate is not None and i % 200 == 0:
-                ahead = started + i / rate - time.perf_counter()
+        for i in range(0, len(keyed), chunk):
+            batches: dict[int, Any] = {}
+            for partition, key, value in keyed[i : i + chunk]:
+                batch = batches.get(partition)
+                if batch is None:
+                    batch = batches[partition] = producer.create_batch()
+                if batch.append(timestamp=None, key=key, value=value) is None:  # full
+                    pending.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = batches[partition] = producer.create_batch()
+                    batch.append(timestamp=None, key=key, value=value)
+            for partition, batch in batches.items():
+                pending.append(await producer.send_batch(batch, topic, partition=partition))
+            if rate is not None:
+                ahead = started + (i + chunk) / rate - time.perf_counter()
                 if ahead > 0:
                     await asyncio.sleep(ahead)
-            if len(pending) >= 5000:
+            if len(pending) >= 500:
                 await asyncio.gather(*pending)
                 pending.clear()
         await asyncio.gather(*pending)
