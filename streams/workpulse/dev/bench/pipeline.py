@@ -8,11 +8,13 @@ Everything is measured in one run on one broker (the embedded one unless
   median of 3 reads), the baseline;
 - `pipeline_events_per_s`: one `workpulse worker` process reading the same backlog, from
   its first message processed to every row durable in ClickHouse and the counts agent
-  caught up (progress read from its /metrics every 0.1 s);
+  caught up (progress read every 0.1 s from its /metrics, restricted to the two
+  counters it needs: a whole exposition every 0.1 s took CPU from the worker);
 - `latency_p50_s`, `latency_p99_s`: a fresh worker fed by a paced producer at `rate`
-  events/s for `duration_s`: from each message's send (its Kafka timestamp) to the end
-  of its batch (rows durable, Kafka outputs acknowledged), read from the worker's
-  `workpulse_event_latency_seconds` histogram (interpolated within its buckets);
+  events/s for `duration_s` (record batches sent every 10 ms, see `produce`): from
+  each message's send (its Kafka timestamp) to the end of its batch (rows durable,
+  Kafka outputs acknowledged), read from the worker's `workpulse_event_latency_seconds`
+  histogram (interpolated within its buckets);
 - with `workers=2`: one, then two worker processes in one consumer group on one shared
   ClickHouse (the configured `WORKPULSE_CLICKHOUSE_URL`, else chDB behind the HTTP
   interface, `workpulse.dev.chdb_http`): the scale-out (`workers_2_vs_one`) and the CPU
