@@ -276,6 +276,61 @@ def test_offsets_wait_for_what_a_batch_held_back(
     assert after == (30 if sent else sent_at)
 
 
+def test_a_partition_ending_with_a_transaction_marker_goes_idle(
+    broker: EmbeddedBroker, topic_name: str
+) -> None:
+    """A transactional producer's commit marker takes the offset after its messages: the
+    partition's end is one past the last message. aiokafka skips control batches and
+    moves its position past them (`PartitionRecords._unpack_records`); the embedded
+    broker refuses transactional producers, so the marker is played here by the end and
+    the position aiokafka reports behind one. Idle was decided on the offset after the
+    last handled message, one short of such an end: the partition never went idle, and
+    windows waited for it."""
+    create_topics(broker.bootstrap, {topic_name: 1})
+    produce_to(broker.bootstrap, topic_name, 0, 10)
+    handled: list[int] = []
+    reports: list[bool] = []
+
+    async def handle(messages: Sequence[Message], prepared: Any) -> bool:
+        handled.extend(m.offset for m in messages)
+        return True
+
+    async def prepare(messages: Sequence[Message], previous: Any) -> None:
+        return None
+
+    async def on_idle(status: dict[int, bool]) -> None:
+        reports.append(status[0])
+
+    async def run() -> None:
+        consumer = BatchConsumer(
+            connection(Settings(), broker.bootstrap), topic_name, f"g-{uuid.uuid4().hex[:8]}",
+            handle, on_revoked=_nothing, on_idle=on_idle, prepare=prepare, release=_sent,
+            max_records=5, timeout_s=0.1, session_timeout_s=2.0, idle_after_s=0.2,
+        )  # fmt: skip
+        await consumer.start()
+        kafka = consumer._consumer
+        highwater, position = kafka.highwater, kafka.position
+
+        def end_after_marker(tp: TopicPartition) -> int | None:
+            high = highwater(tp)
+            return None if high is None else high + 1
+
+        async def position_after_marker(tp: TopicPartition) -> int:
+            at = await position(tp)
+            return at + 1 if at == highwater(tp) else at  # caught up: past the marker
+
+        kafka.highwater = end_after_marker
+        kafka.position = position_after_marker
+        try:
+            await wait_until(lambda: len(handled) == 10 and bool(reports) and reports[-1])
+        finally:
+            await consumer.stop()
+
+    asyncio.run(run())
+    assert handled == list(range(10))
+    assert reports[-1] is True
+
+
 def test_a_partition_is_not_idle_before_its_end_is_known(
     broker: EmbeddedBroker, topic_name: str
 ) -> None:

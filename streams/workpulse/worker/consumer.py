@@ -37,7 +37,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -234,9 +234,10 @@ class BatchConsumer:
                     await in_hand  # handled and committed (or its failure is ours)
                     in_hand = None
                 now = self._clock()
-                for partition in {m.partition for m in messages}:
+                fetched = {m.partition for m in messages}
+                for partition in fetched:
                     self._last_message[partition] = now
-                await self._report_idle(now)  # between batches: it takes the lock
+                await self._report_idle(now, fetched)  # between batches: it takes the lock
                 if messages:
                     in_hand = asyncio.create_task(
                         self._handle_in_order(messages, epoch, prepared), name="workpulse-batch"
@@ -319,16 +320,29 @@ class BatchConsumer:
                 await self._commit()
         self.batches += 1
 
-    async def _report_idle(self, now: float) -> None:
-        """Tell `on_idle` when an assigned partition becomes idle or busy again."""
+    async def _report_idle(self, now: float, fetched: Collection[int] = ()) -> None:
+        """Tell `on_idle` when an assigned partition becomes idle or busy again.
+        `fetched`: the partitions of the batch fetched and not handled yet (busy).
+
+        A partition's position is the consumer's: it steps over what is no message (a
+        transaction's commit or abort marker takes an offset; aiokafka skips control
+        batches and moves the position past them), where the offset after the last
+        handled message would stay one short of the end behind a marker, and a
+        transactional topic's partitions would never be idle. Between batches (here)
+        the consumer's position is what was handled, but in the partitions of the batch
+        just fetched."""
         status: dict[int, bool] = {}
         for p in self.assigned:
+            if p in fetched:
+                status[p] = False
+                continue
             tp = TopicPartition(self.topic, p)
             high = self._consumer.highwater(tp)
-            position = self._next_offset.get(p)
+            position: int | None = None
+            with contextlib.suppress(IllegalStateError, KafkaError, AssertionError):
+                position = await self._consumer.position(tp)
             if position is None:
-                with contextlib.suppress(IllegalStateError, KafkaError, AssertionError):
-                    position = await self._consumer.position(tp)
+                position = self._next_offset.get(p)
             quiet_s = now - self._last_message.get(p, now)
             status[p] = partition_idle(position, high, quiet_s, self._idle_after_s)
         changed = {p: idle for p, idle in status.items() if self._idle_reported.get(p) != idle}
