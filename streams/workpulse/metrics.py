@@ -135,6 +135,15 @@ class ConsumerProgress(Collector):
         with self._lock:
             self._partitions[str(partition)] = (position, lag, message_time_s)
 
+    def update(self, partition: int, position: int, lag: int) -> None:
+        """A partition's position and lag between batches; the time of its last message
+        is kept (a partition not observed yet is left alone)."""
+        key = str(partition)
+        with self._lock:
+            known = self._partitions.get(key)
+            if known is not None:
+                self._partitions[key] = (position, lag, known[2])
+
     def forget(self, partitions: Iterable[int]) -> None:
         with self._lock:
             for partition in partitions:
@@ -403,6 +412,13 @@ class Metrics:
         lag = max(0, highwater - last_offset - 1)
         self.consumer_lag.labels(str(partition)).set(lag)
         self.consumer.observe(partition, last_offset + 1, lag, message_time_s)
+
+    def observe_lag(self, partition: int, position: int, lag: int) -> None:
+        """Between batches (the worker's lag loop): a partition's next offset and the
+        offsets left before its end, as the consumer sees them (past a transaction's
+        marker, which is no message): a partition that ends with one is caught up."""
+        self.consumer_lag.labels(str(partition)).set(lag)
+        self.consumer.update(partition, position, lag)
 
     def forget_partitions(self, partitions: Iterable[int]) -> None:
         """Partitions revoked from this worker: another one reports them now."""

@@ -323,12 +323,15 @@ def test_a_partition_ending_with_a_transaction_marker_goes_idle(
         kafka.position = position_after_marker
         try:
             await wait_until(lambda: len(handled) == 10 and bool(reports) and reports[-1])
+            lag.update(consumer.lag())
         finally:
             await consumer.stop()
 
+    lag: dict[int, tuple[int, int]] = {}
     asyncio.run(run())
     assert handled == list(range(10))
     assert reports[-1] is True
+    assert lag == {0: (11, 0)}  # caught up: no message left (the lag alerts stay quiet)
 
 
 def test_a_partition_is_not_idle_before_its_end_is_known(

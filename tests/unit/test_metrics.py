@@ -142,3 +142,25 @@ def test_custom_collectors_refuse_a_second_registration() -> None:
     m = Metrics(CollectorRegistry(), runtime_collectors=False)
     with pytest.raises(ValueError, match="Duplicated timeseries"):
         m.registry.register(m.event_latency_seconds)
+
+
+def test_the_lag_loop_corrects_a_batch_s_lag_past_a_transaction_marker() -> None:
+    """A partition ending with a commit marker: after its last batch, one offset looks
+    left (no message will come for it); the consumer's position steps over it, and the
+    lag loop's `observe_lag` says caught up, in messages and in time (else the
+    falling-behind and stalled alerts fire on a quiet transactional partition)."""
+    now = [1000.0]
+    m = Metrics(CollectorRegistry(), runtime_collectors=False)
+    m.consumer._clock = lambda: now[0]
+    m.observe_partition(0, last_offset=9, highwater=11, message_time_s=990.0)
+    sample = m.registry.get_sample_value
+    assert sample("workpulse_consumer_lag", {"partition": "0"}) == 1
+    assert sample("workpulse_consumer_lag_seconds", {"partition": "0"}) == 10.0
+    m.observe_lag(0, position=11, lag=0)
+    now[0] = 2000.0
+    assert sample("workpulse_consumer_lag", {"partition": "0"}) == 0
+    assert sample("workpulse_consumer_lag_seconds", {"partition": "0"}) == 0.0
+    assert sample("workpulse_consumer_position", {"partition": "0"}) == 11
+    m.observe_lag(3, position=5, lag=2)  # no batch seen yet: no time to tell, only the count
+    assert sample("workpulse_consumer_lag", {"partition": "3"}) == 2
+    assert sample("workpulse_consumer_lag_seconds", {"partition": "3"}) is None

@@ -188,14 +188,15 @@ class BatchConsumer:
         parts = self._consumer.partitions_for_topic(self.topic)
         return len(parts) if parts else 0
 
-    def lag(self) -> dict[int, int]:
-        """Messages left to read per assigned partition (where known)."""
-        out: dict[int, int] = {}
+    def lag(self) -> dict[int, tuple[int, int]]:
+        """Per assigned partition (where known): the next offset to handle and the
+        offsets left to read before the end."""
+        out: dict[int, tuple[int, int]] = {}
         for p in self.assigned:
             high = self._consumer.highwater(TopicPartition(self.topic, p))
             position = self._next_offset.get(p)
             if high is not None and position is not None:
-                out[p] = max(0, high - position)
+                out[p] = (position, max(0, high - position))
         return out
 
     async def _revoked(self, revoked: Any) -> None:
@@ -341,8 +342,11 @@ class BatchConsumer:
             position: int | None = None
             with contextlib.suppress(IllegalStateError, KafkaError, AssertionError):
                 position = await self._consumer.position(tp)
+            handled = self._next_offset.get(p)
             if position is None:
-                position = self._next_offset.get(p)
+                position = handled
+            elif handled is not None and position > handled:
+                self._next_offset[p] = position  # past a marker: `lag` says 0, not 1
             quiet_s = now - self._last_message.get(p, now)
             status[p] = partition_idle(position, high, quiet_s, self._idle_after_s)
         changed = {p: idle for p, idle in status.items() if self._idle_reported.get(p) != idle}

@@ -129,8 +129,8 @@ class Worker:
 
     async def _report_lag(self) -> None:
         while True:
-            for partition, lag in self.consumer.lag().items():
-                self.metrics.consumer_lag.labels(str(partition)).set(lag)
+            for partition, (position, lag) in self.consumer.lag().items():
+                self.metrics.observe_lag(partition, position, lag)
             self.metrics.video_states_cached.set(len(self.ingest.states))
             await asyncio.sleep(1.0)
 
