@@ -136,13 +136,16 @@ class ConsumerProgress(Collector):
             self._partitions[str(partition)] = (position, lag, message_time_s)
 
     def update(self, partition: int, position: int, lag: int) -> None:
-        """A partition's position and lag between batches; the time of its last message
-        is kept (a partition not observed yet is left alone)."""
+        """A partition's position and a lower lag between batches (past a transaction's
+        marker); the time of its last message is kept. A higher lag waits for its batch:
+        with the time of the message before it, the lag in time would read that message's
+        age (minutes on a quiet partition) until the batch is handled. A partition not
+        observed yet is left alone."""
         key = str(partition)
         with self._lock:
             known = self._partitions.get(key)
-            if known is not None:
-                self._partitions[key] = (position, lag, known[2])
+            if known is not None and lag <= known[1]:
+                self._partitions[key] = (max(position, known[0]), lag, known[2])
 
     def forget(self, partitions: Iterable[int]) -> None:
         with self._lock:

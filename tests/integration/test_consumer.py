@@ -334,6 +334,43 @@ def test_a_partition_ending_with_a_transaction_marker_goes_idle(
     assert lag == {0: (11, 0)}  # caught up: no message left (the lag alerts stay quiet)
 
 
+def test_a_revoke_while_idle_is_checked_does_not_stop_the_consumer() -> None:
+    """`_report_idle` awaits each partition's position; a revoke meanwhile shrinks the
+    assigned set it loops over (a set changed during iteration stopped the loop)."""
+
+    async def nothing(*_: Any) -> None:
+        return None
+
+    async def handle(messages: Sequence[Message], prepared: Any) -> bool:
+        return True
+
+    async def run() -> dict[int, bool]:
+        consumer = BatchConsumer(
+            connection(Settings(), "127.0.0.1:9"), "t", "g", handle,
+            on_revoked=_nothing, on_idle=nothing, prepare=nothing, release=_sent,
+            max_records=5, timeout_s=0.1, session_timeout_s=2.0, idle_after_s=0.0,
+        )  # fmt: skip
+        consumer.assigned = {0, 1, 2}
+        kafka = consumer._consumer
+
+        async def position_while_revoked(tp: TopicPartition) -> int:
+            consumer.assigned.discard(2)  # what `_revoked` does, in the middle
+            return 5
+
+        kafka.highwater = lambda tp: 5
+        kafka.position = position_while_revoked
+        seen: dict[int, bool] = {}
+
+        async def on_idle(status: dict[int, bool]) -> None:
+            seen.update(status)
+
+        consumer._on_idle = on_idle
+        await consumer._report_idle(time.monotonic())
+        return seen
+
+    assert asyncio.run(run()) == {0: True, 1: True}  # not the revoked one
+
+
 def test_a_partition_is_not_idle_before_its_end_is_known(
     broker: EmbeddedBroker, topic_name: str
 ) -> None:

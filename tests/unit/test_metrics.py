@@ -164,3 +164,20 @@ def test_the_lag_loop_corrects_a_batch_s_lag_past_a_transaction_marker() -> None
     m.observe_lag(3, position=5, lag=2)  # no batch seen yet: no time to tell, only the count
     assert sample("workpulse_consumer_lag", {"partition": "3"}) == 2
     assert sample("workpulse_consumer_lag_seconds", {"partition": "3"}) is None
+
+
+def test_the_lag_loop_never_raises_a_lag_in_time() -> None:
+    """A quiet partition (last message 10 minutes ago) gets a new message: the lag loop
+    may see it fetched (lag 1) before its batch is handled; the lag in time stays 0
+    until the batch says how old it is (with the older message's time it read 600 s)."""
+    now = [400.0]
+    m = Metrics(CollectorRegistry(), runtime_collectors=False)
+    m.consumer._clock = lambda: now[0]
+    m.observe_partition(0, last_offset=9, highwater=10, message_time_s=400.0)
+    now[0] = 1000.0
+    m.observe_lag(0, position=10, lag=1)
+    sample = m.registry.get_sample_value
+    assert sample("workpulse_consumer_lag_seconds", {"partition": "0"}) == 0.0
+    assert sample("workpulse_consumer_lag", {"partition": "0"}) == 1  # the count, at once
+    m.observe_partition(0, last_offset=10, highwater=11, message_time_s=999.0)
+    assert sample("workpulse_consumer_lag_seconds", {"partition": "0"}) == 0.0

@@ -333,7 +333,7 @@ class BatchConsumer:
         the consumer's position is what was handled, but in the partitions of the batch
         just fetched."""
         status: dict[int, bool] = {}
-        for p in self.assigned:
+        for p in sorted(self.assigned):  # a copy: a revoke may change it while we await
             if p in fetched:
                 status[p] = False
                 continue
@@ -349,10 +349,14 @@ class BatchConsumer:
                 self._next_offset[p] = position  # past a marker: `lag` says 0, not 1
             quiet_s = now - self._last_message.get(p, now)
             status[p] = partition_idle(position, high, quiet_s, self._idle_after_s)
-        changed = {p: idle for p, idle in status.items() if self._idle_reported.get(p) != idle}
-        if changed:
-            self._idle_reported.update(changed)
-            async with self._lock:
+        if not any(self._idle_reported.get(p) != idle for p, idle in status.items()):
+            return
+        async with self._lock:
+            # Only what is still assigned: a revoke may have run while positions were read.
+            status = {p: idle for p, idle in status.items() if p in self.assigned}
+            changed = {p: i for p, i in status.items() if self._idle_reported.get(p) != i}
+            if changed:
+                self._idle_reported.update(changed)
                 await self._on_idle(status)
 
     async def _commit(self) -> None:
