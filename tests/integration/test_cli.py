@@ -72,6 +72,25 @@ def test_errors_are_one_line(args: list[str], message: str, tmp_path: Path) -> N
     assert "Traceback" not in result.stderr.decode()
 
 
+def test_a_busy_metrics_port_is_one_clear_line(tmp_path: Path) -> None:
+    """Two workers on one host with the same port: the second says which address, and
+    what to set (it said only "[Errno 98] Address already in use")."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("worker", "--kafka-bootstrap", "127.0.0.1:9", "--metrics-host",
+                     "127.0.0.1", "--metrics-port", str(port), "--data-dir", str(tmp_path),
+                     timeout=120)  # fmt: skip
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.decode().splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert f"cannot serve /metrics on 127.0.0.1:{port}" in lines[0]
+    assert "WORKPULSE_METRICS_PORT" in lines[0]
+
+
 def test_init_db_is_idempotent_and_query_formats(tmp_path: Path) -> None:
     for _ in range(2):
         result = run("init-db", "--data-dir", str(tmp_path))

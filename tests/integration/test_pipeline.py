@@ -174,3 +174,38 @@ def test_rocksdb_table_store(broker: EmbeddedBroker, database: Database, tmp_pat
         (settings.data_dir / "faust").rglob("CURRENT")
     )
     assert stored, "no RocksDB files under the data directory"
+
+
+def test_a_worker_that_cannot_serve_metrics_closes_what_it_opened(tmp_path: Path) -> None:
+    """Building a worker opens further ClickHouse clients; when its /metrics cannot
+    listen, it fails with a clear reason and closes them (they were left open)."""
+    import socket
+
+    from workpulse.worker.runtime import MetricsUnavailable
+
+    db = connect(None, tmp_path / "chdb")
+    opened: list[Any] = []
+    another = db.another
+
+    def recorded() -> Any:
+        client = another()
+        opened.append(client)
+        return client
+
+    db.another = recorded  # type: ignore[method-assign]
+    try:
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            settings = Settings(
+                data_dir=tmp_path, metrics_host="127.0.0.1", metrics_port=busy.getsockname()[1]
+            )
+
+            async def build() -> None:  # (aiokafka's consumer is made in a running loop)
+                build_worker(settings, "127.0.0.1:9", db)
+
+            with pytest.raises(MetricsUnavailable, match="cannot serve /metrics"):
+                asyncio.run(build())
+        assert opened and all(client._closed for client in opened)
+    finally:
+        db.close()

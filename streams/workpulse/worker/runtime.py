@@ -158,6 +158,16 @@ class Worker:
         if self._server is not None:
             self._server.shutdown()
 
+    def close_unstarted(self) -> None:
+        """Release what building the worker opened (its sinks' threads, its further
+        ClickHouse clients), when it fails before it starts."""
+        for sink in (self.sink, self.counts_sink, self.ingest.reads):
+            with contextlib.suppress(Exception):
+                sink.close()
+        for client in self.clients:
+            with contextlib.suppress(Exception):
+                client.close()
+
     async def wait_idle(self, timeout_s: float = 15.0) -> bool:
         """Until the counts agent has handled every watermark report the ingest step sent."""
         deadline = time.monotonic() + timeout_s
@@ -167,6 +177,10 @@ class Worker:
                 return True
             await asyncio.sleep(0.1)
         return False
+
+
+class MetricsUnavailable(RuntimeError):
+    """The /metrics endpoint cannot listen where it is configured to."""
 
 
 class WorkerFailed(RuntimeError):
@@ -375,9 +389,17 @@ def build_worker(
         clients=[reads_db, counts_db],
     )
     if serve_metrics:
-        server, _thread = start_http_server(
-            settings.metrics_port, addr=settings.metrics_host, registry=registry
-        )
+        try:
+            server, _thread = start_http_server(
+                settings.metrics_port, addr=settings.metrics_host, registry=registry
+            )
+        except OSError as exc:
+            worker.close_unstarted()
+            where = f"{settings.metrics_host}:{settings.metrics_port}"
+            raise MetricsUnavailable(
+                f"cannot serve /metrics on {where}: {exc.strerror or exc} "
+                "(another worker on this host? set WORKPULSE_METRICS_PORT, 0 for any free port)"
+            ) from exc
         worker._server = server
         worker.metrics_url = f"http://{settings.metrics_host}:{server.server_port}/metrics"
     worker_box.append(worker)
