@@ -149,18 +149,13 @@ class Worker:
             log.warning("the Faust app stopped with an error: %s", stopping.exception())
         with contextlib.suppress(Exception):
             await self.publisher.stop()
-        self.sink.close()
-        self.counts_sink.close()
-        self.ingest.reads.close()
-        for client in self.clients:
-            with contextlib.suppress(Exception):
-                client.close()
+        self.close_clients()
         if self._server is not None:
             self._server.shutdown()
 
-    def close_unstarted(self) -> None:
-        """Release what building the worker opened (its sinks' threads, its further
-        ClickHouse clients), when it fails before it starts."""
+    def close_clients(self) -> None:
+        """Release the sinks' threads and the worker's further ClickHouse clients (at
+        stop, or when building the worker fails before it starts)."""
         for sink in (self.sink, self.counts_sink, self.ingest.reads):
             with contextlib.suppress(Exception):
                 sink.close()
@@ -394,7 +389,7 @@ def build_worker(
                 settings.metrics_port, addr=settings.metrics_host, registry=registry
             )
         except OSError as exc:
-            worker.close_unstarted()
+            worker.close_clients()
             where = f"{settings.metrics_host}:{settings.metrics_port}"
             raise MetricsUnavailable(
                 f"cannot serve /metrics on {where}: {exc.strerror or exc} "
