@@ -44,13 +44,30 @@ async def _sent() -> bool:
 
 
 def consumer_for(bootstrap: str, topic: str, handle: Any, prepare: Any, max_records: int,
-                 release: Any = _sent, group: str | None = None) -> BatchConsumer:  # fmt: skip
-    """A consumer in a fresh group (unless `group`), quick to join, no idle reports."""
+                 release: Any = _sent, group: str | None = None, on_idle: Any = _nothing,
+                 idle_after_s: float = 60.0) -> BatchConsumer:  # fmt: skip
+    """A consumer in a fresh group (unless `group`), quick to join, no idle reports
+    (unless `on_idle`)."""
     return BatchConsumer(
         connection(Settings(), bootstrap), topic, group or f"g-{uuid.uuid4().hex[:8]}", handle,
-        on_revoked=_nothing, on_idle=_nothing, prepare=prepare, release=release,
-        max_records=max_records, timeout_s=0.1, session_timeout_s=2.0, idle_after_s=60.0,
+        on_revoked=_nothing, on_idle=on_idle, prepare=prepare, release=release,
+        max_records=max_records, timeout_s=0.1, session_timeout_s=2.0,
+        idle_after_s=idle_after_s,
     )  # fmt: skip
+
+
+class Offsets:
+    """handle/prepare callbacks: the offsets handled, in order; nothing prepared."""
+
+    def __init__(self) -> None:
+        self.handled: list[int] = []
+
+    async def handle(self, messages: Sequence[Message], prepared: Any) -> bool:
+        self.handled.extend(m.offset for m in messages)
+        return True
+
+    async def prepare(self, messages: Sequence[Message], previous: Any) -> None:
+        return None
 
 
 class Recorder:
@@ -288,25 +305,16 @@ def test_a_partition_ending_with_a_transaction_marker_goes_idle(
     windows waited for it."""
     create_topics(broker.bootstrap, {topic_name: 1})
     produce_to(broker.bootstrap, topic_name, 0, 10)
-    handled: list[int] = []
+    offsets = Offsets()
+    handled = offsets.handled
     reports: list[bool] = []
-
-    async def handle(messages: Sequence[Message], prepared: Any) -> bool:
-        handled.extend(m.offset for m in messages)
-        return True
-
-    async def prepare(messages: Sequence[Message], previous: Any) -> None:
-        return None
 
     async def on_idle(status: dict[int, bool]) -> None:
         reports.append(status[0])
 
     async def run() -> None:
-        consumer = BatchConsumer(
-            connection(Settings(), broker.bootstrap), topic_name, f"g-{uuid.uuid4().hex[:8]}",
-            handle, on_revoked=_nothing, on_idle=on_idle, prepare=prepare, release=_sent,
-            max_records=5, timeout_s=0.1, session_timeout_s=2.0, idle_after_s=0.2,
-        )  # fmt: skip
+        consumer = consumer_for(broker.bootstrap, topic_name, offsets.handle, offsets.prepare,
+                                5, on_idle=on_idle, idle_after_s=0.2)  # fmt: skip
         await consumer.start()
         kafka = consumer._consumer
         highwater, position = kafka.highwater, kafka.position
@@ -338,18 +346,10 @@ def test_a_revoke_while_idle_is_checked_does_not_stop_the_consumer() -> None:
     """`_report_idle` awaits each partition's position; a revoke meanwhile shrinks the
     assigned set it loops over (a set changed during iteration stopped the loop)."""
 
-    async def nothing(*_: Any) -> None:
-        return None
-
-    async def handle(messages: Sequence[Message], prepared: Any) -> bool:
-        return True
-
     async def run() -> dict[int, bool]:
-        consumer = BatchConsumer(
-            connection(Settings(), "127.0.0.1:9"), "t", "g", handle,
-            on_revoked=_nothing, on_idle=nothing, prepare=nothing, release=_sent,
-            max_records=5, timeout_s=0.1, session_timeout_s=2.0, idle_after_s=0.0,
-        )  # fmt: skip
+        offsets = Offsets()
+        consumer = consumer_for("127.0.0.1:9", "t", offsets.handle, offsets.prepare, 5,
+                                idle_after_s=0.0)  # fmt: skip
         consumer.assigned = {0, 1, 2}
         kafka = consumer._consumer
 
@@ -381,26 +381,17 @@ def test_a_partition_is_not_idle_before_its_end_is_known(
     missing spike after a restart under load)."""
     create_topics(broker.bootstrap, {topic_name: 1})
     produce_to(broker.bootstrap, topic_name, 0, 20)
-    handled: list[int] = []
+    offsets = Offsets()
+    handled = offsets.handled
     reports: list[tuple[bool, int]] = []  # (idle, messages handled by then)
     checks: list[asyncio.Future[None]] = []
-
-    async def handle(messages: Sequence[Message], prepared: Any) -> bool:
-        handled.extend(m.offset for m in messages)
-        return True
-
-    async def prepare(messages: Sequence[Message], previous: Any) -> None:
-        return None
 
     async def on_idle(status: dict[int, bool]) -> None:
         reports.append((status[0], len(handled)))
 
     async def run() -> None:
-        consumer = BatchConsumer(
-            connection(Settings(), broker.bootstrap), topic_name, f"g-{uuid.uuid4().hex[:8]}",
-            handle, on_revoked=_nothing, on_idle=on_idle, prepare=prepare, release=_sent,
-            max_records=5, timeout_s=0.1, session_timeout_s=2.0, idle_after_s=0.0,
-        )  # fmt: skip
+        consumer = consumer_for(broker.bootstrap, topic_name, offsets.handle, offsets.prepare,
+                                5, on_idle=on_idle, idle_after_s=0.0)  # fmt: skip
         assigned = consumer._assigned
 
         def assigned_then_check(partitions: Any) -> None:
