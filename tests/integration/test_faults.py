@@ -13,6 +13,7 @@ fresh for this module, so its spikes are this module's.
 from __future__ import annotations
 
 import random
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -222,6 +223,34 @@ def test_sigterm_stops_a_worker_stuck_in_an_outage(
         worker.terminate()
         if clickhouse.port is not None and not _up(clickhouse):
             clickhouse.start()
+
+
+def test_a_second_sigterm_exits_a_worker_waiting_on_a_hung_clickhouse(
+    broker: EmbeddedBroker, clickhouse: ChdbHttpServer, db: Database, tmp_path: Path
+) -> None:
+    """A ClickHouse that accepts connections but never answers holds a clean stop for the
+    client's send_receive_timeout (300 s). The worker says so after a few seconds, and a
+    second SIGTERM exits at once (143); a worker started afterwards stores everything
+    exactly once."""
+    topic, expected = stream(broker, seed=26)
+    env = fault_env(broker, clickhouse, topic, tmp_path)
+    worker = start_worker(env, tmp_path / "logs")
+    try:
+        wait_until(lambda: stored(db, topic)[0] > 0, 120, "some progress")
+        clickhouse.pause()  # mid-stream: the worker's next call waits for an answer
+        try:
+            worker.proc.send_signal(signal.SIGTERM)
+            wait_until(lambda: "still stopping" in worker.tail(), 60, "the stop hint")
+            assert worker.alive(), worker.tail()
+            worker.proc.send_signal(signal.SIGTERM)
+            code = worker.proc.wait(timeout=30)
+        finally:
+            clickhouse.resume()
+    finally:
+        worker.terminate()
+    assert code == 143, worker.tail()
+    assert "second SIGTERM: exiting now" in worker.tail().strip().splitlines()[-1]
+    finish(db, env, tmp_path, topic, expected)
 
 
 def _up(server: ChdbHttpServer) -> bool:

@@ -46,7 +46,8 @@ def command(**kwargs: Any) -> None:
     """Run a production worker against the configured Kafka and ClickHouse.
 
     Run more workers with the same --app-id to share the partitions. Offsets are
-    committed only after rows are durable in ClickHouse; SIGTERM stops cleanly.
+    committed only after rows are durable in ClickHouse; SIGTERM (or Ctrl-C) stops
+    cleanly, a second one exits at once (what was not committed is replayed).
     """
     from workpulse.clickhouse import connect
     from workpulse.worker.collector import GcThresholds, tune_gc

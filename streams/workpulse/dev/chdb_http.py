@@ -541,6 +541,18 @@ class ChdbHttpServer:
         self.port = int(line.split()[1])
         return self.url
 
+    def pause(self) -> None:
+        """Freeze the server process (SIGSTOP): it still accepts connections (the
+        kernel completes them) but answers nothing, like a ClickHouse that hangs."""
+        if self._proc is None:
+            raise RuntimeError("only a server in its own process can be paused")
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo `pause`: the requests that waited are answered."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
@@ -549,6 +561,7 @@ class ChdbHttpServer:
             self._server = None
         if self._proc is not None:
             if self._proc.poll() is None:
+                self._proc.send_signal(signal.SIGCONT)  # a paused server cannot stop
                 self._proc.send_signal(signal.SIGTERM)
                 try:
                     self._proc.wait(timeout=30)

@@ -49,6 +49,7 @@ from workpulse.worker.runtime import (
     build_worker,
     install_stop_signals,
     spike_config,
+    stop_saying_why,
 )
 
 log = logging.getLogger(__name__)
@@ -273,7 +274,7 @@ async def run_demo(
         return summary
     finally:
         if worker is not None:
-            await worker.stop()
+            await stop_saying_why(worker)
         if db is not None:
             db.close()
         broker.stop()

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -49,6 +51,8 @@ from workpulse.worker.video_states import VideoStateCache
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 30.0
 """Longest wait for the Faust app to stop (it waits for unacknowledged events)."""
+STOP_HINT_S = 5.0
+"""A stop that takes longer says what it waits for and how to stop at once."""
 T = TypeVar("T")
 
 
@@ -420,10 +424,44 @@ def run_async(main: Coroutine[Any, Any, T], cleanup_timeout_s: float = 5.0) -> T
         loop.close()
 
 
-def install_stop_signals(stop: asyncio.Event) -> None:
+def install_stop_signals(stop: asyncio.Event, exit_now: Callable[[int], object] = os._exit) -> None:
+    """SIGINT and SIGTERM stop cleanly (`stop`); a second one exits at once, status 128 +
+    the signal's number, as a shell reports it. Exiting at once loses nothing: offsets are
+    committed only after rows are durable, so the next owner of the partitions replays
+    what was not committed, as after kill -9. A clean stop can wait on ClickHouse: an
+    insert in flight to a server that accepts connections but never answers waits for the
+    client's send_receive_timeout (300 s unless the URL sets it)."""
     loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if not stop.is_set():
+            stop.set()
+            return
+        log.warning(
+            "second %s: exiting now without waiting; what was not committed is replayed",
+            signal.Signals(signum).name,
+        )
+        logging.shutdown()  # os._exit flushes nothing
+        sys.stderr.flush()
+        exit_now(128 + signum)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
+
+
+async def stop_saying_why(worker: Worker, hint_after_s: float = STOP_HINT_S) -> None:
+    """`worker.stop()`; if it takes longer than `hint_after_s`, say so once, with the way
+    out."""
+    stopping = asyncio.ensure_future(worker.stop())
+    done, _ = await asyncio.wait([stopping], timeout=hint_after_s)
+    if not done:
+        log.warning(
+            "still stopping after %.0fs (a ClickHouse call in flight, or the Kafka group, "
+            "is slow to answer); send SIGTERM or press Ctrl-C again to exit now: what "
+            "was not committed is replayed",
+            hint_after_s,
+        )
+    await stopping
 
 
 async def run_until(worker: Worker, stop: asyncio.Event) -> None:
@@ -437,5 +475,5 @@ async def run_until(worker: Worker, stop: asyncio.Event) -> None:
     finally:
         for task in waits:
             task.cancel()
-        await worker.stop()
+        await stop_saying_why(worker)
     worker.raise_failure()
