@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -189,7 +190,13 @@ async def run_demo(
     db: Database | None = None
     worker: Worker | None = None
     stop = asyncio.Event()
-    install_stop_signals(stop)
+
+    def exit_now(status: int) -> None:
+        console.show_cursor(True)  # the live view hides it; os._exit restores nothing
+        console.print("workpulse demo: second signal, stopped at once", style="dim")
+        os._exit(status)
+
+    install_stop_signals(stop, exit_now)
     try:
         with console.status("starting the embedded broker and ClickHouse…"):
             await asyncio.to_thread(broker.start)
