@@ -7,54 +7,86 @@ import asyncio
 import logging
 import os
 import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from workpulse.worker.runtime import install_stop_signals, stop_saying_why
+from workpulse.worker.runtime import Worker, install_stop_signals, stop_saying_why
 
 
-async def _deliver(signals: list[signal.Signals], exits_expected: int) -> tuple[bool, list[int]]:
+async def until(done: Callable[[], object], timeout_s: float = 5.0) -> None:
+    """Let the loop run until `done()` (a condition, never a fixed sleep)."""
+    for _ in range(int(timeout_s / 0.01)):
+        if done():
+            return
+        await asyncio.sleep(0.01)
+
+
+def remove_handlers() -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)
+
+
+class _Stop(asyncio.Event):
+    """An event that counts its `set` calls (the first signal's, even when already set)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def set(self) -> None:
+        self.calls += 1
+        super().set()
+
+
+async def _deliver(signals: list[signal.Signals], stop_set_before: bool) -> tuple[bool, list[int]]:
     """Send `signals` to this process one at a time, each once the loop has handled the
-    one before (waited for as a condition, never a fixed sleep)."""
-    stop = asyncio.Event()
+    one before (the first sets `stop`, the second exits)."""
+    stop = _Stop()
+    if stop_set_before:
+        stop.set()  # as the demo does when its run is done
+    calls_before = stop.calls
     exits: list[int] = []
     install_stop_signals(stop, exits.append)
-    loop = asyncio.get_running_loop()
-
-    async def until(done: Callable[[], bool]) -> None:
-        for _ in range(500):
-            if done():
-                return
-            await asyncio.sleep(0.01)
-
     try:
         for i, sig in enumerate(signals):
             os.kill(os.getpid(), sig)
             if i == 0:
-                await until(stop.is_set)
-        await until(lambda: len(exits) >= exits_expected)
+                await until(lambda: stop.calls > calls_before)
+            else:
+                await until(lambda: exits)
         return stop.is_set(), exits
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        remove_handlers()
 
 
 @pytest.mark.parametrize(
-    ("signals", "exits"),
+    ("signals", "stop_set_before", "exits"),
     [
-        ([signal.SIGTERM], []),
-        ([signal.SIGINT], []),
-        ([signal.SIGTERM, signal.SIGTERM], [143]),
-        ([signal.SIGINT, signal.SIGINT], [130]),
-        ([signal.SIGTERM, signal.SIGINT], [130]),
+        ([signal.SIGTERM], False, []),
+        ([signal.SIGINT], False, []),
+        ([signal.SIGTERM, signal.SIGTERM], False, [signal.SIGTERM]),
+        ([signal.SIGINT, signal.SIGINT], False, [signal.SIGINT]),
+        ([signal.SIGTERM, signal.SIGINT], False, [signal.SIGINT]),
+        # the demo ends its run by setting `stop`: a Ctrl-C then is still the first
+        ([signal.SIGINT], True, []),
+        ([signal.SIGINT, signal.SIGINT], True, [signal.SIGINT]),
     ],
 )
 def test_the_first_signal_stops_cleanly_and_a_second_exits_at_once(
-    signals: list[signal.Signals], exits: list[int], caplog: pytest.LogCaptureFixture
+    signals: list[signal.Signals],
+    stop_set_before: bool,
+    exits: list[int],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="workpulse.worker.runtime"):
-        stopped, exited = asyncio.run(_deliver(signals, len(exits)))
+        stopped, exited = asyncio.run(_deliver(signals, stop_set_before))
     assert stopped
     assert exited == exits
     said = [r.getMessage() for r in caplog.records if r.name == "workpulse.worker.runtime"]
@@ -65,6 +97,70 @@ def test_the_first_signal_stops_cleanly_and_a_second_exits_at_once(
         ]
     else:
         assert said == []
+
+
+def test_a_second_signal_is_taken_while_the_sinks_wait_for_a_hung_call() -> None:
+    """Closing the sinks waits for their call in flight (as long as a hung server's
+    send_receive_timeout): the loop must still take the second signal meanwhile."""
+    closing = threading.Event()
+    release = threading.Event()
+
+    def close_clients() -> None:
+        closing.set()
+        release.wait(3.0)
+        closing.clear()
+
+    async def nothing() -> None:
+        return None
+
+    parts = SimpleNamespace(stop=nothing)
+    worker: Any = SimpleNamespace(
+        _lag_task=None, consumer=parts, app=parts, publisher=parts,
+        close_clients=close_clients, _server=None,
+    )  # fmt: skip
+    taken: list[tuple[int, bool]] = []
+
+    def exit_now(signum: int) -> None:
+        taken.append((signum, closing.is_set()))  # still waiting in close_clients?
+        release.set()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop, exit_now)
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            await until(stop.is_set)
+            stopping = asyncio.ensure_future(Worker.stop(worker))
+            await until(closing.is_set)
+            os.kill(os.getpid(), signal.SIGTERM)
+            await until(lambda: taken)
+            await stopping
+        finally:
+            release.set()
+            remove_handlers()
+
+    asyncio.run(main())
+    assert taken == [(signal.SIGTERM, True)]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_exiting_at_once_dies_of_the_signal_with_the_output_flushed(signum: int) -> None:
+    """A parent sees a death by the signal (a shell: 143/130, and a script stops), and
+    what was printed or logged just before is not lost in a buffer."""
+    code = (
+        "import logging, sys\n"
+        "from workpulse.worker.runtime import die_of\n"
+        "logging.basicConfig(stream=sys.stdout, format='%(message)s')\n"
+        "print('printed', end=' ')\n"
+        "logging.getLogger('t').warning('logged')\n"
+        f"die_of({int(signum)})\n"
+        "print('not reached')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == -signum, done.stderr
+    assert done.stdout == "printed logged\n"
 
 
 class _SlowWorker:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -48,6 +47,7 @@ from workpulse.worker.minutes import read_observations
 from workpulse.worker.runtime import (
     Worker,
     build_worker,
+    die_of,
     install_stop_signals,
     spike_config,
     stop_saying_why,
@@ -191,10 +191,10 @@ async def run_demo(
     worker: Worker | None = None
     stop = asyncio.Event()
 
-    def exit_now(status: int) -> None:
-        console.show_cursor(True)  # the live view hides it; os._exit restores nothing
+    def exit_now(signum: int) -> None:
+        console.show_cursor(True)  # the live view hides it; dying restores nothing
         console.print("workpulse demo: second signal, stopped at once", style="dim")
-        os._exit(status)
+        die_of(signum)
 
     install_stop_signals(stop, exit_now)
     try:

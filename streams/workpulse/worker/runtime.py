@@ -153,7 +153,10 @@ class Worker:
             log.warning("the Faust app stopped with an error: %s", stopping.exception())
         with contextlib.suppress(Exception):
             await self.publisher.stop()
-        self.close_clients()
+        # In a thread: a sink waits here for its call in flight (as long as a hung
+        # server's send_receive_timeout), and the loop must stay free to take a second
+        # signal meanwhile.
+        await asyncio.to_thread(self.close_clients)
         if self._server is not None:
             self._server.shutdown()
 
@@ -424,26 +427,40 @@ def run_async(main: Coroutine[Any, Any, T], cleanup_timeout_s: float = 5.0) -> T
         loop.close()
 
 
-def install_stop_signals(stop: asyncio.Event, exit_now: Callable[[int], object] = os._exit) -> None:
-    """SIGINT and SIGTERM stop cleanly (`stop`); a second one exits at once, status 128 +
-    the signal's number, as a shell reports it. Exiting at once loses nothing: offsets are
-    committed only after rows are durable, so the next owner of the partitions replays
-    what was not committed, as after kill -9. A clean stop can wait on ClickHouse: an
-    insert in flight to a server that accepts connections but never answers waits for the
-    client's send_receive_timeout (300 s unless the URL sets it)."""
+def die_of(signum: int) -> None:
+    """Exit at once, as if killed by `signum` (a shell shows 128 + its number, and a
+    script running us stops too), after flushing the log and the standard streams."""
+    logging.shutdown()  # neither a signal's death nor os._exit flushes anything
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signum])
+    os.kill(os.getpid(), signum)
+    os._exit(128 + signum)  # not reached: the default action of SIGINT/SIGTERM ends us
+
+
+def install_stop_signals(stop: asyncio.Event, exit_now: Callable[[int], object] = die_of) -> None:
+    """SIGINT and SIGTERM stop cleanly (`stop`); a second one exits at once (`die_of`).
+    Exiting at once loses nothing: offsets are committed only after rows are durable, so
+    the next owner of the partitions replays what was not committed, as after kill -9. A
+    clean stop can wait on ClickHouse: an insert in flight to a server that accepts
+    connections but never answers waits for the client's send_receive_timeout (300 s
+    unless the URL sets it). The signals are counted here, not read off `stop`: the demo
+    sets `stop` itself when its run is done, and a first Ctrl-C then is still a first."""
     loop = asyncio.get_running_loop()
+    received: list[int] = []
 
     def on_signal(signum: int) -> None:
-        if not stop.is_set():
+        received.append(signum)
+        if len(received) == 1:
             stop.set()
             return
         log.warning(
             "second %s: exiting now without waiting; what was not committed is replayed",
             signal.Signals(signum).name,
         )
-        logging.shutdown()  # os._exit flushes nothing
-        sys.stderr.flush()
-        exit_now(128 + signum)
+        exit_now(signum)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
