@@ -102,3 +102,42 @@ def test_install_is_a_noop_on_other_faust_versions(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(tuning, "_faust_version", lambda: "0.99.0")
     assert tuning.install_fast_drain() is False
     assert Consumer.wait_first is original
+
+
+def test_the_seek_fence_stops_the_flow_before_seeking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Installed on the pinned faust-streaming only (this fails on another version: the
+    recovery it mends must be checked there again), once, and undone cleanly; the fenced
+    seek stops the consumer's flow before it seeks (every caller resumes it after)."""
+    import workpulse.worker.faust_tuning as tuning
+
+    original = Consumer.perform_seek
+    assert tuning.install_seek_fence()
+    assert tuning.install_seek_fence()  # idempotent: still one layer
+    assert Consumer.perform_seek.__wrapped__ is original  # type: ignore[attr-defined]
+    tuning.uninstall_seek_fence()
+    assert Consumer.perform_seek is original
+
+    seen: list[bool] = []
+
+    class StandIn:
+        flow_active = True
+
+        def stop_flow(self) -> None:
+            self.flow_active = False
+
+        async def perform_seek(self) -> None:
+            seen.append(self.flow_active)
+
+    monkeypatch.setattr("faust.transport.consumer.Consumer", StandIn)
+    assert tuning.install_seek_fence()
+    asyncio.run(StandIn().perform_seek())
+    assert seen == [False]
+
+
+def test_the_seek_fence_is_a_noop_on_other_faust_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    import workpulse.worker.faust_tuning as tuning
+
+    original = Consumer.perform_seek
+    monkeypatch.setattr(tuning, "_faust_version", lambda: "0.99.0")
+    assert tuning.install_seek_fence() is False
+    assert Consumer.perform_seek is original

@@ -14,10 +14,16 @@ kills the process the n-th time it reaches <point>:
 - `counts_error`: the counts step raises (a bug, or data it cannot take) instead of
   dying: the worker must stop with one error line, not stall.
 Without the variable it is a plain worker. Test support only: the product has no hooks.
+
+Two more variables widen a race of Faust's recovery (the seek fence in
+`workpulse.worker.faust_tuning`): `WORKPULSE_TEST_SEEK_DELAY_S` waits that long after
+each seek of Faust's consumer to the committed offsets, and `WORKPULSE_TEST_COUNTS_DELAY_S`
+before each report the counts agent handles (its queue fills meanwhile).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import signal
@@ -80,6 +86,39 @@ def _raise_in(owner: Any, name: str, n: int, hits: list[int]) -> None:
     setattr(owner, name, wrapper)
 
 
+def _delay_after(owner: Any, name: str, seconds: float) -> None:
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = await original(*args, **kwargs)
+        await asyncio.sleep(seconds)
+        return result
+
+    setattr(owner, name, wrapper)
+
+
+def _delay_before(owner: Any, name: str, seconds: float) -> None:
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(seconds)
+        return await original(*args, **kwargs)
+
+    setattr(owner, name, wrapper)
+
+
+def install_delays(seek_s: float, counts_s: float) -> None:
+    """Before the worker is built: its seek fence then wraps the delayed seek."""
+    from faust.transport.consumer import Consumer
+
+    if seek_s > 0:
+        _delay_after(Consumer, "perform_seek", seek_s)
+    if counts_s > 0:
+        _delay_before(steps.CountsStep, "handle", counts_s)
+
+
 def install(point: str, n: int) -> None:
     hits = [0]
     if point == "batch":
@@ -108,6 +147,10 @@ def install(point: str, n: int) -> None:
 
 
 if __name__ == "__main__":
+    install_delays(
+        float(os.environ.get("WORKPULSE_TEST_SEEK_DELAY_S", "0")),
+        float(os.environ.get("WORKPULSE_TEST_COUNTS_DELAY_S", "0")),
+    )
     spec = os.environ.get("WORKPULSE_TEST_CRASH_AT")
     if spec:
         where, _, count = spec.partition(":")

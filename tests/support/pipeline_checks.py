@@ -255,6 +255,30 @@ def wait_until(condition: Any, timeout_s: float, what: str, poll_s: float = 0.2)
         time.sleep(poll_s)
 
 
+def unhandled_reports(bootstrap: str, app_id: str) -> dict[int, tuple[int, int]]:
+    """The partitions of the watermark reports' topic whose counts agent (Faust's group
+    `<app_id>-counts`) has not committed up to the end: {partition: (committed, end)}.
+    Faust commits an offset only once every report before it was handled and
+    acknowledged: one that was dropped unhandled holds that partition's commit back."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    topic = f"{app_id}-watermarks"
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=f"{app_id}-counts", enable_auto_commit=False
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = consumer.end_offsets(partitions)
+        behind = {}
+        for tp in partitions:
+            committed = consumer.committed(tp) or 0
+            if committed < ends[tp]:
+                behind[tp.partition] = (committed, ends[tp])
+        return behind
+    finally:
+        consumer.close()
+
+
 def wait_for_spikes(
     db: Database, spikes: list[tuple[str, int, str, str, float]], *workers: WorkerProcess
 ) -> None:

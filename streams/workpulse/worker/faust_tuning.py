@@ -19,6 +19,18 @@ the same coroutine is handed to the original `wait_first` together with
 `suspend_flow.wait()`, so a rebalance that suspends the flow still interrupts the
 callback exactly as before. Every other `wait_first` call goes to the original.
 
+`install_seek_fence()` fixes a loss in Faust's recovery (faust-streaming 0.15.3):
+after restoring a table from its changelog, `Recovery.on_recovery_completed` (and
+`_resume_streams`) seek the stream partitions back to their committed offsets with
+`Consumer.perform_seek` while the flow is still active, then call
+`flow_control.resume()`, which empties every agent's queue. What the fetcher delivered
+in between (read from the committed offsets) was dropped, and the consumer's position
+was already past it: a watermark report a killed worker had left unacknowledged was
+never handled, and windows stayed open for good (their spikes lost). The fence stops the
+flow before the seek (`Consumer.stop_flow`: the fetch loop delivers nothing more), and
+every caller of `perform_seek` resumes the flow after clearing the queues (or calls it
+with the flow already stopped), so what was fetched before the seek is read again.
+
 Nothing is patched on any other faust-streaming version (a warning is logged).
 """
 
@@ -127,6 +139,46 @@ def install_fast_drain() -> bool:
     Consumer.wait_first = wait_first  # type: ignore[method-assign]
     log.debug("faust fast drain patch installed")
     return True
+
+
+_SEEK_MARK = "_workpulse_seek_fence"
+
+
+def install_seek_fence() -> bool:
+    """Installs the seek fence once (module docstring); True when it is active."""
+    version = _faust_version()
+    if version != SUPPORTED_VERSION:
+        log.warning(
+            "faust-streaming %s is not %s: the seek fence is not installed",
+            version,
+            SUPPORTED_VERSION,
+        )
+        return False
+
+    from faust.transport.consumer import Consumer
+
+    current = Consumer.perform_seek
+    if getattr(current, _SEEK_MARK, False):
+        return True
+    original = current
+
+    async def perform_seek(self: Any) -> None:
+        self.stop_flow()  # nothing fetched from here is delivered, then dropped
+        await original(self)
+
+    setattr(perform_seek, _SEEK_MARK, True)
+    perform_seek.__wrapped__ = original  # type: ignore[attr-defined]
+    perform_seek.__doc__ = original.__doc__
+    Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
+    return True
+
+
+def uninstall_seek_fence() -> None:
+    from faust.transport.consumer import Consumer
+
+    current = Consumer.perform_seek
+    if getattr(current, _SEEK_MARK, False):
+        Consumer.perform_seek = current.__wrapped__  # type: ignore[attr-defined,method-assign]
 
 
 def uninstall_fast_drain() -> None:

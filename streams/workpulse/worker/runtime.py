@@ -42,7 +42,7 @@ from workpulse.worker.app import (
     watermarks_topic_name,
 )
 from workpulse.worker.consumer import BatchConsumer
-from workpulse.worker.faust_tuning import install_fast_drain
+from workpulse.worker.faust_tuning import install_fast_drain, install_seek_fence
 from workpulse.worker.offsets import DurableOffsetCache
 from workpulse.worker.publisher import KafkaPublisher
 from workpulse.worker.steps import CountsStep, IngestStep, Progress
@@ -247,6 +247,7 @@ def build_worker(
     # The counts agent reads through Faust's consumer loop, which spends most of its
     # time creating tasks per message; the patch delivers messages inline.
     install_fast_drain()
+    install_seek_fence()
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     registry = registry or CollectorRegistry()
     metrics = Metrics(registry)
