@@ -104,10 +104,45 @@ def test_install_is_a_noop_on_other_faust_versions(monkeypatch: pytest.MonkeyPat
     assert Consumer.wait_first is original
 
 
-def test_the_seek_fence_stops_the_flow_before_seeking(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def unfenced() -> Iterator[None]:
+    """Without the seek fence (a worker built earlier in this process installed it), and
+    as it was afterwards."""
+    import workpulse.worker.faust_tuning as tuning
+
+    was = tuning.is_seek_fenced()
+    tuning.uninstall_seek_fence()
+    try:
+        yield
+    finally:
+        if was:
+            tuning.install_seek_fence()
+
+
+class _StandIn:
+    """Faust's consumer as far as the fence sees it."""
+
+    flow_active = True
+    fail: BaseException | None = None
+
+    def __init__(self) -> None:
+        self.seen: list[bool] = []
+
+    def stop_flow(self) -> None:
+        self.flow_active = False
+
+    def resume_flow(self) -> None:
+        self.flow_active = True
+
+    async def perform_seek(self) -> None:
+        self.seen.append(self.flow_active)
+        if self.fail is not None:
+            raise self.fail
+
+
+def test_the_seek_fence_is_installed_once_and_undone(unfenced: None) -> None:
     """Installed on the pinned faust-streaming only (this fails on another version: the
-    recovery it mends must be checked there again), once, and undone cleanly; the fenced
-    seek stops the consumer's flow before it seeks (every caller resumes it after)."""
+    recovery it mends must be checked there again)."""
     import workpulse.worker.faust_tuning as tuning
 
     original = Consumer.perform_seek
@@ -117,24 +152,36 @@ def test_the_seek_fence_stops_the_flow_before_seeking(monkeypatch: pytest.Monkey
     tuning.uninstall_seek_fence()
     assert Consumer.perform_seek is original
 
-    seen: list[bool] = []
 
-    class StandIn:
-        flow_active = True
+@pytest.mark.parametrize(
+    ("fail", "flow_after"),
+    [(None, False), (TimeoutError("seek"), True), (asyncio.CancelledError(), True)],
+    ids=["sought", "failed", "cancelled"],
+)
+def test_the_seek_fence_stops_the_flow_before_seeking(
+    unfenced: None, monkeypatch: pytest.MonkeyPatch, fail: BaseException | None, flow_after: bool
+) -> None:
+    """The flow is stopped before the seek (its callers resume it after emptying the
+    queues); a seek that fails or is cancelled leaves the flow running as it was (a
+    recovery that gives up there would resume nothing, and the worker would stall)."""
+    import workpulse.worker.faust_tuning as tuning
 
-        def stop_flow(self) -> None:
-            self.flow_active = False
-
-        async def perform_seek(self) -> None:
-            seen.append(self.flow_active)
-
-    monkeypatch.setattr("faust.transport.consumer.Consumer", StandIn)
+    stand_in = type("StandIn", (_StandIn,), {"fail": fail})
+    monkeypatch.setattr("faust.transport.consumer.Consumer", stand_in)
     assert tuning.install_seek_fence()
-    asyncio.run(StandIn().perform_seek())
-    assert seen == [False]
+    consumer = stand_in()
+    if fail is None:
+        asyncio.run(consumer.perform_seek())
+    else:
+        with pytest.raises(type(fail)):
+            asyncio.run(consumer.perform_seek())
+    assert consumer.seen == [False]
+    assert consumer.flow_active is flow_after
 
 
-def test_the_seek_fence_is_a_noop_on_other_faust_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_seek_fence_is_a_noop_on_other_faust_versions(
+    unfenced: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import workpulse.worker.faust_tuning as tuning
 
     original = Consumer.perform_seek

@@ -268,6 +268,7 @@ def unhandled_reports(bootstrap: str, app_id: str) -> dict[int, tuple[int, int]]
     )
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        assert partitions, f"no partitions found for {topic}"  # else nothing was checked
         ends = consumer.end_offsets(partitions)
         behind = {}
         for tp in partitions:

@@ -163,14 +163,28 @@ def install_seek_fence() -> bool:
     original = current
 
     async def perform_seek(self: Any) -> None:
+        was_active = self.flow_active
         self.stop_flow()  # nothing fetched from here is delivered, then dropped
-        await original(self)
+        try:
+            await original(self)
+        except BaseException:
+            # A seek that fails or is cancelled (a recovery that times out ends there
+            # for good): the flow as it was, or nothing would resume it.
+            if was_active:
+                self.resume_flow()
+            raise
 
     setattr(perform_seek, _SEEK_MARK, True)
     perform_seek.__wrapped__ = original  # type: ignore[attr-defined]
     perform_seek.__doc__ = original.__doc__
     Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
     return True
+
+
+def is_seek_fenced() -> bool:
+    from faust.transport.consumer import Consumer
+
+    return bool(getattr(Consumer.perform_seek, _SEEK_MARK, False))
 
 
 def uninstall_seek_fence() -> None:
