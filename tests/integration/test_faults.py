@@ -22,6 +22,7 @@ import orjson
 import pytest
 from tests.support.pipeline_checks import (
     Expected,
+    WorkerProcess,
     assert_dlq_complete,
     assert_exact,
     expected_spikes,
@@ -37,6 +38,7 @@ from tests.support.pipeline_checks import (
 )
 
 from workpulse.clickhouse import Database, apply_schema, connect
+from workpulse.dev.bench.pipeline import WorkerProc
 from workpulse.dev.broker import EmbeddedBroker
 from workpulse.dev.chdb_http import ChdbHttpServer
 from workpulse.dev.generator import Workload, WorkloadConfig
@@ -245,13 +247,22 @@ def test_a_second_sigterm_exits_a_worker_waiting_on_a_hung_clickhouse(
     client's send_receive_timeout (300 s). The worker says so after a few seconds, and a
     second SIGTERM ends it at once (it dies of the signal); a worker started afterwards
     stores everything exactly once."""
-    topic, expected = stream(broker, seed=26)
+    topic = f"faults-{uuid.uuid4().hex[:8]}"
+    create_topics(broker.bootstrap, {topic: 4})
+    config = WorkloadConfig(seed=26, bad_fraction=0.03, duplicate_fraction=0.03)
+    labelled = list(Workload(config).labelled_messages(N))
+    expected = Expected.of(label for _, _, label in labelled)
+    produce_labelled(broker.bootstrap, topic, labelled[: N // 2])
     env = fault_env(broker, clickhouse, topic, tmp_path)
     worker = start_worker(env, tmp_path / "logs")
     try:
         wait_until(lambda: stored(db, topic)[0] > 0, 120, "some progress")
-        clickhouse.pause()  # mid-stream: the worker's next call waits for an answer
+        clickhouse.pause()
+        # The rest arrives now, so that the worker has a write to make whether or not it
+        # had finished the first half; the stop is asked for once that write waits.
+        produce_labelled(broker.bootstrap, topic, labelled[N // 2 :])
         try:
+            wait_until(lambda: _writing(worker), 60, "a write waiting for ClickHouse")
             worker.proc.send_signal(signal.SIGTERM)
             wait_until(lambda: "still stopping" in worker.tail(), 60, "the stop hint")
             assert worker.alive(), worker.tail()
@@ -264,6 +275,12 @@ def test_a_second_sigterm_exits_a_worker_waiting_on_a_hung_clickhouse(
     assert code == -signal.SIGTERM, worker.tail()
     assert "second SIGTERM: exiting now" in worker.tail().strip().splitlines()[-1]
     finish(db, env, tmp_path, topic, expected)
+
+
+def _writing(worker: WorkerProcess) -> bool:
+    """Whether the worker has rows in a write to ClickHouse that has not returned."""
+    samples = WorkerProc(worker.proc, worker.log).scrape(["workpulse_sink_buffered_rows"])
+    return any(value > 0 for _, value in samples.get("workpulse_sink_buffered_rows", []))
 
 
 def _up(server: ChdbHttpServer) -> bool:
