@@ -55,6 +55,18 @@ def _faust_version() -> str | None:
         return None
 
 
+def _on_supported_version(patch: str) -> bool:
+    """Whether the installed faust-streaming is the one the patches were written for
+    (else `patch` is not installed, and a warning says so)."""
+    version = _faust_version()
+    if version == SUPPORTED_VERSION:
+        return True
+    log.warning(
+        "faust-streaming %s is not %s: %s is not installed", version, SUPPORTED_VERSION, patch
+    )
+    return False
+
+
 async def _resume(coro: Coroutine[Any, Any, Any], yielded: Any) -> Any:
     return await _continue(coro, yielded)
 
@@ -90,13 +102,7 @@ def is_installed() -> bool:
 
 def install_fast_drain() -> bool:
     """Installs the patch once; returns True when it is (or already was) active."""
-    version = _faust_version()
-    if version != SUPPORTED_VERSION:
-        log.warning(
-            "faust-streaming %s is not %s: the fast drain patch is not installed",
-            version,
-            SUPPORTED_VERSION,
-        )
+    if not _on_supported_version("the fast drain patch"):
         return False
 
     from faust.transport.consumer import Consumer
@@ -146,13 +152,7 @@ _SEEK_MARK = "_workpulse_seek_fence"
 
 def install_seek_fence() -> bool:
     """Installs the seek fence once (module docstring); True when it is active."""
-    version = _faust_version()
-    if version != SUPPORTED_VERSION:
-        log.warning(
-            "faust-streaming %s is not %s: the seek fence is not installed",
-            version,
-            SUPPORTED_VERSION,
-        )
+    if not _on_supported_version("the seek fence"):
         return False
 
     from faust.transport.consumer import Consumer
