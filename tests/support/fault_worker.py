@@ -19,6 +19,8 @@ Two more variables widen a race of Faust's recovery (the seek fence in
 `workpulse.worker.faust_tuning`): `WORKPULSE_TEST_SEEK_DELAY_S` waits that long after
 each seek of Faust's consumer to the committed offsets, and `WORKPULSE_TEST_COUNTS_DELAY_S`
 before each report the counts agent handles (its queue fills meanwhile).
+`WORKPULSE_TEST_NO_SEEK_FENCE=1` runs the worker without the fence, so that the race
+drops reports (the backstop, `workpulse.worker.report_sequence`, must catch it).
 """
 
 from __future__ import annotations
@@ -146,7 +148,15 @@ def install(point: str, n: int) -> None:
         raise SystemExit(f"unknown crash point {point!r}: one of {', '.join(POINTS)}")
 
 
+def remove_seek_fence() -> None:
+    from workpulse.worker import runtime
+
+    runtime.install_seek_fence = lambda: None  # type: ignore[assignment]
+
+
 if __name__ == "__main__":
+    if os.environ.get("WORKPULSE_TEST_NO_SEEK_FENCE") == "1":
+        remove_seek_fence()
     install_delays(
         float(os.environ.get("WORKPULSE_TEST_SEEK_DELAY_S", "0")),
         float(os.environ.get("WORKPULSE_TEST_COUNTS_DELAY_S", "0")),

@@ -17,6 +17,7 @@ import orjson
 
 from workpulse.config import Settings
 from workpulse.kafka.settings import connection, faust_options
+from workpulse.worker.report_sequence import ReportSequence
 from workpulse.worker.steps import CountsStep
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,11 @@ def attach_counts_agent(
     settings: Settings,
     counts: CountsStep,
     on_failure: Callable[[str, BaseException], None] = lambda _what, _exc: None,
+    offsets: Callable[[int], Awaitable[tuple[int | None, int]]] | None = None,
 ) -> None:
+    """`offsets`: a partition of the reports' topic → (the counts group's committed
+    offset or None, the earliest offset), for the check that no report is skipped
+    (`worker.report_sequence`); without it only skips after a first report are caught."""
     app = worker.app
     watermarks = app.topic(
         watermarks_topic_name(settings),
@@ -144,6 +149,26 @@ def attach_counts_agent(
         partitions=settings.partitions,
         internal=True,
     )
+    sequence = ReportSequence()
+
+    async def checked(message: Any) -> bool:
+        """Whether this report's offset is checked; raises if reports before it were
+        skipped."""
+        generation = message.generation_id
+        if generation is None or not sequence.current(generation):
+            return False
+        partition = message.partition
+        if not sequence.knows(partition) and offsets is not None:
+            try:
+                committed, earliest = await offsets(partition)
+            except Exception as exc:  # a backstop: not a reason to stop the worker
+                log.warning("cannot check the reports of partition %d: %s", partition, exc)
+            else:
+                sequence.start(generation, partition, committed, earliest)
+        gap = sequence.check(partition, message.offset)
+        if gap is not None:
+            raise gap.error()
+        return True
 
     # One report at a time (the ingest step sends few: one per topic when a partition's
     # watermark enters a new minute), so that Faust knows the event each table write
@@ -154,6 +179,7 @@ def attach_counts_agent(
         async for event in manual.events():
             message = event.message
             try:
+                in_sequence = await checked(message)
                 await counts.handle([(message.key.decode(), orjson.loads(message.value))])
             except Exception as exc:
                 # Faust would log the crash and leave the agent dead, the pipeline
@@ -162,3 +188,5 @@ def attach_counts_agent(
                 on_failure("the counts agent", exc)
                 raise
             await manual.ack(event)
+            if in_sequence:
+                sequence.handled(message.partition, message.offset)

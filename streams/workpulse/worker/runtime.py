@@ -15,13 +15,14 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, start_http_server
 
 from workpulse.clickhouse import Database
 from workpulse.config import Settings
 from workpulse.kafka.admin import create_topics
+from workpulse.kafka.group_offsets import GroupOffsets
 from workpulse.kafka.settings import connection, kafka_python_options
 from workpulse.metrics import Metrics
 from workpulse.model.event import REASONS
@@ -38,6 +39,7 @@ from workpulse.worker.app import (
     WorkerApp,
     attach_counts_agent,
     create_app,
+    faust_app_id,
     session_timeout_s,
     watermarks_topic_name,
 )
@@ -54,6 +56,10 @@ STOP_TIMEOUT_S = 30.0
 STOP_HINT_S = 5.0
 """A stop that takes longer says what it waits for and how to stop at once."""
 T = TypeVar("T")
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -74,9 +80,9 @@ class Worker:
     topics: dict[str, int]
     kafka_admin: dict[str, Any]
     metrics_url: str | None = None
-    clients: list[Database] = field(default_factory=list)
-    """The worker's further ClickHouse clients, closed when it stops (the caller closes
-    the first)."""
+    clients: list[Closable] = field(default_factory=list)
+    """The worker's further clients (ClickHouse, the report check's Kafka client), closed
+    when it stops (the caller closes its own ClickHouse client)."""
     failure: str | None = None
     """Why the worker must stop (a part of it failed), or None."""
     failed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
@@ -368,8 +374,13 @@ def build_worker(
         wall_clock=wall_clock,
     )
     worker_box: list[Worker] = []  # the agent reports a failure to the worker built below
+    report_offsets = GroupOffsets(kafka_python_options(conn), faust_app_id(settings), watermarks)
     attach_counts_agent(
-        faust_app, settings, counts, lambda what, exc: worker_box[0].fail(what, exc)
+        faust_app,
+        settings,
+        counts,
+        lambda what, exc: worker_box[0].fail(what, exc),
+        offsets=lambda partition: asyncio.to_thread(report_offsets.lookup, partition),
     )
     topics = {
         settings.dlq_topic: settings.partitions,
@@ -389,7 +400,7 @@ def build_worker(
         reloader,
         topics,
         kafka_python_options(conn),
-        clients=[reads_db, counts_db],
+        clients=[reads_db, counts_db, report_offsets],
     )
     if serve_metrics:
         try:

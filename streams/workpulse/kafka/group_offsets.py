@@ -1,0 +1,44 @@
+"""A consumer group's committed offsets and a topic's earliest ones, read from the
+outside (kafka-python): the counts agent's report check (`worker.report_sequence`)
+compares the first report it gets after an assignment with them. The client never
+subscribes, so it never joins the group or commits for it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+
+class GroupOffsets:
+    """Lookups for one group and topic, through one client made on first use (blocking:
+    call it from a thread)."""
+
+    def __init__(self, options: Mapping[str, Any], group: str, topic: str) -> None:
+        self._options = dict(options)
+        self._group = group
+        self._topic = topic
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def lookup(self, partition: int) -> tuple[int | None, int]:
+        """(the group's committed offset or None, the partition's earliest offset)."""
+        from kafka import TopicPartition
+
+        with self._lock:
+            if self._client is None:
+                from kafka import KafkaConsumer
+
+                self._client = KafkaConsumer(
+                    **self._options, group_id=self._group, enable_auto_commit=False
+                )
+            tp = TopicPartition(self._topic, partition)
+            committed = self._client.committed(tp)
+            earliest = self._client.beginning_offsets([tp])[tp]
+        return (None if committed is None or committed < 0 else int(committed)), int(earliest)
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
