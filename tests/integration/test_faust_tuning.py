@@ -21,6 +21,10 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def fast_drain() -> Iterator[None]:
+    """Installed here on Faust's own loop (a worker built earlier in this process may
+    have installed it: it is taken off first, and put back afterwards)."""
+    was = is_installed()
+    uninstall_fast_drain()
     original = Consumer.wait_first
     assert install_fast_drain()
     assert install_fast_drain()  # idempotent: still one layer
@@ -31,6 +35,8 @@ def fast_drain() -> Iterator[None]:
         uninstall_fast_drain()
         assert not is_installed()
         assert Consumer.wait_first is original
+        if was:
+            install_fast_drain()
 
 
 @pytest.mark.parametrize(
