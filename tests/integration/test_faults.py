@@ -39,7 +39,6 @@ from tests.support.pipeline_checks import (
 )
 
 from workpulse.clickhouse import Database, apply_schema, connect
-from workpulse.dev.bench.pipeline import WorkerProc
 from workpulse.dev.broker import EmbeddedBroker
 from workpulse.dev.chdb_http import ChdbHttpServer
 from workpulse.dev.generator import Workload, WorkloadConfig
@@ -292,7 +291,7 @@ def test_a_second_sigterm_exits_a_worker_waiting_on_a_hung_clickhouse(
 
 def _writing(worker: WorkerProcess) -> bool:
     """Whether the worker has rows in a write to ClickHouse that has not returned."""
-    samples = WorkerProc(worker.proc, worker.log).scrape(["workpulse_sink_buffered_rows"])
+    samples = worker.scrape(["workpulse_sink_buffered_rows"])
     return any(value > 0 for _, value in samples.get("workpulse_sink_buffered_rows", []))
 
 

@@ -7,7 +7,6 @@ workers, the stored result must be what one uninterrupted worker would have stor
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -163,39 +162,16 @@ def spike_rows(db: Database) -> int:
     return int(scalar(db, "SELECT count() FROM workpulse.topic_spikes"))
 
 
-@dataclass
-class WorkerProcess:
+class WorkerProcess(WorkerProc):
     """A `workpulse worker` subprocess (optionally killed at a fault point)."""
-
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
 
     def wait_dead(self, timeout_s: float) -> int:
         return self.proc.wait(timeout=timeout_s)
 
-    def terminate(self, timeout_s: float = 60.0) -> int:
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout_s)
-        finally:
-            if self.alive():
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-    def tail(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-3000:]
-        except OSError:
-            return ""
-
     def progress(self) -> str:
         """Its watermark reports and consumer lag, from its /metrics (for a failure's
         message: whether its ingest reported, and its counts agent handled, anything)."""
-        samples = WorkerProc(self.proc, self.log).scrape() if self.alive() else {}
+        samples = self.scrape() if self.alive() else {}
         wanted = ("workpulse_watermark_reports_total", "workpulse_consumer_lag")
         found = [f"{name}{labels} {value:g}" for name in wanted
                  for labels, value in samples.get(name, [])]  # fmt: skip

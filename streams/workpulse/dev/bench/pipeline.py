@@ -173,14 +173,31 @@ class WorkerProc:
                 out.setdefault(sample.name, []).append((sample.labels, sample.value))
         return out
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def terminate(self, timeout_s: float = 60.0) -> int:
+        """SIGTERM (a clean stop), SIGKILL if it is not done within `timeout_s`; the
+        exit code (raises `subprocess.TimeoutExpired` if it was killed)."""
+        if self.alive():
             self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        finally:
+            if self.alive():
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.terminate()
+
+    def tail(self, chars: int = 3000) -> str:
+        """The end of its log."""
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
 
 
 def _total(samples: dict[str, list[tuple[dict[str, str], float]]], name: str,
@@ -224,9 +241,8 @@ def watch(workers: list[WorkerProc], n: int, progress: Progress, what: str,
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what}: not done after {timeout_s:.0f} s")
         for w in workers:
-            if w.proc.poll() is not None:
-                tail = w.log.read_text(errors="replace")[-500:]
-                raise RuntimeError(f"{what}: a worker exited ({w.proc.returncode}): {tail}")
+            if not w.alive():
+                raise RuntimeError(f"{what}: a worker exited ({w.proc.returncode}): {w.tail(500)}")
         scraped = [w.scrape(PROGRESS_SAMPLES) for w in workers]
         processed = sum(_total(s, "workpulse_events_total") for s in scraped)
         sent = sum(_total(s, "workpulse_watermark_reports_total", side="sent") for s in scraped)
