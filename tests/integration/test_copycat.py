@@ -100,3 +100,17 @@ def test_wave_uptake(db: ClickHouse) -> None:
     assert wave.copycat_index == pytest.approx((35 / 2 + 1) / (2 / 24 + 1))
     assert wave.peak_copycat_index == pytest.approx((30 + 1) / (2 / 24 + 1))
     assert wave.to_dict()["wave_start"] == WAVE.isoformat()
+
+
+def test_init_db_replaces_the_view_of_an_older_deployment(db: ClickHouse) -> None:
+    """`CREATE VIEW IF NOT EXISTS` kept an older definition for good: a deployment never
+    got a faster (or corrected) view."""
+    db.command("DROP VIEW workpulse.topic_copycat")
+    db.command("CREATE VIEW workpulse.topic_copycat AS SELECT 1 AS older")
+    apply_schema(db)
+    columns = db.query("SELECT * FROM workpulse.topic_copycat LIMIT 0").column_names
+    assert list(columns) == [
+        "topic", "wave_start", "signature", "hours_after", "window_start", "new_authors",
+        "adopters", "baseline_adopters_per_hour", "adoption_share", "copycat_index",
+    ]  # fmt: skip
+    assert [(h.hours_after, h.adopters) for h in copycat_hours(db)] == [(0, 30), (1, 5)]

@@ -21,7 +21,8 @@ _TABLE = re.compile(
     re.S,
 )
 _OBJECT = re.compile(
-    r"(?:CREATE (TABLE|(?:MATERIALIZED )?VIEW|DATABASE) IF NOT EXISTS|(ALTER) TABLE) "
+    r"(?:CREATE (TABLE|(?:MATERIALIZED )?VIEW|DATABASE) IF NOT EXISTS|CREATE OR REPLACE (VIEW)"
+    r"|(ALTER) TABLE) "
     r"workpulse(?:\.(\w+))?"
 )
 _ALTER = re.compile(r"ALTER TABLE workpulse\.(\w+)(?: ON CLUSTER '\{cluster\}')?\s+(.*)", re.S)
@@ -57,8 +58,8 @@ def objects(directory: Path) -> set[tuple[str, str]]:
     for stmt in statements(directory):
         match = _OBJECT.match(stmt)
         assert match, f"unexpected statement: {stmt[:80]}"
-        kind = match.group(1) or match.group(2)
-        found.add((kind, (match.group(3) or "").removesuffix("_local")))
+        kind = match.group(1) or match.group(2) or match.group(3)
+        found.add((kind, (match.group(4) or "").removesuffix("_local")))
     return found
 
 
@@ -93,8 +94,11 @@ def test_every_statement_is_idempotent_and_qualified(directory: Path) -> None:
             for clause in altered.group(2).split(",\n"):
                 clause = " ".join(clause.split())
                 assert clause.startswith(("ADD COLUMN IF NOT EXISTS ", "MODIFY ORDER BY ")), clause
-        else:
-            created = r"CREATE (TABLE|(MATERIALIZED )?VIEW|DATABASE) IF NOT EXISTS "
+        else:  # created once, or a plain view replaced (it holds no data)
+            created = (
+                r"CREATE (TABLE|(MATERIALIZED )?VIEW|DATABASE) IF NOT EXISTS "
+                r"|CREATE OR REPLACE VIEW "
+            )
             assert re.match(created, stmt), stmt
         assert "workpulse" in stmt.split("\n", 1)[0]
         if directory == CLUSTER:
