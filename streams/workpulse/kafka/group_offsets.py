@@ -12,17 +12,22 @@ from typing import Any
 
 class GroupOffsets:
     """Lookups for one group and topic, through one client made on first use (blocking:
-    call it from a thread)."""
+    call it from a thread; one lookup at a time, as the counts agent makes them)."""
 
-    def __init__(self, options: Mapping[str, Any], group: str, topic: str) -> None:
+    def __init__(
+        self, options: Mapping[str, Any], group: str, topic: str, timeout_s: float = 30.0
+    ) -> None:
         self._options = dict(options)
         self._group = group
         self._topic = topic
+        self._timeout_ms = int(timeout_s * 1000)
         self._client: Any = None
         self._lock = threading.Lock()
 
     def lookup(self, partition: int) -> tuple[int | None, int]:
-        """(the group's committed offset or None, the partition's earliest offset)."""
+        """(the group's committed offset or None, the partition's earliest offset);
+        each step (connecting, each of the two reads) raises after `timeout_s`
+        (kafka-python's KafkaTimeoutError)."""
         from kafka import TopicPartition
 
         with self._lock:
@@ -30,14 +35,19 @@ class GroupOffsets:
                 from kafka import KafkaConsumer
 
                 self._client = KafkaConsumer(
-                    **self._options, group_id=self._group, enable_auto_commit=False
+                    **self._options,
+                    group_id=self._group,
+                    enable_auto_commit=False,
+                    bootstrap_timeout_ms=self._timeout_ms,
                 )
-            tp = TopicPartition(self._topic, partition)
-            committed = self._client.committed(tp)
-            earliest = self._client.beginning_offsets([tp])[tp]
+            client = self._client
+        tp = TopicPartition(self._topic, partition)
+        committed = client.committed(tp, timeout_ms=self._timeout_ms)
+        earliest = client.beginning_offsets([tp], timeout_ms=self._timeout_ms)[tp]
         return (None if committed is None or committed < 0 else int(committed)), int(earliest)
 
     def close(self) -> None:
+        """Without waiting for a lookup under way (it fails: the worker is stopping)."""
         with self._lock:
             client, self._client = self._client, None
         if client is not None:

@@ -1,0 +1,46 @@
+"""`kafka.group_offsets.GroupOffsets` on the embedded broker: a group's committed offset and
+a partition's earliest, read without joining the group (the counts agent's report check
+starts from them)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaTimeoutError
+from kafka.structs import OffsetAndMetadata
+
+from workpulse.dev.broker import EmbeddedBroker
+from workpulse.kafka.admin import create_topics
+from workpulse.kafka.group_offsets import GroupOffsets
+
+pytestmark = pytest.mark.integration
+
+
+def test_committed_and_earliest_offsets(broker: EmbeddedBroker) -> None:
+    topic, group = f"offsets-{uuid.uuid4().hex[:8]}", f"group-{uuid.uuid4().hex[:8]}"
+    create_topics(broker.bootstrap, {topic: 2})
+    committer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group,
+                              enable_auto_commit=False)  # fmt: skip
+    partition = 1
+    offsets = GroupOffsets({"bootstrap_servers": broker.bootstrap}, group, topic, timeout_s=10)
+    try:
+        assert offsets.lookup(partition) == (None, 0)  # nothing committed yet
+        committer.assign([TopicPartition(topic, partition)])
+        committer.commit({TopicPartition(topic, partition): OffsetAndMetadata(3, "", -1)})
+        assert offsets.lookup(partition) == (3, 0)
+        assert offsets.lookup(1 - partition) == (None, 0)  # the other partition
+    finally:
+        offsets.close()
+        committer.close()
+    offsets.close()  # twice: fine
+
+
+def test_an_unreachable_broker_fails_the_lookup() -> None:
+    """It raises (the agent then checks from the partition's second report) rather than
+    waiting for a broker for good; kafka-python's own default wait is 30 s."""
+    offsets = GroupOffsets({"bootstrap_servers": "127.0.0.1:9"}, "g", "t", timeout_s=0.5)
+    with pytest.raises(KafkaTimeoutError):
+        offsets.lookup(0)
+    offsets.close()
