@@ -113,6 +113,17 @@ def test_cluster_variant_defines_the_same_columns() -> None:
     assert objects(SCHEMA) == objects(CLUSTER)
 
 
+def test_cluster_variant_subqueries_are_global() -> None:
+    """A plain IN (subquery) over a Distributed table, inside a query that reads a
+    Distributed table, is refused on a cluster (distributed_product_mode = 'deny') or
+    reads one shard's part ('local'): the cluster DDL uses GLOBAL IN."""
+    text = " ".join("\n".join(statements(CLUSTER)).split())
+    plain = re.findall(r"(?<!GLOBAL) IN \(SELECT", text)
+    assert not plain, f"{len(plain)} subqueries without GLOBAL in the cluster DDL"
+    single = " ".join("\n".join(statements(SCHEMA)).split())
+    assert text.count("GLOBAL IN (SELECT") == single.count(" IN (SELECT")
+
+
 def test_cluster_variant_engines() -> None:
     text = "\n".join(statements(CLUSTER))
     local_tables = re.findall(r"workpulse\.(\w+)_local ON CLUSTER", text)

@@ -51,8 +51,8 @@ WITH
             WHERE kind = 'publish'
               AND event_time >= (SELECT min(hour) FROM wave_hours)
               AND event_time < (SELECT max(hour) FROM wave_hours) + INTERVAL 1 HOUR
-              AND toStartOfHour(event_time) IN (SELECT hour FROM wave_hours)
-              AND lowerUTF8(h) IN (SELECT tag FROM candidates)
+              AND toStartOfHour(event_time) GLOBAL IN (SELECT hour FROM wave_hours)
+              AND lowerUTF8(h) GLOBAL IN (SELECT tag FROM candidates)
         ) AS v
         INNER JOIN candidates AS c ON c.tag = v.tag
         WHERE v.event_time >= c.wave_start - INTERVAL 24 HOUR
@@ -61,14 +61,14 @@ WITH
     ),
     signatures AS
     (
-        SELECT topic, wave_start, groupArray(tag) AS signature
+        SELECT topic, wave_start, arraySort(groupArray(tag)) AS signature
         FROM tag_videos
         WHERE specificity >= 0.5
         GROUP BY topic, wave_start
     ),
     -- authors new to a topic within 24 hours of one of its waves (first_seen: the time
     -- of their first published video in the topic, as topic_author_first_seen keeps it)
-    new_authors AS
+    newcomers AS
     (
         SELECT f.topic AS topic, f.author_id AS author_id, f.first_seen AS first_seen,
                s.wave_start AS wave_start, s.signature AS signature
@@ -76,7 +76,7 @@ WITH
         (
             SELECT topic, author_id, min(first_seen) AS first_seen
             FROM workpulse.topic_author_first_seen
-            WHERE topic IN (SELECT topic FROM signatures)
+            WHERE topic GLOBAL IN (SELECT topic FROM waves)
             GROUP BY topic, author_id
         ) AS f
         INNER JOIN signatures AS s ON s.topic = f.topic
@@ -86,14 +86,14 @@ WITH
     -- the hashtags of those first videos
     first_tags AS
     (
-        SELECT topic, author_id, arrayMap(h -> lowerUTF8(h), argMin(hashtags, event_time)) AS first_tags
+        SELECT topic, author_id, arrayMap(h -> lowerUTF8(h), argMin(hashtags, (event_time, event_id))) AS first_tags
         FROM workpulse.video_events
         ARRAY JOIN topics AS topic
         WHERE kind = 'publish' AND author_id != ''
           AND event_time >= (SELECT min(hour) FROM wave_hours)
           AND event_time < (SELECT max(hour) FROM wave_hours) + INTERVAL 1 HOUR
-          AND toStartOfHour(event_time) IN (SELECT hour FROM wave_hours)
-          AND (topic, author_id, event_time) IN (SELECT topic, author_id, first_seen FROM new_authors)
+          AND toStartOfHour(event_time) GLOBAL IN (SELECT hour FROM wave_hours)
+          AND (topic, author_id, event_time) GLOBAL IN (SELECT topic, author_id, first_seen FROM newcomers)
         GROUP BY topic, author_id
     ),
     per_wave AS
@@ -104,7 +104,7 @@ WITH
             n.signature AS signature,
             n.first_seen AS first_seen,
             hasAny(t.first_tags, n.signature) AS adopter
-        FROM new_authors AS n
+        FROM newcomers AS n
         INNER JOIN first_tags AS t ON t.topic = n.topic AND t.author_id = n.author_id
     ),
     -- per wave: the new authors and adopters of each hour after its start, and of the
