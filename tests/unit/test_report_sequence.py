@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from workpulse.worker.report_sequence import ReportGap, ReportGapError, ReportSequence, first_offset
+from workpulse.worker.report_sequence import (
+    COMMITTED,
+    EARLIEST,
+    FOLLOWING,
+    ReportGap,
+    ReportGapError,
+    ReportSequence,
+    first_offset,
+)
 
 # A report as Faust delivers it to the agent: (generation, partition, offset), and on a
 # partition's first report of a generation what the lookup answers, (committed,
@@ -42,11 +50,13 @@ def gaps_in(reports: list[Report]) -> list[ReportGap]:
         pytest.param(
             # the loss the seek fence fixed: the killed worker's reports 5..8 dropped
             [(1, 0, 9, (5, 0))],
-            [ReportGap(0, 5, 9)],
+            [ReportGap(0, 5, 9, COMMITTED)],
             id="first-report-past-the-committed-offset",
         ),
         pytest.param(
-            [(1, 0, 3, (None, 0))], [ReportGap(0, 0, 3)], id="past-the-start-without-a-commit"
+            [(1, 0, 3, (None, 0))],
+            [ReportGap(0, 0, 3, EARLIEST)],
+            id="past-the-start-without-a-commit",
         ),
         pytest.param(
             [(1, 0, 5, (5, 0)), (1, 0, 6), (1, 0, 8)],
@@ -72,7 +82,9 @@ def gaps_in(reports: list[Report]) -> list[ReportGap]:
             id="committed-offset-deleted-by-retention",
         ),
         pytest.param(
-            [(1, 0, 22, (5, 20))], [ReportGap(0, 20, 22)], id="past-the-earliest-after-retention"
+            [(1, 0, 22, (5, 20))],
+            [ReportGap(0, 20, 22, EARLIEST)],
+            id="past-the-earliest-after-retention",
         ),
         pytest.param(
             [(1, 0, 5, (5, 0)), (1, 1, 50, (50, 0)), (1, 1, 51), (1, 0, 6), (1, 1, 52)],
@@ -93,7 +105,7 @@ def gaps_in(reports: list[Report]) -> list[ReportGap]:
         ),
         pytest.param(
             [(1, 0, 5, (5, 0)), (2, 0, 40, (38, 0))],
-            [ReportGap(0, 38, 40)],
+            [ReportGap(0, 38, 40, COMMITTED)],
             id="a-skip-in-the-new-generation",
         ),
         pytest.param(
@@ -128,19 +140,28 @@ def test_a_lookup_answered_after_a_rebalance_is_not_used() -> None:
 
 @pytest.mark.parametrize(
     ("committed", "earliest", "first"),
-    [(None, 0, 0), (None, 12, 12), (0, 0, 0), (7, 0, 7), (7, 7, 7), (7, 9, 9)],
+    [
+        (None, 0, (0, EARLIEST)),
+        (None, 12, (12, EARLIEST)),
+        (0, 0, (0, COMMITTED)),
+        (7, 0, (7, COMMITTED)),
+        (7, 7, (7, COMMITTED)),
+        (7, 9, (9, EARLIEST)),  # retention deleted past the commit
+    ],
 )
 def test_the_first_offset_is_the_commit_or_the_log_start(
-    committed: int | None, earliest: int, first: int
+    committed: int | None, earliest: int, first: tuple[int, str]
 ) -> None:
     assert first_offset(committed, earliest) == first
 
 
-def test_the_error_says_what_was_skipped_in_one_line() -> None:
-    error = ReportGap(partition=2, expected=5, got=9).error()
+def test_the_error_says_what_was_skipped_and_from_where_in_one_line() -> None:
+    error = ReportGap(partition=2, expected=5, got=9, origin=COMMITTED).error("wp-watermarks")
     assert isinstance(error, ReportGapError)
     assert str(error) == (
-        "watermark report partition 2: expected offset 5, got 9 (4 reports skipped by the "
-        "consumer; a restart replays them from the committed offset)"
+        "wp-watermarks partition 2: expected offset 5 (the group's committed offset), got 9: "
+        "4 offsets skipped by the consumer; a restart replays them from the committed offset"
     )
-    assert "1 report skipped" in str(ReportGap(0, 5, 6).error())
+    one = str(ReportGap(0, 5, 6).error())
+    assert f"({FOLLOWING}), got 6: 1 offset skipped by the consumer" in one
+    assert "\n" not in one

@@ -5,6 +5,7 @@ subscribes, so it never joins the group or commits for it."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -22,6 +23,7 @@ class GroupOffsets:
         self._topic = topic
         self._timeout_ms = int(timeout_s * 1000)
         self._client: Any = None
+        self._closed = False
         self._lock = threading.Lock()
 
     def lookup(self, partition: int) -> tuple[int | None, int]:
@@ -31,24 +33,44 @@ class GroupOffsets:
         from kafka import TopicPartition
 
         with self._lock:
+            if self._closed:
+                raise RuntimeError("closed: the worker is stopping")
             if self._client is None:
-                from kafka import KafkaConsumer
-
-                self._client = KafkaConsumer(
-                    **self._options,
-                    group_id=self._group,
-                    enable_auto_commit=False,
-                    bootstrap_timeout_ms=self._timeout_ms,
-                )
+                self._client = self._connect()
             client = self._client
         tp = TopicPartition(self._topic, partition)
         committed = client.committed(tp, timeout_ms=self._timeout_ms)
         earliest = client.beginning_offsets([tp], timeout_ms=self._timeout_ms)[tp]
         return (None if committed is None or committed < 0 else int(committed)), int(earliest)
 
+    def _connect(self) -> Any:
+        from kafka import KafkaConsumer
+
+        # kafka-python starts its network thread before it bootstraps, and a bootstrap
+        # that fails leaves it running: each failed lookup would leave a thread and its
+        # sockets behind. The half-made client is closed (its `_client`, the only part
+        # made by then; tests/integration/test_group_offsets.py counts the threads).
+        client = KafkaConsumer.__new__(KafkaConsumer)
+        try:
+            client.__init__(
+                **self._options,
+                group_id=self._group,
+                client_id=f"{self._group}-report-check",
+                enable_auto_commit=False,
+                bootstrap_timeout_ms=self._timeout_ms,
+            )
+        except BaseException:
+            network = getattr(client, "_client", None)
+            if network is not None:
+                with contextlib.suppress(Exception):
+                    network.close()
+            raise
+        return client
+
     def close(self) -> None:
         """Without waiting for a lookup under way (it fails: the worker is stopping)."""
         with self._lock:
             client, self._client = self._client, None
+            self._closed = True
         if client is not None:
             client.close()

@@ -162,12 +162,18 @@ def attach_counts_agent(
             try:
                 committed, earliest = await offsets(partition)
             except Exception as exc:  # a backstop: not a reason to stop the worker
-                log.warning("cannot check the reports of partition %d: %s", partition, exc)
+                log.warning(
+                    "cannot look up where %s partition %d starts (checked from its next "
+                    "report): %s",
+                    watermarks_topic_name(settings),
+                    partition,
+                    exc,
+                )
             else:
                 sequence.start(generation, partition, committed, earliest)
         gap = sequence.check(partition, message.offset)
         if gap is not None:
-            raise gap.error()
+            raise gap.error(watermarks_topic_name(settings))
         return True
 
     # One report at a time (the ingest step sends few: one per topic when a partition's

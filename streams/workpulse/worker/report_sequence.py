@@ -24,29 +24,37 @@ class ReportGapError(RuntimeError):
     """Watermark reports were skipped: the worker must stop and replay them."""
 
 
+COMMITTED = "the group's committed offset"
+EARLIEST = "the partition's earliest offset"
+FOLLOWING = "the one after the report handled before"
+
+
 @dataclass(frozen=True, slots=True)
 class ReportGap:
     partition: int
     expected: int
     got: int
+    origin: str = FOLLOWING
+    """Where `expected` came from: COMMITTED, EARLIEST or FOLLOWING."""
 
-    def error(self) -> ReportGapError:
+    def error(self, topic: str = "the reports' topic") -> ReportGapError:
         skipped = self.got - self.expected
         return ReportGapError(
-            f"watermark report partition {self.partition}: expected offset "
-            f"{self.expected}, got {self.got} ({skipped} report"
-            f"{'' if skipped == 1 else 's'} skipped by the consumer; "
-            "a restart replays them from the committed offset)"
+            f"{topic} partition {self.partition}: expected offset {self.expected} "
+            f"({self.origin}), got {self.got}: {skipped} offset"
+            f"{'' if skipped == 1 else 's'} skipped by the consumer; a restart replays "
+            "them from the committed offset"
         )
 
 
-def first_offset(committed: int | None, earliest: int) -> int:
-    """Where a partition's reports start after an assignment: the group's committed
-    offset, or the log's start when there is none (the group reads from the earliest)
-    or when retention has deleted past it (the consumer resets to the earliest)."""
+def first_offset(committed: int | None, earliest: int) -> tuple[int, str]:
+    """Where a partition's reports start after an assignment, and why: the group's
+    committed offset, or the log's start when there is none (the counts group reads
+    from the earliest: `consumer_auto_offset_reset`) or when retention has deleted past
+    it (the consumer resets to the earliest)."""
     if committed is None or committed < earliest:
-        return earliest
-    return committed
+        return earliest, EARLIEST
+    return committed, COMMITTED
 
 
 class ReportSequence:
@@ -54,7 +62,7 @@ class ReportSequence:
 
     def __init__(self) -> None:
         self._generation = -1
-        self._next: dict[int, int] = {}
+        self._next: dict[int, tuple[int, str]] = {}
 
     def current(self, generation: int) -> bool:
         """Whether a report of `generation` is checked: a newer generation (a
@@ -78,12 +86,12 @@ class ReportSequence:
         """The gap before this report, if reports were skipped (None: in order, or a
         report again after a seek back, or a partition not started)."""
         expected = self._next.get(partition)
-        if expected is not None and offset > expected:
-            return ReportGap(partition, expected, offset)
+        if expected is not None and offset > expected[0]:
+            return ReportGap(partition, expected[0], offset, expected[1])
         return None
 
     def handled(self, partition: int, offset: int) -> None:
         """The report at `offset` was handled: the next one follows it (after a seek
         back, the reports from there on come again, in order; a partition whose lookup
         failed is checked from here on)."""
-        self._next[partition] = offset + 1
+        self._next[partition] = (offset + 1, FOLLOWING)
