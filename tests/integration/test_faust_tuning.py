@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -133,6 +134,11 @@ class _StandIn:
 
     def __init__(self) -> None:
         self.seen: list[bool] = []
+        self._committed_offset: dict[Any, int | None] = {}
+        self.app = SimpleNamespace(tables=SimpleNamespace(changelog_topics=set()))
+
+    def assignment(self) -> set[Any]:
+        return set()  # no partition to seek to its start (tested on a real consumer)
 
     def stop_flow(self) -> None:
         self.flow_active = False
@@ -194,3 +200,58 @@ def test_the_seek_fence_is_a_noop_on_other_faust_versions(
     monkeypatch.setattr(tuning, "_faust_version", lambda: "0.99.0")
     assert tuning.install_seek_fence() is False
     assert Consumer.perform_seek is original
+
+
+def test_the_seek_fence_seeks_uncommitted_partitions_to_their_start(
+    unfenced: None,
+    broker: EmbeddedBroker,
+    topic_name: str,
+    faust_app_factory: Callable[..., Any],
+) -> None:
+    """aiokafka's `seek_to_committed` seeks only partitions committed above 0: one the
+    group never committed stayed where the fetcher had got to, so Faust's seek back did
+    not go back there and what it had dropped was lost. With the fence, a real Faust
+    consumer's `perform_seek` puts it at its start; a committed one at its commit."""
+    from faust.types import TP
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    import workpulse.worker.faust_tuning as tuning
+
+    create_topics(broker.bootstrap, {topic_name: 2})
+    n = 400
+    produce(broker.bootstrap, topic_name, keyed_messages(n, 16))
+    # acknowledged (so that the app can stop) but not committed while the test looks
+    app = faust_app_factory(
+        "uncommitted", topic_partitions=2, broker_commit_every=10**9, broker_commit_interval=3600
+    )
+    committer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=app.conf.id,
+                              enable_auto_commit=False)  # fmt: skip
+    committer.assign([TopicPartition(topic_name, 0)])
+    committer.commit({TopicPartition(topic_name, 0): OffsetAndMetadata(2, "", -1)})
+    committer.close()
+    topic = app.topic(topic_name, key_serializer="raw", value_serializer="raw")
+    seen: list[tuple[int, int]] = []
+
+    @app.agent(topic)
+    async def hold(stream: Any) -> None:
+        async for event in stream.events():
+            seen.append((event.message.partition, event.message.offset))
+
+    positions: dict[int, int | None] = {}
+
+    async def main() -> None:
+        async with running(app):
+            for _ in range(600):  # every message read (partition 0 from its commit)
+                if len(seen) >= n - 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(seen) == n - 2, len(seen)
+            assert tuning.install_seek_fence()
+            await app.consumer.perform_seek()
+            for p in (0, 1):
+                positions[p] = await app.consumer.position(TP(topic_name, p))
+            app.consumer.resume_flow()
+
+    asyncio.run(main())
+    assert positions == {0: 2, 1: 0}

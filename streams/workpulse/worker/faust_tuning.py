@@ -30,6 +30,10 @@ never handled, and windows stayed open for good (their spikes lost). The fence s
 flow before the seek (`Consumer.stop_flow`: the fetch loop delivers nothing more), and
 every caller of `perform_seek` resumes the flow after clearing the queues (or calls it
 with the flow already stopped), so what was fetched before the seek is read again.
+aiokafka's `seek_to_committed` seeks only partitions whose committed offset is above 0:
+a partition the group has not committed yet stayed where the fetcher had got to, past
+what was dropped. The fence seeks those (stream partitions only: Faust places the
+changelogs' itself) to their earliest offset, where the group starts reading them.
 
 Nothing is patched on any other faust-streaming version (a warning is logged).
 """
@@ -167,6 +171,7 @@ def install_seek_fence() -> bool:
         self.stop_flow()  # nothing fetched from here is delivered, then dropped
         try:
             await original(self)
+            await _seek_uncommitted(self)
         except BaseException:
             # A seek that fails or is cancelled (a recovery that times out ends there
             # for good): the flow as it was, or nothing would resume it.
@@ -179,6 +184,22 @@ def install_seek_fence() -> bool:
     perform_seek.__doc__ = original.__doc__
     Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
     return True
+
+
+async def _seek_uncommitted(consumer: Any) -> None:
+    """Seek the stream partitions without a committed offset (None, or 0: aiokafka's
+    `seek_to_committed` skips both) to their earliest offset. `perform_seek` has just
+    recorded the committed offsets it read in `_committed_offset` (0 as None)."""
+    committed = consumer._committed_offset
+    changelogs = consumer.app.tables.changelog_topics
+    uncommitted = [
+        tp for tp in consumer.assignment() if tp.topic not in changelogs and not committed.get(tp)
+    ]
+    if not uncommitted:
+        return
+    earliest = await consumer.earliest_offsets(*uncommitted)
+    for tp in uncommitted:
+        await consumer.seek(tp, earliest[tp])
 
 
 def is_seek_fenced() -> bool:
