@@ -134,11 +134,12 @@ class _StandIn:
 
     def __init__(self) -> None:
         self.seen: list[bool] = []
+        self._read_offset: dict[Any, int | None] = {}
         self._committed_offset: dict[Any, int | None] = {}
-        self.app = SimpleNamespace(tables=SimpleNamespace(changelog_topics=set()))
-
-    def assignment(self) -> set[Any]:
-        return set()  # no partition to seek to its start (tested on a real consumer)
+        self.app = SimpleNamespace(
+            tables=SimpleNamespace(changelog_topics=set()),
+            topics=SimpleNamespace(acks_enabled_for=lambda _topic: True),
+        )
 
     def stop_flow(self) -> None:
         self.flow_active = False
@@ -147,9 +148,13 @@ class _StandIn:
         self.flow_active = True
 
     async def perform_seek(self) -> None:
+        raise AssertionError("the fence replaces it")
+
+    async def seek_to_committed(self) -> dict[Any, int | None]:
         self.seen.append(self.flow_active)
         if self.fail is not None:
             raise self.fail
+        return {}  # no partition (the seeks are tested on a real consumer)
 
 
 def test_the_seek_fence_is_installed_once_and_undone(unfenced: None) -> None:
@@ -207,11 +212,13 @@ def test_the_seek_fence_seeks_uncommitted_partitions_to_their_start(
     broker: EmbeddedBroker,
     topic_name: str,
     faust_app_factory: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """aiokafka's `seek_to_committed` seeks only partitions committed above 0: one the
     group never committed stayed where the fetcher had got to, so Faust's seek back did
     not go back there and what it had dropped was lost. With the fence, a real Faust
-    consumer's `perform_seek` puts it at its start; a committed one at its commit."""
+    consumer's `perform_seek` puts it at its start (even when Faust recorded a commit
+    that failed), in the consumer's own thread; a committed one at its commit."""
     from faust.types import TP
     from kafka import KafkaConsumer, TopicPartition
     from kafka.structs import OffsetAndMetadata
@@ -243,15 +250,20 @@ def test_the_seek_fence_seeks_uncommitted_partitions_to_their_start(
     async def main() -> None:
         async with running(app):
             for _ in range(600):  # every message read (partition 0 from its commit)
-                if len(seen) >= n - 2:
+                if len(set(seen)) >= n - 2:  # (a rebalance may deliver some again)
                     break
                 await asyncio.sleep(0.05)
-            assert len(seen) == n - 2, len(seen)
+            assert len(set(seen)) == n - 2, len(set(seen))
             assert tuning.install_seek_fence()
+            # Faust records an offset even when its commit fails: not what the broker has
+            app.consumer._committed_offset[TP(topic_name, 1)] = 150
             await app.consumer.perform_seek()
             for p in (0, 1):
                 positions[p] = await app.consumer.position(TP(topic_name, p))
             app.consumer.resume_flow()
 
-    asyncio.run(main())
+    # debug, also for the loop of Faust's consumer thread (made after this): aiokafka's
+    # state touched from a thread other than its loop's raises
+    monkeypatch.setenv("PYTHONASYNCIODEBUG", "1")
+    asyncio.run(main(), debug=True)
     assert positions == {0: 2, 1: 0}

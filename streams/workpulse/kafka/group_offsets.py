@@ -68,7 +68,9 @@ class GroupOffsets:
         return client
 
     def close(self) -> None:
-        """Without waiting for a lookup under way (it fails: the worker is stopping)."""
+        """A lookup that is still connecting is waited for (at most `timeout_s`: the
+        worker closes its clients in a thread, and a second signal exits at once); one
+        past that fails at once (its connection is closed under it)."""
         with self._lock:
             client, self._client = self._client, None
             self._closed = True

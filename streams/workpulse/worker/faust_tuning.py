@@ -166,12 +166,11 @@ def install_seek_fence() -> bool:
         return True
     original = current
 
-    async def perform_seek(self: Any) -> None:
+    async def perform_seek(self: Any) -> None:  # replaces `original` (its body, inline)
         was_active = self.flow_active
         self.stop_flow()  # nothing fetched from here is delivered, then dropped
         try:
-            await original(self)
-            await _seek_uncommitted(self)
+            await _seek_to_committed_or_start(self)
         except BaseException:
             # A seek that fails or is cancelled (a recovery that times out ends there
             # for good): the flow as it was, or nothing would resume it.
@@ -186,20 +185,44 @@ def install_seek_fence() -> bool:
     return True
 
 
-async def _seek_uncommitted(consumer: Any) -> None:
-    """Seek the stream partitions without a committed offset (None, or 0: aiokafka's
-    `seek_to_committed` skips both) to their earliest offset. `perform_seek` has just
-    recorded the committed offsets it read in `_committed_offset` (0 as None)."""
-    committed = consumer._committed_offset
+async def _seek_to_committed_or_start(consumer: Any) -> None:
+    """Faust 0.15.3's `Consumer.perform_seek` (same bookkeeping of read and committed
+    offsets), then the partitions aiokafka's `seek_to_committed` did not seek (their
+    committed offset is None or 0) sought to their earliest offset, in the consumer's
+    thread (`seek_wait`: aiokafka's state belongs to that thread's loop). Their
+    committed offsets are forgotten: Faust records an offset even when its commit failed,
+    and that value is not what the broker holds. Only stream partitions whose messages
+    are acknowledged: Faust places the changelogs itself, and its leader topic is never
+    committed."""
+    from faust.transport.consumer import ensure_TP
+
+    read_offset = consumer._read_offset
+    committed = await consumer.seek_to_committed()
+    read_offset.update(
+        {
+            tp: offset if offset is not None and offset >= 0 else None
+            for tp, offset in committed.items()
+        }
+    )
+    consumer._committed_offset.update(
+        {
+            ensure_TP(tp): offset if offset else None
+            for tp, offset in committed.items()
+            if offset is not None
+        }
+    )
     changelogs = consumer.app.tables.changelog_topics
+    acks_enabled_for = consumer.app.topics.acks_enabled_for
     uncommitted = [
-        tp for tp in consumer.assignment() if tp.topic not in changelogs and not committed.get(tp)
+        ensure_TP(tp)
+        for tp, offset in committed.items()
+        if not offset and tp.topic not in changelogs and acks_enabled_for(tp.topic)
     ]
-    if not uncommitted:
-        return
-    earliest = await consumer.earliest_offsets(*uncommitted)
-    for tp in uncommitted:
-        await consumer.seek(tp, earliest[tp])
+    if uncommitted:
+        earliest = await consumer.earliest_offsets(*uncommitted)
+        await consumer.seek_wait({tp: earliest[tp] for tp in uncommitted})
+        for tp in uncommitted:
+            consumer._committed_offset[tp] = None
 
 
 def is_seek_fenced() -> bool:
