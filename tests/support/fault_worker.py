@@ -19,8 +19,9 @@ Two more variables widen a race of Faust's recovery (the seek fence in
 `workpulse.worker.faust_tuning`): `WORKPULSE_TEST_SEEK_DELAY_S` waits that long after
 each seek of Faust's consumer to the committed offsets, and `WORKPULSE_TEST_COUNTS_DELAY_S`
 before each report the counts agent handles (its queue fills meanwhile).
-`WORKPULSE_TEST_NO_SEEK_FENCE=1` runs the worker without the fence, so that the race
-drops reports (the backstop, `workpulse.worker.report_sequence`, must catch it).
+`WORKPULSE_TEST_SKIP_REPORTS=<n>` makes Faust's consumer lose the first n watermark
+reports it reads (read, never delivered: a drop by the stream framework, as the race
+above made one); the counts agent's report check must catch it.
 """
 
 from __future__ import annotations
@@ -148,15 +149,24 @@ def install(point: str, n: int) -> None:
         raise SystemExit(f"unknown crash point {point!r}: one of {', '.join(POINTS)}")
 
 
-def remove_seek_fence() -> None:
-    from workpulse.worker import runtime
+def skip_reports(n: int) -> None:
+    from faust.transport.consumer import Consumer
 
-    runtime.install_seek_fence = lambda: None  # type: ignore[assignment]
+    original = Consumer.getmany
+    left = [n]
+
+    async def getmany(self: Any, timeout: float) -> Any:
+        async for tp, message in original(self, timeout=timeout):
+            if left[0] > 0 and tp.topic.endswith("-watermarks"):
+                left[0] -= 1
+                continue
+            yield tp, message
+
+    Consumer.getmany = getmany  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":
-    if os.environ.get("WORKPULSE_TEST_NO_SEEK_FENCE") == "1":
-        remove_seek_fence()
+    skip_reports(int(os.environ.get("WORKPULSE_TEST_SKIP_REPORTS", "0")))
     install_delays(
         float(os.environ.get("WORKPULSE_TEST_SEEK_DELAY_S", "0")),
         float(os.environ.get("WORKPULSE_TEST_COUNTS_DELAY_S", "0")),
