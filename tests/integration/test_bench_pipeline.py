@@ -25,6 +25,8 @@ KEYS = {
     "workers_2_vs_one",
     "workers_1_shared_events_per_s",
     "workers_2_cpu_vs_one",
+    "workers_2_join_s",
+    "workers_1_shared_exact",
     "cpu_s_per_1k_events",
     "rss_mb_peak",
     "state_bytes_per_video",
@@ -51,6 +53,7 @@ def test_bench_pipeline_prints_every_figure_and_is_exact() -> None:
     report = json.loads(result.stdout)
     assert set(report) >= KEYS, KEYS - set(report)
     assert report["exact"] is True and report["one_worker_exact"] is True
+    assert report["workers_1_shared_exact"] is True
     assert report["events"] == 3000 and report["rate"] <= 1000
     assert report["raw_consume_events_per_s"] > 0 and report["pipeline_events_per_s"] > 0
     assert 0 < report["latency_p50_s"] <= report["latency_p99_s"]

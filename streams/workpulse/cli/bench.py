@@ -134,6 +134,12 @@ def bench_pipeline(
     """
     from workpulse.dev.bench.pipeline import PipelineBench, run_pipeline_bench
 
+    if workers > partitions:
+        raise click.BadParameter(
+            f"{workers} workers need at least {workers} partitions (a worker without "
+            "partitions measures nothing)",
+            param_hint="--partitions",
+        )
     settings = settings_from(kwargs)
     bench = PipelineBench(
         events=events,
