@@ -26,6 +26,9 @@ KEYS = {
     "workers_1_shared_events_per_s",
     "workers_2_cpu_vs_one",
     "workers_2_join_s",
+    "workers_2_busy_cores",
+    "workers_2_clickhouse_cpu_s_per_1k_events",
+    "workers_2_broker_cpu_s_per_1k_events",
     "workers_1_shared_exact",
     "cpu_s_per_1k_events",
     "rss_mb_peak",
@@ -58,5 +61,9 @@ def test_bench_pipeline_prints_every_figure_and_is_exact() -> None:
     assert report["raw_consume_events_per_s"] > 0 and report["pipeline_events_per_s"] > 0
     assert 0 < report["latency_p50_s"] <= report["latency_p99_s"]
     assert len(report["workers_2_rss_mb_peak"]) == 2
+    # the shared ClickHouse and the broker are the bench's own here: their CPU is counted
+    assert report["workers_2_clickhouse_cpu_s_per_1k_events"] > 0
+    assert report["workers_2_broker_cpu_s_per_1k_events"] > 0
+    assert 0 < report["workers_2_busy_cores"] <= report["machine"]["cpus"] * 1.1
     assert report["machine"]["cpus"] >= 1
     assert "one worker" in result.stderr.decode()  # progress on stderr

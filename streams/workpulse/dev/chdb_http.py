@@ -487,6 +487,11 @@ class ChdbHttpServer:
         self._thread: threading.Thread | None = None
 
     @property
+    def pid(self) -> int | None:
+        """The server's process (None: not started, or served from a thread here)."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def url(self) -> str:
         if self.port is None:
             raise RuntimeError("server not started")

@@ -46,10 +46,11 @@ import tempfile
 import time
 import tracemalloc
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -231,18 +232,40 @@ class RunResult:
     cpu_s_per_1k: float
     rss_mb_peak: list[float]
     latency: dict[str, float]
+    services_cpu_s_per_1k: dict[str, float]
+    """CPU seconds per 1,000 events of the processes the bench started for the workers
+    (the embedded broker, the shared ClickHouse), by name."""
+    busy_cores: float
+    """The machine's cores in use (all processes) while the workers worked."""
+
+
+def _busy_s() -> float:
+    """CPU seconds the whole machine has spent busy (not idle or waiting on I/O)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def watch(workers: list[WorkerProc], n: int, progress: Progress, what: str,
-          timeout_s: float = 1800, feed: Future[None] | None = None) -> RunResult:  # fmt: skip
+          timeout_s: float = 1800, feed: Future[None] | None = None,
+          services: Mapping[str, int] = MappingProxyType({})) -> RunResult:  # fmt: skip
     """Until the workers together processed `n` messages and the counts agents caught up;
     timed from their first message processed, or with `feed` (a producer sending the
-    messages as the workers read them) from now, when it starts sending."""
+    messages as the workers read them) from now, when it starts sending. `services`: the
+    pids of other processes whose CPU time is reported (by name)."""
     first: float | None = None
     cpu_at_first: dict[int, float] = {}
-    if feed is not None:
+    busy_at_first = 0.0
+
+    def start() -> None:
+        nonlocal first, cpu_at_first, busy_at_first
         first = time.perf_counter()
-        cpu_at_first = {w.proc.pid: _cpu_s(w.proc.pid) for w in workers}
+        pids = [w.proc.pid for w in workers] + list(services.values())
+        cpu_at_first = {pid: _cpu_s(pid) for pid in pids}
+        busy_at_first = _busy_s()
+
+    if feed is not None:
+        start()
     deadline = time.monotonic() + timeout_s
     last_note = 0.0
     while True:
@@ -261,15 +284,23 @@ def watch(workers: list[WorkerProc], n: int, progress: Progress, what: str,
         )
         now = time.perf_counter()
         if first is None and processed > 0:
-            first = now
-            cpu_at_first = {w.proc.pid: _cpu_s(w.proc.pid) for w in workers}
+            start()
         if processed >= n and handled >= sent:
             assert first is not None
-            elapsed = max(now - first, 1e-9)
+            busy = _busy_s() - busy_at_first
+            elapsed = max(time.perf_counter() - first, 1e-9)
             cpu = sum(_cpu_s(w.proc.pid) - cpu_at_first[w.proc.pid] for w in workers)
+            side = {
+                name: (_cpu_s(pid) - cpu_at_first[pid]) / n * 1000 for name, pid in services.items()
+            }
             latency = _latency([w.scrape([f"{LATENCY}_bucket"]) for w in workers])
             return RunResult(
-                n / elapsed, cpu / n * 1000, [_peak_rss_mb(w.proc.pid) for w in workers], latency
+                n / elapsed,
+                cpu / n * 1000,
+                [_peak_rss_mb(w.proc.pid) for w in workers],
+                latency,
+                side,
+                busy / elapsed,
             )
         if now - last_note > 1.0:
             progress(f"{what}: {int(processed):,}/{n:,} events")
@@ -411,27 +442,29 @@ def metrics_us_per_event(n_events: int, seed: int) -> float:
 
 # -- the run --------------------------------------------------------------------------
 @contextlib.contextmanager
-def _broker(settings: Settings, workdir: Path) -> Iterator[str]:
+def _broker(settings: Settings, workdir: Path) -> Iterator[tuple[str, int | None]]:
+    """The bootstrap servers, and the pid of the broker if the bench started it."""
     if settings.kafka_bootstrap:
-        yield settings.kafka_bootstrap
+        yield settings.kafka_bootstrap, None
         return
     from workpulse.dev.broker import EmbeddedBroker
 
     with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
-        yield broker.bootstrap
+        yield broker.bootstrap, broker.pid
 
 
 @contextlib.contextmanager
-def _shared_clickhouse(settings: Settings, workdir: Path) -> Iterator[str]:
+def _shared_clickhouse(settings: Settings, workdir: Path) -> Iterator[tuple[str, int | None]]:
+    """The URL, and the pid of the server if the bench started it."""
     if settings.clickhouse_url_value:
-        yield settings.clickhouse_url_value
+        yield settings.clickhouse_url_value, None
         return
     from workpulse.dev.chdb_http import ChdbHttpServer
 
     server = ChdbHttpServer(workdir / "chdb-http", user="bench", password="bench")
     server.start()
     try:
-        yield server.url_with_credentials()
+        yield server.url_with_credentials(), server.pid
     finally:
         server.stop()
 
@@ -505,7 +538,7 @@ def run_pipeline_bench(
         labelled = list(Workload(WorkloadConfig(seed=bench.seed)).labelled_messages(bench.events))
         messages = [(k, v) for k, v, _ in labelled]
         valid = sum(1 for *_, label in labelled if label == "valid")
-        with _broker(settings, workdir) as bootstrap:
+        with _broker(settings, workdir) as (bootstrap, broker_pid):
             backlog = f"bench-{uuid.uuid4().hex[:8]}"
             create_topics(bootstrap, {backlog: bench.partitions})
             progress(f"producing the backlog to {backlog}")
@@ -557,21 +590,27 @@ def run_pipeline_bench(
             result["latency_p99_s"] = round(lat.latency["p99"], 3)
 
             if bench.workers >= 2:
-                with _shared_clickhouse(settings, workdir) as shared:
+                with _shared_clickhouse(settings, workdir) as (shared, clickhouse_pid):
                     _init_db(shared, workdir)
+                    services = {
+                        name: pid
+                        for name, pid in (("broker", broker_pid), ("clickhouse", clickhouse_pid))
+                        if pid is not None
+                    }
                     # one worker on the same (shared) ClickHouse first: the scale-out is
                     # measured against it, not against the embedded one above
                     single = _group_run(settings, bootstrap, shared, bench, workdir, 1,
-                                        progress, years_back=1)  # fmt: skip
+                                        progress, services, years_back=1)  # fmt: skip
                     many = _group_run(settings, bootstrap, shared, bench, workdir,
-                                      bench.workers, progress, years_back=2)  # fmt: skip
-                    result["workers_1_shared_events_per_s"] = round(single.run.events_per_s)
-                    result["workers_1_shared_cpu_s_per_1k_events"] = round(
-                        single.run.cpu_s_per_1k, 3
-                    )
+                                      bench.workers, progress, services, years_back=2)  # fmt: skip
                     key = f"workers_{bench.workers}"
-                    result[f"{key}_events_per_s"] = round(many.run.events_per_s)
-                    result[f"{key}_cpu_s_per_1k_events"] = round(many.run.cpu_s_per_1k, 3)
+                    for prefix, group_run in (("workers_1_shared", single), (key, many)):
+                        run = group_run.run
+                        result[f"{prefix}_events_per_s"] = round(run.events_per_s)
+                        result[f"{prefix}_cpu_s_per_1k_events"] = round(run.cpu_s_per_1k, 3)
+                        for name, cpu in run.services_cpu_s_per_1k.items():
+                            result[f"{prefix}_{name}_cpu_s_per_1k_events"] = round(cpu, 3)
+                        result[f"{prefix}_busy_cores"] = round(run.busy_cores, 2)
                     result[f"{key}_rss_mb_peak"] = [round(r) for r in many.run.rss_mb_peak]
                     result[f"{key}_vs_one"] = round(
                         many.run.events_per_s / single.run.events_per_s, 3
@@ -606,7 +645,7 @@ class GroupRun:
 
 
 def _group_run(settings: Settings, bootstrap: str, clickhouse_url: str, bench: PipelineBench,
-               workdir: Path, workers: int, progress: Progress,
+               workdir: Path, workers: int, progress: Progress, services: Mapping[str, int],
                years_back: int) -> GroupRun:  # fmt: skip
     """`workers` worker processes in a fresh group on a fresh topic: once every one holds
     partitions, the backlog is sent (as fast as the producer goes, ~200k/s here, while
@@ -649,7 +688,7 @@ def _group_run(settings: Settings, bootstrap: str, clickhouse_url: str, bench: P
         join_s = time.monotonic() - started
         with ThreadPoolExecutor(1) as pool:
             feed = pool.submit(asyncio.run, produce(bootstrap, topic, messages))
-            run = watch(procs, bench.events, progress, what, feed=feed)
+            run = watch(procs, bench.events, progress, what, feed=feed, services=services)
             feed.result()
     finally:
         for w in procs:
