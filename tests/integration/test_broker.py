@@ -20,7 +20,7 @@ from kafka.admin import KafkaAdminClient
 from tests.support.kafka_helpers import by_partition_and_key, keyed_messages, produce, running
 
 from workpulse.dev.broker import BrokerError, EmbeddedBroker
-from workpulse.kafka.admin import create_topics, wait_for_assignment
+from workpulse.kafka.admin import AdminError, create_topics, topic_config, wait_for_assignment
 
 pytestmark = pytest.mark.integration
 
@@ -111,6 +111,26 @@ def test_create_topics_is_idempotent(broker: EmbeddedBroker, topic_name: str) ->
         admin.close()
     assert described[topic_name] == 4
     assert described[f"{topic_name}-b"] == 2
+
+
+def test_topics_are_created_with_their_configs(broker: EmbeddedBroker, topic_name: str) -> None:
+    create_topics(broker.bootstrap, {topic_name: 2, f"{topic_name}-plain": 1},
+                  configs={topic_name: {"cleanup.policy": "delete"}})  # fmt: skip
+    assert topic_config(broker.bootstrap, topic_name, "cleanup.policy") == "delete"
+    # a topic without configs of its own: the embedded broker says nothing
+    assert topic_config(broker.bootstrap, f"{topic_name}-plain", "cleanup.policy") is None
+
+
+def test_reading_a_topic_config_from_no_broker_fails_in_one_line() -> None:
+    threads = threading.active_count()
+    for _ in range(2):
+        with pytest.raises(AdminError, match="could not read the configs of topic t") as caught:
+            topic_config("127.0.0.1:9", "t", "cleanup.policy", timeout_s=1)
+        assert "\n" not in str(caught.value)
+    with pytest.raises(AdminError, match="could not create topics"):
+        create_topics("127.0.0.1:9", {"t": 1}, timeout_s=1)
+    # kafka-python's network thread of each failed bootstrap is stopped, not left behind
+    assert threading.active_count() == threads, [t.name for t in threading.enumerate()]
 
 
 def test_kafka_python_produce_aiokafka_group_consume(

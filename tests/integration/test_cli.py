@@ -91,6 +91,26 @@ def test_a_busy_metrics_port_is_one_clear_line(tmp_path: Path) -> None:
     assert "WORKPULSE_METRICS_PORT" in lines[0]
 
 
+def test_a_compacted_reports_topic_is_refused_in_one_line(
+    tmp_path: Path, broker: EmbeddedBroker, topic_name: str
+) -> None:
+    """Compaction leaves gaps in the reports' offsets, which the report check takes for
+    reports the consumer skipped: the worker would stop at every start. It refuses the
+    topic at start instead, saying what to change."""
+    app_id = f"app-{topic_name}"
+    create_topics(broker.bootstrap, {topic_name: 1, f"{app_id}-watermarks": 1},
+                  configs={f"{app_id}-watermarks": {"cleanup.policy": "compact"}})  # fmt: skip
+    result = run("worker", "--kafka-bootstrap", broker.bootstrap, "--input-topic", topic_name,
+                 "--app-id", app_id, "--metrics-port", "0", "--data-dir", str(tmp_path),
+                 timeout=120)  # fmt: skip
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.decode().splitlines() if line.strip()]
+    assert lines[-1].startswith(
+        f"workpulse: error: topic {app_id}-watermarks has cleanup.policy=compact"
+    ), lines
+    assert "set its cleanup.policy to delete" in lines[-1]
+
+
 def test_init_db_is_idempotent_and_query_formats(tmp_path: Path) -> None:
     for _ in range(2):
         result = run("init-db", "--data-dir", str(tmp_path))

@@ -13,6 +13,7 @@ from workpulse.worker.report_sequence import (
     ReportGap,
     ReportGapError,
     ReportSequence,
+    cleanup_policy_problem,
     first_offset,
 )
 
@@ -165,3 +166,24 @@ def test_the_error_says_what_was_skipped_and_from_where_in_one_line() -> None:
     one = str(ReportGap(0, 5, 6).error())
     assert f"({FOLLOWING}), got 6: 1 offset skipped by the consumer" in one
     assert "\n" not in one
+
+
+@pytest.mark.parametrize(
+    ("policy", "refused"),
+    [
+        (None, False),  # the broker does not say (the embedded broker)
+        ("delete", False),
+        ("compact", True),
+        ("compact,delete", True),
+        ("delete, compact", True),
+        ("COMPACT", True),
+        ("", False),
+    ],
+)
+def test_a_compacted_reports_topic_is_refused(policy: str | None, refused: bool) -> None:
+    problem = cleanup_policy_problem("app-watermarks", policy)
+    assert (problem is not None) is refused
+    if problem is not None:
+        assert "\n" not in problem
+        assert problem.startswith("topic app-watermarks has cleanup.policy=")
+        assert "set its cleanup.policy to delete" in problem

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 
@@ -14,31 +15,59 @@ class AdminError(RuntimeError):
     """Topics could not be created."""
 
 
+def _client_options(bootstrap: str | Mapping[str, Any]) -> dict[str, Any]:
+    return {"bootstrap_servers": bootstrap} if isinstance(bootstrap, str) else dict(bootstrap)
+
+
+def _admin_client(bootstrap: str | Mapping[str, Any], timeout_s: float) -> Any:
+    """A kafka-python admin client, or the bootstrap's error. kafka-python starts its
+    network thread before it bootstraps, and a bootstrap that fails leaves it running:
+    the half-made client is closed (its `_client`, the only part made by then), or each
+    failed attempt would leave a thread and its sockets behind (as in
+    `workpulse.kafka.group_offsets`)."""
+    from kafka.admin import KafkaAdminClient
+
+    timeout_ms = max(1000, int(timeout_s * 1000))
+    admin = KafkaAdminClient.__new__(KafkaAdminClient)
+    try:
+        admin.__init__(
+            **_client_options(bootstrap),
+            client_id="workpulse-admin",
+            request_timeout_ms=timeout_ms,
+            bootstrap_timeout_ms=timeout_ms,
+        )
+    except BaseException:
+        network = getattr(admin, "_client", None)
+        if network is not None:
+            with contextlib.suppress(Exception):
+                network.close()
+        raise
+    return admin
+
+
 def create_topics(
     bootstrap: str | Mapping[str, Any],
     topics: dict[str, int],
     timeout_s: float = 30.0,
     replication_factor: int = 1,
+    configs: Mapping[str, Mapping[str, str]] = MappingProxyType({}),
 ) -> None:
-    """Creates each topic (name -> partitions); existing ones are fine.
+    """Creates each topic (name -> partitions) with its `configs` if any (name -> topic
+    configs); existing ones are fine (and left as they are).
 
     `bootstrap`: "host:port" of an unsecured broker, or kafka-python client options
     (`workpulse.kafka.settings.kafka_python_options`)."""
     if not topics:
         return
-    options = {"bootstrap_servers": bootstrap} if isinstance(bootstrap, str) else dict(bootstrap)
-    from kafka.admin import KafkaAdminClient, NewTopic
+    options = _client_options(bootstrap)
+    from kafka.admin import NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            admin = KafkaAdminClient(
-                **options,
-                client_id="workpulse-admin",
-                request_timeout_ms=max(1000, int(timeout_s * 1000)),
-            )
+            admin = _admin_client(options, max(1.0, deadline - time.monotonic()))
         except KafkaError as exc:
             last = exc
             time.sleep(0.2)
@@ -46,7 +75,12 @@ def create_topics(
         try:
             existing = set(admin.list_topics())
             missing = [
-                NewTopic(name=name, num_partitions=n, replication_factor=replication_factor)
+                NewTopic(
+                    name=name,
+                    num_partitions=n,
+                    replication_factor=replication_factor,
+                    topic_configs=dict(configs.get(name, {})),
+                )
                 for name, n in topics.items()
                 if name not in existing
             ]
@@ -65,6 +99,34 @@ def create_topics(
         else bootstrap
     )
     raise AdminError(f"could not create topics {sorted(topics)} on {where}: {last}")
+
+
+def topic_config(
+    bootstrap: str | Mapping[str, Any], topic: str, key: str, timeout_s: float = 10.0
+) -> str | None:
+    """The value of the topic config `key` (its own or the broker's default), or None
+    when the broker does not say (the embedded broker describes no configs)."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+    from kafka.errors import KafkaError
+
+    try:
+        admin = _admin_client(bootstrap, timeout_s)
+    except KafkaError as exc:
+        raise AdminError(f"could not read the configs of topic {topic}: {exc}") from exc
+    try:
+        described = admin.describe_configs(
+            # all of them (asking for `key` alone made the embedded broker drop the
+            # connection), whatever their source (a broker default included)
+            [ConfigResource(ConfigResourceType.TOPIC, topic)],
+            config_filter="all",
+        )
+    except KafkaError as exc:
+        raise AdminError(f"could not read the configs of topic {topic}: {exc}") from exc
+    finally:
+        admin.close()
+    entry = described.get("topic", {}).get(topic, {}).get(key)
+    value = entry.get("value") if isinstance(entry, Mapping) else None
+    return str(value) if value is not None else None
 
 
 async def wait_for_assignment(

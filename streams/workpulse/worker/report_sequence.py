@@ -47,6 +47,26 @@ class ReportGap:
         )
 
 
+REPORTS_TOPIC_CONFIGS = {"cleanup.policy": "delete"}
+"""How the reports' topic is created: every report keeps its offset until retention."""
+
+
+def cleanup_policy_problem(topic: str, policy: str | None) -> str | None:
+    """Why the reports' topic cannot be used as it is configured (None: it can). A
+    compacted topic loses older reports of a key and leaves gaps in the offsets, which
+    the check takes for reports the consumer skipped: the worker would stop at every
+    start. `policy`: the topic's `cleanup.policy` (None: the broker does not say)."""
+    if policy is None:
+        return None
+    policies = {p.strip().lower() for p in policy.split(",")}
+    if "compact" not in policies:
+        return None
+    return (
+        f"topic {topic} has cleanup.policy={policy}: the counts agent needs every watermark "
+        "report's offset (compaction leaves gaps); set its cleanup.policy to delete"
+    )
+
+
 def first_offset(committed: int | None, earliest: int) -> tuple[int, str]:
     """Where a partition's reports start after an assignment, and why: the group's
     committed offset, or the log's start when there is none (the counts group reads

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from workpulse.clickhouse import Database
 from workpulse.config import Settings
-from workpulse.kafka.admin import create_topics
+from workpulse.kafka.admin import AdminError, create_topics, topic_config
 from workpulse.kafka.group_offsets import GroupOffsets
 from workpulse.kafka.settings import connection, kafka_python_options
 from workpulse.metrics import Metrics
@@ -47,6 +47,7 @@ from workpulse.worker.consumer import BatchConsumer
 from workpulse.worker.faust_tuning import install_fast_drain, install_seek_fence
 from workpulse.worker.offsets import DurableOffsetCache
 from workpulse.worker.publisher import KafkaPublisher
+from workpulse.worker.report_sequence import REPORTS_TOPIC_CONFIGS, cleanup_policy_problem
 from workpulse.worker.steps import CountsStep, IngestStep, Progress
 from workpulse.worker.video_states import VideoStateCache
 
@@ -79,6 +80,7 @@ class Worker:
     tagger: TaggerReloader
     topics: dict[str, int]
     kafka_admin: dict[str, Any]
+    reports_topic: str
     metrics_url: str | None = None
     clients: list[Closable] = field(default_factory=list)
     """The worker's further clients (ClickHouse, the report check's Kafka client), closed
@@ -125,13 +127,31 @@ class Worker:
             self.kafka_admin,
             self.topics,
             replication_factor=self.settings.replication_factor,
+            configs={self.reports_topic: REPORTS_TOPIC_CONFIGS},
         )
+        await self._check_reports_topic()
         await self.publisher.start()
         await self.sink.warm_up()
         await self.app.start()
         await self.consumer.start()
         self.consumer.add_done_callback(self._watch)
         self._lag_task = asyncio.create_task(self._report_lag(), name="workpulse-lag")
+
+    async def _check_reports_topic(self) -> None:
+        """Refuses a compacted reports' topic (one made before workpulse created it with
+        `cleanup.policy=delete`, or changed since): the report check would stop the
+        worker at every start. A broker that does not let us read configs is no reason
+        not to start."""
+        try:
+            policy = await asyncio.to_thread(
+                topic_config, self.kafka_admin, self.reports_topic, "cleanup.policy"
+            )
+        except AdminError as exc:
+            log.warning("%s; its cleanup.policy is not checked", exc)
+            return
+        problem = cleanup_policy_problem(self.reports_topic, policy)
+        if problem is not None:
+            raise ReportsTopicUnusable(problem)
 
     def raise_failure(self) -> None:
         if self.failure is not None:
@@ -189,6 +209,10 @@ class Worker:
 
 class MetricsUnavailable(RuntimeError):
     """The /metrics endpoint cannot listen where it is configured to."""
+
+
+class ReportsTopicUnusable(RuntimeError):
+    """The watermark reports' topic is configured so that the worker cannot use it."""
 
 
 class WorkerFailed(RuntimeError):
@@ -400,6 +424,7 @@ def build_worker(
         reloader,
         topics,
         kafka_python_options(conn),
+        watermarks,
         clients=[reads_db, counts_db, report_offsets],
     )
     if serve_metrics:
