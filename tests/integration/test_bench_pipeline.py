@@ -62,8 +62,10 @@ def test_bench_pipeline_prints_every_figure_and_is_exact() -> None:
     assert 0 < report["latency_p50_s"] <= report["latency_p99_s"]
     assert len(report["workers_2_rss_mb_peak"]) == 2
     # the shared ClickHouse and the broker are the bench's own here: their CPU is counted
+    # (the broker's few ms on 3,000 events may round to 0 clock ticks)
     assert report["workers_2_clickhouse_cpu_s_per_1k_events"] > 0
-    assert report["workers_2_broker_cpu_s_per_1k_events"] > 0
+    assert report["workers_2_broker_cpu_s_per_1k_events"] >= 0
+    assert report["workers_2_bench_cpu_s_per_1k_events"] > 0  # it sent the backlog
     assert 0 < report["workers_2_busy_cores"] <= report["machine"]["cpus"] * 1.1
     assert report["machine"]["cpus"] >= 1
     assert "one worker" in result.stderr.decode()  # progress on stderr

@@ -12,7 +12,7 @@ from typing import Any
 
 
 class AdminError(RuntimeError):
-    """Topics could not be created."""
+    """Topics could not be created, or their configs read."""
 
 
 def _client_options(bootstrap: str | Mapping[str, Any]) -> dict[str, Any]:
@@ -105,7 +105,9 @@ def topic_config(
     bootstrap: str | Mapping[str, Any], topic: str, key: str, timeout_s: float = 10.0
 ) -> str | None:
     """The value of the topic config `key` (its own or the broker's default), or None
-    when the broker does not say (the embedded broker describes no configs)."""
+    when the broker does not say: the embedded broker describes only the configs a topic
+    was created with, and kafka-python does not raise on a resource's error (an
+    authorization failure, an unknown topic) but leaves its configs empty."""
     from kafka.admin import ConfigResource, ConfigResourceType
     from kafka.errors import KafkaError
 

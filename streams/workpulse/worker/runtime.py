@@ -140,8 +140,8 @@ class Worker:
     async def _check_reports_topic(self) -> None:
         """Refuses a compacted reports' topic (one made before workpulse created it with
         `cleanup.policy=delete`, or changed since): the report check would stop the
-        worker at every start. A broker that does not let us read configs is no reason
-        not to start."""
+        worker at every start. A broker that does not say (or cannot be asked) is no
+        reason not to start: the worker starts unchecked."""
         try:
             policy = await asyncio.to_thread(
                 topic_config, self.kafka_admin, self.reports_topic, "cleanup.policy"

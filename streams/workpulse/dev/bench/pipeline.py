@@ -43,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tracemalloc
 import uuid
@@ -204,6 +205,11 @@ class WorkerProc:
             return ""
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _total(samples: dict[str, list[tuple[dict[str, str], float]]], name: str,
            **labels: str) -> float:  # fmt: skip
     return sum(
@@ -234,16 +240,20 @@ class RunResult:
     latency: dict[str, float]
     services_cpu_s_per_1k: dict[str, float]
     """CPU seconds per 1,000 events of the processes the bench started for the workers
-    (the embedded broker, the shared ClickHouse), by name."""
+    (the embedded broker, the shared ClickHouse) and of the bench itself (its producer
+    and its polls), by name."""
     busy_cores: float
-    """The machine's cores in use (all processes) while the workers worked."""
+    """The machine's cores in use (all processes, host-wide, steal excluded) while the
+    workers worked."""
 
 
 def _busy_s() -> float:
-    """CPU seconds the whole machine has spent busy (not idle or waiting on I/O)."""
+    """CPU seconds the whole machine (every process, host-wide) has spent busy: user,
+    nice, system, irq and softirq; not idle, waiting on I/O, or stolen by the
+    hypervisor (on shared vCPUs: time this machine did not run at all)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def watch(workers: list[WorkerProc], n: int, progress: Progress, what: str,
@@ -271,8 +281,9 @@ def watch(workers: list[WorkerProc], n: int, progress: Progress, what: str,
     while True:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what}: not done after {timeout_s:.0f} s")
-        if feed is not None and feed.done() and feed.exception() is not None:
-            raise RuntimeError(f"{what}: the producer failed: {feed.exception()}")
+        failure = feed.exception() if feed is not None and feed.done() else None
+        if failure is not None:
+            raise RuntimeError(f"{what}: the producer failed: {_first_line(failure)}")
         for w in workers:
             if not w.alive():
                 raise RuntimeError(f"{what}: a worker exited ({w.proc.returncode}): {w.tail(500)}")
@@ -334,7 +345,8 @@ def _latency(scraped: list[dict[str, list[tuple[dict[str, str], float]]]]) -> di
 
 # -- producing ------------------------------------------------------------------------
 async def produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes]],
-                  rate: float | None = None) -> None:  # fmt: skip
+                  rate: float | None = None,
+                  on_first_send: Callable[[], None] = lambda: None) -> None:  # fmt: skip
     """Send the messages (as fast as possible, or paced at `rate` per second), keyed to
     partitions as a Kafka client's default partitioner does (murmur2 of the key).
 
@@ -358,6 +370,7 @@ async def produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | N
         keyed = [(partitioner(k, partitions, partitions), k, v) for k, v in messages]
         chunk = max(1, int(rate * PACED_CHUNK_S)) if rate is not None else 5000
         pending: list[Any] = []
+        on_first_send()  # the partitioning and the producer's start are behind us
         started = time.perf_counter()
         for i in range(0, len(keyed), chunk):
             batches: dict[int, Any] = {}
@@ -592,11 +605,9 @@ def run_pipeline_bench(
             if bench.workers >= 2:
                 with _shared_clickhouse(settings, workdir) as (shared, clickhouse_pid):
                     _init_db(shared, workdir)
-                    services = {
-                        name: pid
-                        for name, pid in (("broker", broker_pid), ("clickhouse", clickhouse_pid))
-                        if pid is not None
-                    }
+                    started_here = (("broker", broker_pid), ("clickhouse", clickhouse_pid))
+                    services = {name: pid for name, pid in started_here if pid is not None}
+                    services["bench"] = os.getpid()  # its producer and its polls
                     # one worker on the same (shared) ClickHouse first: the scale-out is
                     # measured against it, not against the embedded one above
                     single = _group_run(settings, bootstrap, shared, bench, workdir, 1,
@@ -682,12 +693,18 @@ def _group_run(settings: Settings, bootstrap: str, clickhouse_url: str, bench: P
             env = _worker_env(settings, bootstrap, topic, group, workdir / f"{topic}-w{i}",
                               clickhouse_url, bench.batch_size, bench.partitions)  # fmt: skip
             procs.append(start_worker(env, workdir / "logs"))
-        progress(f"{what}: joining the group")
-        for w in procs:
-            _wait_ready(w)
+        progress(f"{what}: starting and joining the group")
+        _wait_group_ready(procs)
         join_s = time.monotonic() - started
+        first_send = threading.Event()
         with ThreadPoolExecutor(1) as pool:
-            feed = pool.submit(asyncio.run, produce(bootstrap, topic, messages))
+            feed = pool.submit(
+                asyncio.run, produce(bootstrap, topic, messages, on_first_send=first_send.set)
+            )
+            while not first_send.wait(0.05):  # the clock starts with the first send
+                if feed.done():
+                    feed.result()  # the producer failed: its error
+                    raise RuntimeError(f"{what}: the producer ended before sending")
             run = watch(procs, bench.events, progress, what, feed=feed, services=services)
             feed.result()
     finally:
@@ -698,12 +715,27 @@ def _group_run(settings: Settings, bootstrap: str, clickhouse_url: str, bench: P
 
 def _wait_ready(worker: WorkerProc, timeout_s: float = 120) -> None:
     """Until the worker has joined its group (it reports its partitions as idle)."""
+    _wait_group_ready([worker], timeout_s)
+
+
+def _wait_group_ready(workers: list[WorkerProc], timeout_s: float = 120) -> None:
+    """Until every worker holds input partitions (each has reported its partitions as
+    idle: the last to join made the group's final generation) and the counts agents
+    have handled every report sent so far (their own group formed and recovered)."""
     deadline = time.monotonic() + timeout_s
+    sent = [0.0] * len(workers)
     while time.monotonic() < deadline:
-        scraped = worker.scrape(PROGRESS_SAMPLES)
-        if _total(scraped, "workpulse_watermark_reports_total", side="sent") > 0:
+        scraped = [w.scrape(PROGRESS_SAMPLES) for w in workers]
+        sent = [_total(s, "workpulse_watermark_reports_total", side="sent") for s in scraped]
+        handled = sum(
+            _total(s, "workpulse_watermark_reports_total", side="handled") for s in scraped
+        )
+        if all(n > 0 for n in sent) and handled >= sum(sent):
             return
-        if worker.proc.poll() is not None:
-            raise RuntimeError("the worker exited before it was ready")
+        for w in workers:
+            if w.proc.poll() is not None:
+                raise RuntimeError(f"a worker exited before it was ready: {w.tail(500)}")
         time.sleep(0.1)
-    raise RuntimeError("the worker did not join its group")
+    late = [str(w.log) for w, n in zip(workers, sent, strict=True) if n == 0]
+    waiting = f"no partitions: {', '.join(late)}" if late else "the counts agents behind"
+    raise RuntimeError(f"workers not ready after {timeout_s:.0f} s ({waiting})")
