@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from workpulse.kafka.clients import start_client
+
 
 class AdminError(RuntimeError):
     """Topics could not be created, or their configs read."""
@@ -20,29 +22,17 @@ def _client_options(bootstrap: str | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _admin_client(bootstrap: str | Mapping[str, Any], timeout_s: float) -> Any:
-    """A kafka-python admin client, or the bootstrap's error. kafka-python starts its
-    network thread before it bootstraps, and a bootstrap that fails leaves it running:
-    the half-made client is closed (its `_client`, the only part made by then), or each
-    failed attempt would leave a thread and its sockets behind (as in
-    `workpulse.kafka.group_offsets`)."""
+    """A kafka-python admin client (closed again if its bootstrap fails: `start_client`)."""
     from kafka.admin import KafkaAdminClient
 
     timeout_ms = max(1000, int(timeout_s * 1000))
-    admin = KafkaAdminClient.__new__(KafkaAdminClient)
-    try:
-        admin.__init__(
-            **_client_options(bootstrap),
-            client_id="workpulse-admin",
-            request_timeout_ms=timeout_ms,
-            bootstrap_timeout_ms=timeout_ms,
-        )
-    except BaseException:
-        network = getattr(admin, "_client", None)
-        if network is not None:
-            with contextlib.suppress(Exception):
-                network.close()
-        raise
-    return admin
+    return start_client(
+        KafkaAdminClient,
+        **_client_options(bootstrap),
+        client_id="workpulse-admin",
+        request_timeout_ms=timeout_ms,
+        bootstrap_timeout_ms=timeout_ms,
+    )
 
 
 def create_topics(

@@ -5,10 +5,11 @@ subscribes, so it never joins the group or commits for it."""
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Mapping
 from typing import Any
+
+from workpulse.kafka.clients import start_client
 
 
 class GroupOffsets:
@@ -46,26 +47,14 @@ class GroupOffsets:
     def _connect(self) -> Any:
         from kafka import KafkaConsumer
 
-        # kafka-python starts its network thread before it bootstraps, and a bootstrap
-        # that fails leaves it running: each failed lookup would leave a thread and its
-        # sockets behind. The half-made client is closed (its `_client`, the only part
-        # made by then; tests/integration/test_group_offsets.py counts the threads).
-        client = KafkaConsumer.__new__(KafkaConsumer)
-        try:
-            client.__init__(
-                **self._options,
-                group_id=self._group,
-                client_id=f"{self._group}-report-check",
-                enable_auto_commit=False,
-                bootstrap_timeout_ms=self._timeout_ms,
-            )
-        except BaseException:
-            network = getattr(client, "_client", None)
-            if network is not None:
-                with contextlib.suppress(Exception):
-                    network.close()
-            raise
-        return client
+        return start_client(
+            KafkaConsumer,
+            **self._options,
+            group_id=self._group,
+            client_id=f"{self._group}-report-check",
+            enable_auto_commit=False,
+            bootstrap_timeout_ms=self._timeout_ms,
+        )
 
     def close(self) -> None:
         """A lookup that is still connecting is waited for (at most `timeout_s`: the
