@@ -18,7 +18,7 @@ Everything is measured in one run on one broker (the embedded one unless
 - with `workers=2`: one, then two worker processes in one consumer group on one shared
   ClickHouse (the configured `WORKPULSE_CLICKHOUSE_URL`, else chDB behind the HTTP
   interface, `workpulse.dev.chdb_http`), each run on a topic of its own that receives the
-  backlog once every worker holds partitions (`_group_run`; the group's forming,
+  backlog once every worker holds partitions (`_group_run`; the start-up,
   `workers_2_join_s`, is reported apart): the scale-out (`workers_2_vs_one`) and the CPU
   per event (`workers_2_cpu_vs_one`) compare the two with the one on the same
   ClickHouse; and `exact` (and `workers_1_shared_exact`) from a recount of each run's rows;
@@ -650,7 +650,8 @@ def run_pipeline_bench(
 class GroupRun:
     run: RunResult
     join_s: float
-    """From starting the workers to every one of them holding partitions."""
+    """From starting the workers to every one of them holding partitions and the counts
+    agents caught up (process start-up included)."""
     exact: bool
     """Every valid event of the run's topic stored once, and the counts match a recount."""
 
@@ -668,7 +669,8 @@ def _group_run(settings: Settings, bootstrap: str, clickhouse_url: str, bench: P
     worker's.
 
     The backlog is the bench's workload moved `years_back` years earlier: the same
-    messages but other videos. Runs share one ClickHouse, and a worker takes an event
+    captions, authors and counters, other video ids and event times (a video id holds its
+    publish time). Runs share one ClickHouse, and a worker takes an event
     whose video ClickHouse already holds with that event as a replay and writes nothing:
     a second run of the same messages measured a pipeline that stored nothing, and its
     recount could not fail."""
