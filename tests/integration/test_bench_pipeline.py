@@ -7,8 +7,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from workpulse.dev.chdb_http import ChdbHttpServer
 
 pytestmark = pytest.mark.integration
 
@@ -69,3 +72,28 @@ def test_bench_pipeline_prints_every_figure_and_is_exact() -> None:
     assert 0 < report["workers_2_busy_cores"] <= report["machine"]["cpus"] * 1.1
     assert report["machine"]["cpus"] >= 1
     assert "one worker" in result.stderr.decode()  # progress on stderr
+
+
+def test_bench_runs_again_on_the_same_configured_clickhouse(tmp_path: Path) -> None:
+    """A configured ClickHouse outlives the bench: a second bench on it must write videos
+    of its own (a worker writes nothing for a video ClickHouse already holds, and the
+    second run was not `exact`: failed before the workload was moved per invocation)."""
+    server = ChdbHttpServer(tmp_path / "chdb", user="bench", password="bench")
+    server.start()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WORKPULSE_")}
+        env["WORKPULSE_CLICKHOUSE_URL"] = server.url_with_credentials()
+        for _ in range(2):
+            result = subprocess.run(
+                [sys.executable, "-m", "workpulse", "bench", "pipeline", "--events", "500",
+                 "--duration", "1", "--rate", "200", "--data-dir", str(tmp_path / "data")],
+                capture_output=True,
+                env=env,
+                timeout=600,
+                check=False,
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr.decode()[-2000:]
+            report = json.loads(result.stdout)
+            assert report["one_worker_exact"] is True and report["exact"] is True
+    finally:
+        server.stop()

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import secrets
 import shutil
 import signal
 import statistics
@@ -52,13 +53,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from workpulse.config import Settings
 
+if TYPE_CHECKING:
+    from workpulse.dev.generator import WorkloadConfig
+
 Progress = Callable[[str], None]
+DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -541,14 +546,15 @@ def run_pipeline_bench(
 ) -> dict[str, Any]:
     import asyncio
 
-    from workpulse.dev.generator import Workload, WorkloadConfig
+    from workpulse.dev.generator import Workload
     from workpulse.kafka.admin import create_topics
 
     workdir = Path(tempfile.mkdtemp(prefix="workpulse-bench-"))
     result: dict[str, Any] = {"bench": "pipeline", "events": bench.events, "machine": machine()}
     try:
         progress(f"generating {bench.events:,} events")
-        labelled = list(Workload(WorkloadConfig(seed=bench.seed)).labelled_messages(bench.events))
+        workload = _workload(bench.seed, settings)
+        labelled = list(Workload(workload).labelled_messages(bench.events))
         messages = [(k, v) for k, v, _ in labelled]
         valid = sum(1 for *_, label in labelled if label == "valid")
         with _broker(settings, workdir) as (bootstrap, broker_pid):
@@ -593,7 +599,8 @@ def run_pipeline_bench(
             try:
                 _wait_ready(worker)
                 progress(f"paced producer: {rate:,}/s for {bench.duration_s:.0f} s")
-                paced = list(Workload(WorkloadConfig(seed=bench.seed + 1)).messages(paced_n))
+                paced_workload = replace(workload, seed=bench.seed + 1)
+                paced = list(Workload(paced_workload).messages(paced_n))
                 asyncio.run(produce(bootstrap, paced_topic, list(paced), rate=rate))
                 lat = watch([worker], paced_n, progress, "paced")
             finally:
@@ -611,9 +618,10 @@ def run_pipeline_bench(
                     # one worker on the same (shared) ClickHouse first: the scale-out is
                     # measured against it, not against the embedded one above
                     single = _group_run(settings, bootstrap, shared, bench, workdir, 1,
-                                        progress, services, years_back=1)  # fmt: skip
+                                        progress, services, _moved(workload, 1))  # fmt: skip
                     many = _group_run(settings, bootstrap, shared, bench, workdir,
-                                      bench.workers, progress, services, years_back=2)  # fmt: skip
+                                      bench.workers, progress, services,
+                                      _moved(workload, 2))  # fmt: skip
                     key = f"workers_{bench.workers}"
                     for prefix, group_run in (("workers_1_shared", single), (key, many)):
                         run = group_run.run
@@ -656,9 +664,28 @@ class GroupRun:
     """Every valid event of the run's topic stored once, and the counts match a recount."""
 
 
+def _workload(seed: int, settings: Settings) -> WorkloadConfig:
+    """The bench's workload. On a configured ClickHouse (which outlives the bench) it is
+    moved back by a random time of up to five years, whole milliseconds: a video id holds
+    its publish time, so no two invocations write the same videos (a worker writes
+    nothing for a video ClickHouse already holds, and a second bench on the same
+    database measured nothing and was not `exact`). Embedded ones are fresh every time."""
+    from workpulse.dev.generator import WorkloadConfig
+
+    config = WorkloadConfig(seed=seed)
+    if not settings.clickhouse_url_value:
+        return config
+    shift_ms = 1 + secrets.randbelow(5 * 365 * DAY_MS)
+    return replace(config, start_ms=config.start_ms - shift_ms)
+
+
+def _moved(config: WorkloadConfig, years_back: int) -> WorkloadConfig:
+    return replace(config, start_ms=config.start_ms - years_back * 366 * DAY_MS)
+
+
 def _group_run(settings: Settings, bootstrap: str, clickhouse_url: str, bench: PipelineBench,
                workdir: Path, workers: int, progress: Progress, services: Mapping[str, int],
-               years_back: int) -> GroupRun:  # fmt: skip
+               workload: WorkloadConfig) -> GroupRun:  # fmt: skip
     """`workers` worker processes in a fresh group on a fresh topic: once every one holds
     partitions, the backlog is sent (as fast as the producer goes, ~200k/s here, while
     they read it) and they are timed from the first send to the last row durable.
@@ -668,7 +695,7 @@ def _group_run(settings: Settings, bootstrap: str, clickhouse_url: str, bench: P
     (`join_s`, reported apart) that made a 5 s run's rate anything from 1x to 2x one
     worker's.
 
-    The backlog is the bench's workload moved `years_back` years earlier: the same
+    The backlog is `workload`, the bench's moved one or two years earlier: the same
     captions, authors and counters, other video ids and event times (a video id holds its
     publish time). Runs share one ClickHouse, and a worker takes an event
     whose video ClickHouse already holds with that event as a replay and writes nothing:
@@ -676,13 +703,11 @@ def _group_run(settings: Settings, bootstrap: str, clickhouse_url: str, bench: P
     recount could not fail."""
     import asyncio
 
-    from workpulse.dev.generator import Workload, WorkloadConfig
+    from workpulse.dev.generator import Workload
     from workpulse.kafka.admin import create_topics
 
     what = "one worker, shared" if workers == 1 else f"{workers} workers"
-    config = WorkloadConfig(seed=bench.seed)
-    config = replace(config, start_ms=config.start_ms - years_back * 366 * 86_400_000)
-    labelled = list(Workload(config).labelled_messages(bench.events))
+    labelled = list(Workload(workload).labelled_messages(bench.events))
     messages = [(k, v) for k, v, _ in labelled]
     valid = sum(1 for *_, label in labelled if label == "valid")
     topic = f"bench-{workers}w-{uuid.uuid4().hex[:8]}"
