@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,18 +46,25 @@ KEYS = {
 }
 
 
-def test_bench_pipeline_prints_every_figure_and_is_exact() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKPULSE_")}
+def bench(*args: str, **env: str) -> tuple[dict[str, Any], str]:
+    """`workpulse bench pipeline ARGS` with no WORKPULSE_ setting but `env`: its report
+    and its stderr."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("WORKPULSE_")}
     result = subprocess.run(
-        [sys.executable, "-m", "workpulse", "bench", "pipeline", "--events", "3000",
-         "--duration", "2", "--rate", "1000", "--workers", "2"],
+        [sys.executable, "-m", "workpulse", "bench", "pipeline", *args],
         capture_output=True,
-        env=env,
+        env={**clean, **env},
         timeout=600,
         check=False,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr.decode()[-2000:]
-    report = json.loads(result.stdout)
+    return json.loads(result.stdout), result.stderr.decode()
+
+
+def test_bench_pipeline_prints_every_figure_and_is_exact() -> None:
+    report, stderr = bench(
+        "--events", "3000", "--duration", "2", "--rate", "1000", "--workers", "2"
+    )
     assert set(report) >= KEYS, KEYS - set(report)
     assert report["exact"] is True and report["one_worker_exact"] is True
     assert report["workers_1_shared_exact"] is True
@@ -71,7 +79,7 @@ def test_bench_pipeline_prints_every_figure_and_is_exact() -> None:
     assert report["workers_2_bench_cpu_s_per_1k_events"] > 0  # it sent the backlog
     assert 0 < report["workers_2_busy_cores"] <= report["machine"]["cpus"] * 1.1
     assert report["machine"]["cpus"] >= 1
-    assert "one worker" in result.stderr.decode()  # progress on stderr
+    assert "one worker" in stderr  # progress on stderr
 
 
 def test_bench_runs_again_on_the_same_configured_clickhouse(tmp_path: Path) -> None:
@@ -81,19 +89,10 @@ def test_bench_runs_again_on_the_same_configured_clickhouse(tmp_path: Path) -> N
     server = ChdbHttpServer(tmp_path / "chdb", user="bench", password="bench")
     server.start()
     try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WORKPULSE_")}
-        env["WORKPULSE_CLICKHOUSE_URL"] = server.url_with_credentials()
         for _ in range(2):
-            result = subprocess.run(
-                [sys.executable, "-m", "workpulse", "bench", "pipeline", "--events", "500",
-                 "--duration", "1", "--rate", "200", "--data-dir", str(tmp_path / "data")],
-                capture_output=True,
-                env=env,
-                timeout=600,
-                check=False,
-            )  # fmt: skip
-            assert result.returncode == 0, result.stderr.decode()[-2000:]
-            report = json.loads(result.stdout)
+            report, _ = bench("--events", "500", "--duration", "1", "--rate", "200",
+                              "--data-dir", str(tmp_path / "data"),
+                              WORKPULSE_CLICKHOUSE_URL=server.url_with_credentials())  # fmt: skip
             assert report["one_worker_exact"] is True and report["exact"] is True
     finally:
         server.stop()
