@@ -210,11 +210,6 @@ class WorkerProc:
             return ""
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _total(samples: dict[str, list[tuple[dict[str, str], float]]], name: str,
            **labels: str) -> float:  # fmt: skip
     return sum(
@@ -288,7 +283,7 @@ def watch(workers: list[WorkerProc], n: int, progress: Progress, what: str,
             raise RuntimeError(f"{what}: not done after {timeout_s:.0f} s")
         failure = feed.exception() if feed is not None and feed.done() else None
         if failure is not None:
-            raise RuntimeError(f"{what}: the producer failed: {_first_line(failure)}")
+            raise RuntimeError(f"{what}: the producer failed: {failure}")
         for w in workers:
             if not w.alive():
                 raise RuntimeError(f"{what}: a worker exited ({w.proc.returncode}): {w.tail(500)}")
@@ -597,7 +592,7 @@ def run_pipeline_bench(
                               lat_dir, url, bench.batch_size, bench.partitions)  # fmt: skip
             worker = start_worker(env, workdir / "logs")
             try:
-                _wait_ready(worker)
+                _wait_group_ready([worker])
                 progress(f"paced producer: {rate:,}/s for {bench.duration_s:.0f} s")
                 paced_workload = replace(workload, seed=bench.seed + 1)
                 paced = list(Workload(paced_workload).messages(paced_n))
@@ -738,11 +733,6 @@ def _group_run(settings: Settings, bootstrap: str, clickhouse_url: str, bench: P
         for w in procs:
             w.stop()
     return GroupRun(run, join_s, _exact(clickhouse_url, workdir, topic, valid))
-
-
-def _wait_ready(worker: WorkerProc, timeout_s: float = 120) -> None:
-    """Until the worker has joined its group (it reports its partitions as idle)."""
-    _wait_group_ready([worker], timeout_s)
 
 
 def _wait_group_ready(workers: list[WorkerProc], timeout_s: float = 120) -> None:
