@@ -169,6 +169,12 @@ class Worker:
             self._lag_task.cancel()
         with contextlib.suppress(Exception):
             await self.consumer.stop()  # (it sends what the ingest step held back)
+        if self.failure is not None:
+            # A failed worker's unacknowledged events may never be acknowledged (a crashed
+            # agent's are not): Faust would wait for them (`wait_empty`) until
+            # STOP_TIMEOUT_S. It commits up to the first unacknowledged event either way;
+            # the restart replays the rest.
+            self.app.conf.stream_wait_empty = False
         # Faust waits for a crashed agent's unacknowledged events for ever (and does not
         # end on cancellation then): waited for at most STOP_TIMEOUT_S, then left
         stopping = asyncio.ensure_future(self.app.stop())
