@@ -17,21 +17,22 @@ ALLOWED: dict[str, set[str]] = {
     "resources": set(),
     "metrics": set(),
     "terminal": set(),
-    "kafka": {"config"},
+    "errors": set(),
+    "kafka": {"config", "errors"},
     "clickhouse": {"resources"},
-    "sinks": {"clickhouse", "model", "metrics"},
+    "sinks": {"clickhouse", "model", "metrics", "errors"},
     "report": {"clickhouse", "processing", "tagging", "model", "resources"},
     "worker": {
         "processing", "tagging", "sinks", "clickhouse", "kafka", "model", "metrics", "config",
-        "resources",
+        "resources", "errors",
     },
     "dev": {
         "worker", "processing", "tagging", "sinks", "clickhouse", "kafka", "model", "metrics",
-        "config", "resources", "terminal", "report",
+        "config", "resources", "terminal", "report", "errors",
     },
     "cli": {
         "dev", "worker", "processing", "tagging", "sinks", "clickhouse", "kafka", "model",
-        "metrics", "config", "resources", "terminal", "report",
+        "metrics", "config", "resources", "terminal", "report", "errors",
     },
 }  # fmt: skip
 PURE = ("model", "tagging", "processing")

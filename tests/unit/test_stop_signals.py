@@ -116,7 +116,7 @@ def test_a_second_signal_is_taken_while_the_sinks_wait_for_a_hung_call() -> None
     parts = SimpleNamespace(stop=nothing)
     worker: Any = SimpleNamespace(
         _lag_task=None, consumer=parts, app=parts, publisher=parts,
-        close_clients=close_clients, _server=None,
+        close_clients=close_clients, _server=None, failure=None,
     )  # fmt: skip
     taken: list[tuple[int, bool]] = []
 

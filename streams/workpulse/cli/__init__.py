@@ -16,6 +16,7 @@ import click
 from workpulse import __version__
 from workpulse.cli import bench, demo, init_db, produce, query, report, spikes, tag, worker
 from workpulse.cli.options import UserError
+from workpulse.errors import first_line
 
 __all__ = ["UserError", "main", "run"]
 
@@ -57,8 +58,9 @@ def run() -> None:
     except Exception as exc:
         if os.environ.get("WORKPULSE_DEBUG"):
             raise
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        click.echo(f"workpulse: error: {message} (WORKPULSE_DEBUG=1 shows the traceback)", err=True)
+        click.echo(
+            f"workpulse: error: {first_line(exc)} (WORKPULSE_DEBUG=1 shows the traceback)", err=True
+        )
         if getattr(exc, "hard_exit", False):
             sys.stdout.flush()
             sys.stderr.flush()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 
+from workpulse.errors import first_line
 from workpulse.kafka.settings import Connection, kafka_python_options
 
 RawMessage = tuple[bytes | None, bytes]
@@ -47,8 +48,7 @@ def refusal(exc: BaseException, *, by_broker: bool = False) -> str:
         if by_broker:
             return "over the broker's message size limit"
         return f"over the {MAX_REQUEST_BYTES // (1024 * 1024)} MB request limit"
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
+    return first_line(exc, limit=200)
 
 
 def file_messages(path: Path) -> Iterator[RawMessage]:

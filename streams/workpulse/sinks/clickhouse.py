@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from workpulse.clickhouse import Database
+from workpulse.errors import first_line
 from workpulse.metrics import Metrics
 from workpulse.model.rows import TableModel
 from workpulse.sinks.retry import REFUSED, Backoff, classify
@@ -56,9 +57,8 @@ def batch_token(table: str, ranges: Iterable[tuple[str, int, int, int]], rows: i
     return f"{table}:" + hashlib.sha1(f"{spec}#{rows}".encode()).hexdigest()
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:500] if text else type(exc).__name__
+MESSAGE_CHARS = 500
+"""How much of ClickHouse's message an error keeps (it quotes the data it refused)."""
 
 
 def _import_insert_modules() -> None:
@@ -113,17 +113,17 @@ class Sink:
         if self.failing_since is None:
             self.failing_since = self._clock()
         if self.abort():
-            raise WriteAborted(f"{what}: {_first_line(exc)}") from exc
+            raise WriteAborted(f"{what}: {first_line(exc, MESSAGE_CHARS)}") from exc
         delay = backoff.next_delay()
         log.warning(
             "ClickHouse %s failed (%s); retrying in %.1fs, offsets held",
             what,
-            _first_line(exc),
+            first_line(exc, MESSAGE_CHARS),
             delay,
         )
         await self._sleep(delay)
         if self.abort():
-            raise WriteAborted(f"{what}: {_first_line(exc)}") from exc
+            raise WriteAborted(f"{what}: {first_line(exc, MESSAGE_CHARS)}") from exc
 
     async def write(self, model: TableModel, rows: Sequence[Sequence[Any]], token: str) -> None:
         """Insert `rows` of `model`'s table; returns once they are durable."""
@@ -146,7 +146,7 @@ class Sink:
                 except Exception as exc:
                     if classify(exc) == REFUSED:
                         self._metrics.sink_failures.labels(table).inc()
-                        raise RowsRefused(_first_line(exc)) from exc
+                        raise RowsRefused(first_line(exc, MESSAGE_CHARS)) from exc
                     await self._wait_after(table, exc, backoff)
                     continue
                 self.failing_since = None
@@ -172,7 +172,7 @@ class Sink:
                 raise
             except Exception as exc:
                 if classify(exc) == REFUSED:
-                    return _first_line(exc)
+                    return first_line(exc, MESSAGE_CHARS)
                 await self._wait_after(model.name + PROBE_SUFFIX, exc, backoff)
 
     async def isolate(self, model: TableModel, rows: Sequence[Sequence[Any]]) -> dict[int, str]:

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from workpulse.clickhouse import Database
 from workpulse.config import Settings
+from workpulse.errors import first_line
 from workpulse.kafka.admin import AdminError, create_topics, topic_config
 from workpulse.kafka.group_offsets import GroupOffsets
 from workpulse.kafka.settings import connection, kafka_python_options
@@ -96,8 +97,8 @@ class Worker:
         """A part of the worker failed for good: the worker stops, with this reason
         (a restart replays what was not committed)."""
         if self.failure is None:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            self.failure = f"{what} failed: {type(exc).__name__}" + (f": {first}" if first else "")
+            said = first_line(exc) if str(exc).strip() else ""
+            self.failure = f"{what} failed: {type(exc).__name__}" + (f": {said}" if said else "")
             log.error("%s; the worker stops", self.failure, exc_info=exc)
         loop = self._loop
         try:
