@@ -66,6 +66,11 @@ DROP = object()
         (enc(event_time="2026-02-30T00:00:00Z"), "bad_event_time"),
         (enc(event_time="2026-01-01T12:00:60Z"), "bad_event_time"),  # not a leap second
         (enc(event_time="2016-12-31T23:59:61Z"), "bad_event_time"),
+        # digits of other scripts (Python's `\d` and `int()` take them; RFC 3339 does not)
+        (enc(event_time="\u0662\u0660\u0662\u0666-12-04T00:00:00Z"), "bad_event_time"),
+        (enc(event_time="2026-\uff11\uff12-04T00:00:00Z"), "bad_event_time"),
+        (enc(event_time="2026-12-04T00:00:00.\u0661\u0662Z"), "bad_event_time"),
+        (enc(event_time="2026-12-04T00:00:00+\u0660\u0660:\u0660\u0660"), "bad_event_time"),
         (enc(event_time="2026-01-01T00:00:00"), "wrong_type"),
         (b"{" + b" " * 300_000 + b"}", "oversized"),
     ],
