@@ -9,7 +9,7 @@ import orjson
 import pytest
 from tests.support.taggers import shared_tagger
 
-from workpulse.processing.jsonl_tagging import BATCH_LINES, run_tag
+from workpulse.processing.jsonl_tagging import BATCH_LINES, run_tag, with_fields
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,52 @@ def test_tags_and_keeps_fields(tagger) -> None:
     assert row["topics"] == ["resignation"]
     assert "quit my job" in row["matched"]["resignation"]
     assert {k: v for k, v in row.items() if k not in ("topics", "matched")} == event
+
+
+# What the tool does not read comes out as it came in: decoding and encoding it again
+# made an integer beyond 64 bits a float and dropped digits of a long decimal.
+UNTOUCHED = [
+    b'"x":123456789012345678901234567890',
+    b'"x":1.0000000000000001',
+    b'"x":-0.0,"y":1E+2,"z":1e-400',
+    b'"x":"\\u00e9 \\ud83d\\ude00 \\/"',
+    b'"x" : [ 1 , {"a" : null} ]',
+]
+
+
+@pytest.mark.parametrize("extra", UNTOUCHED)
+@pytest.mark.parametrize("end", [b"", b"  ", b"\t \r"], ids=["bare", "spaces", "tab-cr"])
+def test_fields_the_tool_does_not_read_come_out_byte_for_byte(
+    tagger, extra: bytes, end: bytes
+) -> None:
+    head = orjson.dumps(publish(1, "I quit my job today"))[:-1]
+    line = head + b"," + extra + b"}" + end
+    out, err = io.BytesIO(), io.StringIO()
+    run_tag(io.BytesIO(line + b"\n"), out, err, tagger)
+    assert err.getvalue() == ""
+    (written,) = out.getvalue().splitlines()
+    row = json.loads(written)
+    assert row["topics"] == ["resignation"]
+    added = orjson.dumps({"topics": row["topics"], "matched": row["matched"]})
+    assert written == head + b"," + extra + b"," + added[1:]
+
+
+@pytest.mark.parametrize(
+    ("line", "fields", "expected"),
+    [
+        (b'{"a":1}', b'{"t":[]}', b'{"a":1,"t":[]}'),
+        (b'{"a":1} \t\r\n', b'{"t":[],"m":{}}', b'{"a":1,"t":[],"m":{}}'),
+        (b'{ "a" : "}" }', b'{"t":1}', b'{ "a" : "}" ,"t":1}'),
+    ],
+)
+def test_with_fields(line: bytes, fields: bytes, expected: bytes) -> None:
+    assert with_fields(line, fields) == expected
+
+
+def test_a_line_that_has_topics_already_gets_them_replaced(tagger) -> None:
+    event = publish(1, "I quit my job today", topics=["made_up"], matched={"x": ["y"]})
+    _, lines, _ = run(tagger, orjson.dumps(event) + b"\n")
+    assert lines[0]["topics"] == ["resignation"] and "x" not in lines[0]["matched"]
 
 
 def test_stats_events_get_empty_topics(tagger) -> None:

@@ -4,6 +4,12 @@ Streaming with constant memory: lines are read, validated and tagged in batches
 (`Tagger.tag_batch` once per batch) and written in input order. Every valid line gives
 one output line; an invalid line gives one line on the error stream
 ("line 17: not_json: ...") and nothing on the output. I/O errors propagate to the CLI.
+
+An output line is its input line as it was, byte for byte, with the two fields added
+before its closing brace: decoding and encoding it again would change what the tool
+does not read (an integer beyond 64 bits became a float, `1.0000000000000001` became
+`1.0`). Only a line that already has `topics` or `matched` is encoded again, with
+those fields replaced.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ objects) decoding and encoding a batch evicted those tables, and the tag pass's 
 plain decoding more than doubled (`workpulse bench tagging --batch 1000`;
 docs/tagging.md#speed)."""
 
-__all__ = ["BATCH_LINES", "run_tag"]
+__all__ = ["BATCH_LINES", "run_tag", "with_fields"]
 
 
 def _batches(lines: Iterable[bytes], size: int) -> Iterable[list[tuple[int, bytes]]]:
@@ -37,6 +43,14 @@ def _batches(lines: Iterable[bytes], size: int) -> Iterable[list[tuple[int, byte
             batch = []
     if batch:
         yield batch
+
+
+def with_fields(line: bytes, fields: bytes) -> bytes:
+    """The JSON object `line` with the members of the JSON object `fields` added last,
+    the rest of `line` untouched (`line` is a non-empty object; JSON whitespace may end
+    it)."""
+    body = line.rstrip(b" \t\r\n")
+    return body[:-1] + b"," + fields[1:]
 
 
 def run_tag(
@@ -57,7 +71,7 @@ def run_tag(
     dumps = orjson.dumps
     for batch in _batches(infile, BATCH_LINES):
         now_ms = int(clock() * 1000)
-        events: list[tuple[int, dict[str, Any], Event]] = []
+        events: list[tuple[bytes, dict[str, Any], Event]] = []
         for number, raw in batch:
             line = raw.rstrip(b"\r\n")
             decoded = decode_event(line, now_ms=now_ms)
@@ -65,15 +79,19 @@ def run_tag(
                 detail = f": {decoded.detail}" if decoded.detail else ""
                 errfile.write(f"line {number}: {decoded.reason}{detail}\n")
                 continue
-            events.append((number, decoded.raw, decoded))
+            events.append((line, decoded.raw, decoded))
         if not events:
             continue
         results = tagger.tag_batch([(e.caption, e.hashtags, e.lang) for _, _, e in events])
         out = []
-        for (_, obj, _), result in zip(events, results, strict=True):
-            obj["topics"] = result.topics
-            obj["matched"] = result.matched
-            out.append(dumps(obj))
+        for (line, obj, _), result in zip(events, results, strict=True):
+            if "topics" in obj or "matched" in obj:
+                obj["topics"] = result.topics
+                obj["matched"] = result.matched
+                out.append(dumps(obj))
+            else:
+                added = dumps({"topics": result.topics, "matched": result.matched})
+                out.append(with_fields(line, added))
         out.append(b"")
         outfile.write(b"\n".join(out))
     outfile.flush()
