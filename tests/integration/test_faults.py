@@ -12,6 +12,7 @@ fresh for this module, so its spikes are this module's.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
 import subprocess
@@ -146,6 +147,30 @@ def test_kill_9_at_every_point_loses_and_doubles_nothing(
     # were lost.
     slow = {"WORKPULSE_TEST_SEEK_DELAY_S": "0.5", "WORKPULSE_TEST_COUNTS_DELAY_S": "0.1"}
     finish(db, {**env, **slow}, tmp_path, topic, expected)
+
+
+def test_the_ingest_does_not_wait_for_the_counts_agent_s_recovery(
+    broker: EmbeddedBroker, clickhouse: ChdbHttpServer, db: Database, tmp_path: Path
+) -> None:
+    """Faust's start returns once the counts agent has recovered its table (a fixed 1 s,
+    its group join and seek: ~3.5 s here, as long as reading its changelog takes on a
+    big one). The ingest needs none of it and starts first: with the counts agent's
+    start held (Faust's tables held ten minutes), every event is stored while the agent
+    has handled no report. Before, the ingest started after the recovery: no row."""
+    topic, expected = stream(broker, seed=27)
+    env = fault_env(broker, clickhouse, topic, tmp_path, WORKPULSE_TEST_TABLES_DELAY_S="600")
+    worker = start_worker(env, tmp_path / "logs")
+    try:
+        wait_until(lambda: stored(db, topic) == (expected.valid, expected.bad), 120,
+                   "every event stored while the counts agent starts")  # fmt: skip
+        reports = dict(
+            (labels["side"], value)
+            for labels, value in worker.scrape().get("workpulse_watermark_reports_total", [])
+        )
+        assert reports.get("sent", 0) > 0 and reports.get("handled", 0) == 0, reports
+    finally:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            worker.terminate(timeout_s=5)
 
 
 def test_a_report_the_consumer_loses_stops_the_worker_and_is_replayed(

@@ -19,6 +19,8 @@ Two more variables widen a race of Faust's recovery (the seek fence in
 `workpulse.worker.faust_tuning`): `WORKPULSE_TEST_SEEK_DELAY_S` waits that long after
 each seek of Faust's consumer to the committed offsets, and `WORKPULSE_TEST_COUNTS_DELAY_S`
 before each report the counts agent handles (its queue fills meanwhile).
+`WORKPULSE_TEST_TABLES_DELAY_S` holds the start of Faust's tables that long (the
+counts agent's start and recovery wait for it).
 `WORKPULSE_TEST_SKIP_REPORTS=<n>` makes Faust's consumer lose the first n watermark
 reports it reads (read, never delivered: a drop by the stream framework, as the race
 above made one); the counts agent's report check must catch it.
@@ -112,10 +114,13 @@ def _delay_before(owner: Any, name: str, seconds: float) -> None:
     setattr(owner, name, wrapper)
 
 
-def install_delays(seek_s: float, counts_s: float) -> None:
+def install_delays(seek_s: float, counts_s: float, tables_s: float = 0.0) -> None:
     """Before the worker is built: its seek fence then wraps the delayed seek."""
+    from faust.tables.manager import TableManager
     from faust.transport.consumer import Consumer
 
+    if tables_s > 0:
+        _delay_before(TableManager, "on_start", tables_s)
     if seek_s > 0:
         _delay_after(Consumer, "perform_seek", seek_s)
     if counts_s > 0:
@@ -170,6 +175,7 @@ if __name__ == "__main__":
     install_delays(
         float(os.environ.get("WORKPULSE_TEST_SEEK_DELAY_S", "0")),
         float(os.environ.get("WORKPULSE_TEST_COUNTS_DELAY_S", "0")),
+        float(os.environ.get("WORKPULSE_TEST_TABLES_DELAY_S", "0")),
     )
     spec = os.environ.get("WORKPULSE_TEST_CRASH_AT")
     if spec:

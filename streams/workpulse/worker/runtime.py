@@ -133,9 +133,13 @@ class Worker:
         await self._check_reports_topic()
         await self.publisher.start()
         await self.sink.warm_up()
-        await self.app.start()
+        # The ingest first: Faust's start returns once the counts agent has recovered
+        # its table (a fixed 1 s wait, its group join, the seek of its partitions: ~3.5 s
+        # here, longer with a big changelog), and the ingest needs none of it (its
+        # watermark reports wait in Kafka meanwhile).
         await self.consumer.start()
         self.consumer.add_done_callback(self._watch)
+        await self.app.start()
         self._lag_task = asyncio.create_task(self._report_lag(), name="workpulse-lag")
 
     async def _check_reports_topic(self) -> None:
