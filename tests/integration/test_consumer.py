@@ -45,13 +45,14 @@ async def _sent() -> bool:
 
 def consumer_for(bootstrap: str, topic: str, handle: Any, prepare: Any, max_records: int,
                  release: Any = _sent, group: str | None = None, on_idle: Any = _nothing,
-                 idle_after_s: float = 60.0) -> BatchConsumer:  # fmt: skip
+                 idle_after_s: float = 60.0,
+                 max_bytes: int = 64 << 20) -> BatchConsumer:  # fmt: skip
     """A consumer in a fresh group (unless `group`), quick to join, no idle reports
     (unless `on_idle`)."""
     return BatchConsumer(
         connection(Settings(), bootstrap), topic, group or f"g-{uuid.uuid4().hex[:8]}", handle,
         on_revoked=_nothing, on_idle=on_idle, prepare=prepare, release=release,
-        max_records=max_records, timeout_s=0.1, session_timeout_s=2.0,
+        max_records=max_records, max_bytes=max_bytes, timeout_s=0.1, session_timeout_s=2.0,
         idle_after_s=idle_after_s,
     )  # fmt: skip
 
@@ -103,11 +104,13 @@ class Recorder:
         self.handled.append([(m.partition, m.offset) for m in messages])
         return True
 
-    async def start_holding(self, bootstrap: str, topic: str, max_records: int) -> BatchConsumer:
+    async def start_holding(self, bootstrap: str, topic: str, max_records: int,
+                            max_bytes: int = 64 << 20) -> BatchConsumer:  # fmt: skip
         """A consumer in a fresh group, started; returns once its first batch is in hand
         (held until `release`)."""
 
-        self.consumer = consumer_for(bootstrap, topic, self.handle, self.prepare, max_records)
+        self.consumer = consumer_for(bootstrap, topic, self.handle, self.prepare, max_records,
+                                     max_bytes=max_bytes)  # fmt: skip
         await self.consumer.start()
         try:
             await asyncio.wait_for(self.handling.wait(), 30)
@@ -161,6 +164,52 @@ def test_the_next_batch_is_filled_and_prepared_while_one_is_handled_offsets_in_o
     assert rec.handled[1] == second and rec.unprepared == []  # one full batch, as prepared
     assert list(committed.values()) == [110]
     assert rec.foreign == []
+
+
+def test_a_batch_ends_at_its_byte_limit(broker: EmbeddedBroker, topic_name: str) -> None:
+    """Large messages end a batch before `max_records` (a stream of 1 MB messages made
+    batches of `batch_size` of them, gigabytes): while one batch is in hand, the next is
+    topped up only until it holds `max_bytes`. Without the limit it takes all 24 half-MB
+    messages (the position reaches the end while the first batch is held)."""
+    create_topics(broker.bootstrap, {topic_name: 1})
+    produce_to(broker.bootstrap, topic_name, 0, 1)
+    rec = Recorder()
+    big = 512 * 1024
+
+    async def run() -> None:
+        consumer = await rec.start_holding(broker.bootstrap, topic_name, max_records=1000,
+                                           max_bytes=1024 * 1024)  # fmt: skip
+        try:
+            producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all",
+                                     max_request_size=2 * big)  # fmt: skip
+            for i in range(24):
+                producer.send(topic_name, value=b"%d:" % i + b"x" * big, partition=0)
+            producer.flush(timeout=30)
+            producer.close()
+            tp = TopicPartition(topic_name, 0)
+            position = 0
+
+            async def fetched() -> int:
+                return int(await consumer.consumer.position(tp))
+
+            while (position := await fetched()) < 3:  # 1 MB in the next batch
+                await asyncio.sleep(0.02)
+            # It stops there while the first batch is held (one fetch may bring more:
+            # up to the 8 MB a partition's fetch returns, never the 12 MB of all 24).
+            deadline = asyncio.get_running_loop().time() + 3.0
+            while asyncio.get_running_loop().time() < deadline:
+                position = await fetched()
+                assert position < 25, "the next batch took every message"
+                await asyncio.sleep(0.05)
+            rec.release.set()
+            await wait_until(lambda: sum(map(len, rec.handled)) >= 25)
+        finally:
+            await consumer.stop()
+
+    asyncio.run(run())
+    handled = [o for batch in rec.handled for _, o in batch]
+    assert handled == list(range(25))  # each once, in order
+    assert len(rec.handled) >= 3
 
 
 def test_a_batch_fetched_before_a_revoke_is_not_handled(

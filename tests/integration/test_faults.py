@@ -27,6 +27,7 @@ from tests.support.pipeline_checks import (
     WorkerProcess,
     assert_dlq_complete,
     assert_exact,
+    dlq_sizes,
     expected_spikes,
     produce_labelled,
     spike_rows,
@@ -171,6 +172,54 @@ def test_the_ingest_does_not_wait_for_the_counts_agent_s_recovery(
     finally:
         with contextlib.suppress(subprocess.TimeoutExpired):
             worker.terminate(timeout_s=5)
+
+
+def test_a_message_too_large_for_the_dead_letter_topic_is_cut_and_the_worker_runs_on(
+    broker: EmbeddedBroker, clickhouse: ChdbHttpServer, db: Database, tmp_path: Path
+) -> None:
+    """5 MB messages on the input topic (the broker took them) are `oversized`. Their dead
+    letters were the whole messages: the worker's producer refused them (over its 4 MB
+    request limit), the worker stopped, and stopped again on the same message at every
+    restart: the pipeline stalled. A dead letter now keeps the first max_message_bytes
+    of such a message (header `truncated_from`: its size), in ClickHouse and in the
+    dead-letter topic, and everything else is stored."""
+    from kafka import KafkaProducer
+
+    topic = f"faults-{uuid.uuid4().hex[:8]}"
+    create_topics(broker.bootstrap, {topic: 2})
+    labelled = list(Workload(WorkloadConfig(seed=28, bad_fraction=0.03)).labelled_messages(600))
+    big = 5_000_000
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all",
+                             max_request_size=2 * big)  # fmt: skip
+    try:
+        for i, (key, value, _) in enumerate(labelled):
+            producer.send(topic, key=key, value=value)
+            if i % 200 == 0:
+                producer.send(topic, key=b"huge", value=b"{" + b" " * big + b"}")
+        producer.flush(timeout=60)
+    finally:
+        producer.close()
+    expected = Expected.of(label for _, _, label in labelled)
+    env = fault_env(broker, clickhouse, topic, tmp_path)
+    limit = 256 * 1024  # max_message_bytes' default
+    worker = start_worker(env, tmp_path / "logs")
+    try:
+        wait_until(lambda: stored(db, topic) == (expected.valid, expected.bad + 3), 120,
+                   "every event and dead letter stored")  # fmt: skip
+        assert worker.alive(), worker.tail()
+    finally:
+        code = worker.terminate()
+    assert code == 0, worker.tail()
+    assert_exact(db, topic, Expected(expected.valid, expected.bad + 3, expected.duplicates))
+    cut = db.query(
+        "SELECT reason, length(payload) FROM workpulse.dead_letters "
+        "WHERE src_topic = {t:String} AND key = 'huge'",
+        {"t": topic},
+    ).rows
+    assert sorted(cut) == [("oversized", limit)] * 3
+    assert_dlq_complete(db, broker.bootstrap, f"{topic}-dlq", topic)
+    sizes = dlq_sizes(broker.bootstrap, f"{topic}-dlq")
+    assert sorted(v for v in sizes if v[1] is not None) == [(limit, str(big + 2).encode())] * 3
 
 
 def test_a_report_the_consumer_loses_stops_the_worker_and_is_replayed(

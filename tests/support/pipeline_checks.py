@@ -105,6 +105,24 @@ def fetched_ends(
 
 def dlq_sources(bootstrap: str, topic: str, timeout_s: float = 20.0) -> Counter[str]:
     """`source` header → how many times it is in the DLQ topic."""
+    return Counter(
+        dict(r.headers or []).get("source", b"").decode()
+        for r in dlq_records(bootstrap, topic, timeout_s)
+    )
+
+
+def dlq_sizes(
+    bootstrap: str, topic: str, timeout_s: float = 20.0
+) -> list[tuple[int, bytes | None]]:
+    """Per message of the DLQ topic: its value's length and its `truncated_from` header."""
+    return [
+        (len(r.value or b""), dict(r.headers or []).get("truncated_from"))
+        for r in dlq_records(bootstrap, topic, timeout_s)
+    ]
+
+
+def dlq_records(bootstrap: str, topic: str, timeout_s: float = 20.0) -> list[Any]:
+    """Every message of the DLQ topic, up to its end."""
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
@@ -115,16 +133,14 @@ def dlq_sources(bootstrap: str, topic: str, timeout_s: float = 20.0) -> Counter[
         group_id=None,
         consumer_timeout_ms=int(timeout_s * 1000),
     )
-    seen: Counter[str] = Counter()
+    seen: list[Any] = []
     try:
         end = None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             batch = consumer.poll(timeout_ms=500)
             for records in batch.values():
-                for r in records:
-                    headers = dict(r.headers or [])
-                    seen[headers.get("source", b"").decode()] += 1
+                seen += records
             if end is None:
                 parts = consumer.assignment()
                 highs = {tp: consumer.highwater(tp) for tp in parts}

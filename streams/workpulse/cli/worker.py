@@ -32,6 +32,7 @@ from workpulse.cli.options import (
     "metrics_host",
     "metrics_port",
     "batch_size",
+    "batch_max_bytes",
     "batch_timeout_s",
     "window_grace_s",
     "max_message_bytes",

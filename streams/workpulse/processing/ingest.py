@@ -109,6 +109,15 @@ def video_ids(decoded: Sequence[Decoded]) -> set[str]:
     return {d.video_id for d in decoded if isinstance(d, Event)}
 
 
+def dead_letter_payload(value: bytes, max_bytes: int) -> bytes:
+    """What a dead letter keeps of its message: all of it, or the first `max_bytes` of
+    one the contract refused as `oversized`. A whole copy could be too large for the
+    dead-letter topic (the worker's producer refused one over 4 MB, and the worker
+    stopped on it at every restart); the message is whole in the input topic at the
+    dead letter's `source` while retention keeps it."""
+    return value if len(value) <= max_bytes else value[:max_bytes]
+
+
 class BatchProcessor:
     """Turns batches of messages into rows; holds no state between batches."""
 
@@ -200,8 +209,12 @@ class BatchProcessor:
                         for topic in state.topics:
                             out.late[topic] += 1
                     continue
-            self._reject(msg, item, now_ms, durable, out)
+            self._reject(msg, item, now_ms, durable, out, self._max_bytes)
         return out
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self._max_bytes
 
     @staticmethod
     def _accept(
@@ -272,6 +285,7 @@ class BatchProcessor:
         received_at: int,
         durable: DurableOffsets,
         out: BatchOutput,
+        max_bytes: int,
     ) -> None:
         out.dlq.append((msg, rejection))
         if durable(DEAD_LETTERS.name, msg.topic, msg.partition) >= msg.offset:
@@ -284,7 +298,7 @@ class BatchProcessor:
                 received_at=received_at,
                 reason=rejection.reason,
                 detail=rejection.detail,
-                payload=msg.value,
+                payload=dead_letter_payload(msg.value, max_bytes),
                 src_topic=msg.topic,
                 src_partition=msg.partition,
                 src_offset=msg.offset,

@@ -65,6 +65,9 @@ IdleHandler = Callable[[dict[int, bool]], Awaitable[None]]
 
 TOP_UP_MS = 20
 """While a batch is in hand, the next is topped up by fetches of at most this long."""
+FETCH_MAX_BYTES = 64 * 1024 * 1024
+"""Most bytes one fetch asks the broker for (a partition's first message comes whatever
+its size)."""
 FETCH_MAX_WAIT_MS = 50
 """How long the broker may hold a fetch that finds nothing new (Kafka's default: 500).
 A Kafka broker answers a waiting fetch as soon as data arrives, so this only sets how
@@ -105,9 +108,17 @@ class _Listener(ConsumerRebalanceListener):
         self.owner._assigned(assigned)
 
 
+def _size(messages: list[Message]) -> int:
+    return sum(len(m.value) for m in messages)
+
+
 class BatchConsumer:
     """Reads `topic` in batches of up to `max_records` (waiting at most `timeout_s` to
-    fill one) and hands each to `handle`; reports idle partitions to `on_idle`."""
+    fill one) and hands each to `handle`; reports idle partitions to `on_idle`. A batch
+    also ends once its messages hold `max_bytes` (one fetch can bring up to
+    `FETCH_MAX_BYTES` more): a stream of large messages (hostile, or a producer's bug)
+    would otherwise make batches of `max_records` of them, gigabytes for 1 MB messages,
+    and the worker would run out of memory on the same batch at every restart."""
 
     def __init__(
         self,
@@ -121,6 +132,7 @@ class BatchConsumer:
         prepare: Prepare,
         release: Release,
         max_records: int,
+        max_bytes: int = 64 * 1024 * 1024,
         timeout_s: float,
         session_timeout_s: float,
         idle_after_s: float,
@@ -133,6 +145,7 @@ class BatchConsumer:
         self._prepare = prepare
         self._release = release
         self._max_records = max_records
+        self._max_bytes = max_bytes
         self._timeout_ms = max(1, int(timeout_s * 1000))
         self._idle_after_s = idle_after_s
         self._clock = clock
@@ -161,7 +174,7 @@ class BatchConsumer:
             heartbeat_interval_ms=max(100, session_ms // 4),
             rebalance_timeout_ms=max(session_ms, 10_000),
             max_partition_fetch_bytes=8 * 1024 * 1024,
-            fetch_max_bytes=64 * 1024 * 1024,
+            fetch_max_bytes=FETCH_MAX_BYTES,
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
 
@@ -264,6 +277,7 @@ class BatchConsumer:
         in (a rebalance in between: only what was fetched after it, from the committed
         offsets again) and what `prepare` made of them."""
         messages = self._messages(await self._fetch(self._max_records, self._timeout_ms))
+        size = _size(messages)
         epoch = self._epoch
         parts = _Parts()
         part = max(1, self._max_records // PREPARE_PARTS)
@@ -271,6 +285,7 @@ class BatchConsumer:
             in_hand is not None
             and not in_hand.done()
             and len(messages) < self._max_records
+            and size < self._max_bytes
             and not self.stopping
         ):
             if not parts.failed and len(messages) - parts.done >= part:
@@ -278,9 +293,10 @@ class BatchConsumer:
                 continue
             more = self._messages(await self._fetch(self._max_records - len(messages), TOP_UP_MS))
             if self._epoch != epoch:
-                messages, epoch, parts = more, self._epoch, _Parts()
+                messages, epoch, parts, size = more, self._epoch, _Parts(), _size(more)
             else:
                 messages += more
+                size += _size(more)
         if messages and not self.stopping:
             await parts.add(self._prepare, messages)  # the rest (a full batch: all of it)
         return messages, epoch, parts.value if parts.done == len(messages) else None

@@ -385,6 +385,7 @@ def build_worker(
         prepare=ingest.prepare,
         release=ingest.flush_reports,
         max_records=settings.batch_size,
+        max_bytes=settings.batch_max_bytes,
         timeout_s=settings.batch_timeout_s,
         session_timeout_s=session_timeout_s(settings),
         idle_after_s=settings.idle_partition_s,

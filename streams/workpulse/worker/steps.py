@@ -51,6 +51,7 @@ from workpulse.processing.ingest import (
     Decoded,
     Source,
     combine,
+    dead_letter_payload,
     utc,
     video_ids,
 )
@@ -139,12 +140,15 @@ class Progress:
                 self.topic_videos[topic] = self.topic_videos.get(topic, 0) + n
 
 
-def _headers(msg: Message, reason: str, detail: str) -> list[tuple[str, bytes]]:
-    return [
+def _headers(msg: Message, reason: str, detail: str, payload: bytes) -> list[tuple[str, bytes]]:
+    headers = [
         ("reason", reason.encode()),
         ("detail", detail.encode("utf-8", "replace")[:1000]),
         ("source", msg.source.encode()),
     ]
+    if len(payload) < len(msg.value):  # cut (`dead_letter_payload`): its size whole
+        headers.append(("truncated_from", str(len(msg.value)).encode()))
+    return headers
 
 
 @dataclass
@@ -443,12 +447,13 @@ class IngestStep:
         # 2. Kafka: dead letters, then every topic's watermarks; all acknowledged.
         deliveries: list[Awaitable[Any]] = []
         for msg, rejection in out.dlq:
+            payload = dead_letter_payload(msg.value, self.processor.max_message_bytes)
             deliveries.append(
                 await self.publisher.send(
                     self.dlq_topic,
                     msg.key,
-                    msg.value,
-                    _headers(msg, rejection.reason, rejection.detail),
+                    payload,
+                    _headers(msg, rejection.reason, rejection.detail, payload),
                 )
             )
         for key, event_time in out.watermarks.items():
