@@ -182,7 +182,7 @@ def test_a_message_too_large_for_the_dead_letter_topic_is_cut_and_the_worker_run
     request limit), the worker stopped, and stopped again on the same message at every
     restart: the pipeline stalled. A dead letter now keeps the first max_message_bytes
     of such a message (header `truncated_from`: its size), in ClickHouse and in the
-    dead-letter topic, and everything else is stored."""
+    dead-letter topic, and everything else is stored. The same for a 5 MB key."""
     from kafka import KafkaProducer
 
     topic = f"faults-{uuid.uuid4().hex[:8]}"
@@ -196,6 +196,7 @@ def test_a_message_too_large_for_the_dead_letter_topic_is_cut_and_the_worker_run
             producer.send(topic, key=key, value=value)
             if i % 200 == 0:
                 producer.send(topic, key=b"huge", value=b"{" + b" " * big + b"}")
+                producer.send(topic, key=b"k" * big, value=b"not json")  # a huge key
         producer.flush(timeout=60)
     finally:
         producer.close()
@@ -204,19 +205,25 @@ def test_a_message_too_large_for_the_dead_letter_topic_is_cut_and_the_worker_run
     limit = 256 * 1024  # max_message_bytes' default
     worker = start_worker(env, tmp_path / "logs")
     try:
-        wait_until(lambda: stored(db, topic) == (expected.valid, expected.bad + 3), 120,
+        wait_until(lambda: stored(db, topic) == (expected.valid, expected.bad + 6), 120,
                    "every event and dead letter stored")  # fmt: skip
         assert worker.alive(), worker.tail()
     finally:
         code = worker.terminate()
     assert code == 0, worker.tail()
-    assert_exact(db, topic, Expected(expected.valid, expected.bad + 3, expected.duplicates))
+    assert_exact(db, topic, Expected(expected.valid, expected.bad + 6, expected.duplicates))
     cut = db.query(
         "SELECT reason, length(payload) FROM workpulse.dead_letters "
         "WHERE src_topic = {t:String} AND key = 'huge'",
         {"t": topic},
     ).rows
     assert sorted(cut) == [("oversized", limit)] * 3
+    keys = db.query(
+        "SELECT reason, length(key), payload = 'not json' FROM workpulse.dead_letters "
+        "WHERE src_topic = {t:String} AND startsWith(key, 'kkk')",
+        {"t": topic},
+    ).rows
+    assert keys == [("not_json", limit, True)] * 3
     assert_dlq_complete(db, broker.bootstrap, f"{topic}-dlq", topic)
     sizes = dlq_sizes(broker.bootstrap, f"{topic}-dlq")
     assert sorted(v for v in sizes if v[1] is not None) == [(limit, str(big + 2).encode())] * 3

@@ -110,11 +110,11 @@ def video_ids(decoded: Sequence[Decoded]) -> set[str]:
 
 
 def dead_letter_payload(value: bytes, max_bytes: int) -> bytes:
-    """What a dead letter keeps of its message: all of it, or the first `max_bytes` of
-    one the contract refused as `oversized`. A whole copy could be too large for the
-    dead-letter topic (the worker's producer refused one over 4 MB, and the worker
-    stopped on it at every restart); the message is whole in the input topic at the
-    dead letter's `source` while retention keeps it."""
+    """What a dead letter keeps of its message's value (or key): all of it, or the first
+    `max_bytes` of one the contract refused as `oversized` (of a key that long too). A
+    whole copy could be too large for the dead-letter topic (the worker's producer
+    refused one over 4 MB, and the worker stopped on it at every restart); the message
+    is whole in the input topic at the dead letter's `source` while retention keeps it."""
     return value if len(value) <= max_bytes else value[:max_bytes]
 
 
@@ -302,6 +302,6 @@ class BatchProcessor:
                 src_topic=msg.topic,
                 src_partition=msg.partition,
                 src_offset=msg.offset,
-                key=msg.key or b"",
+                key=dead_letter_payload(msg.key or b"", max_bytes),
             )
         )

@@ -447,11 +447,13 @@ class IngestStep:
         # 2. Kafka: dead letters, then every topic's watermarks; all acknowledged.
         deliveries: list[Awaitable[Any]] = []
         for msg, rejection in out.dlq:
-            payload = dead_letter_payload(msg.value, self.processor.max_message_bytes)
+            limit = self.processor.max_message_bytes
+            payload = dead_letter_payload(msg.value, limit)
+            dead_key = None if msg.key is None else dead_letter_payload(msg.key, limit)
             deliveries.append(
                 await self.publisher.send(
                     self.dlq_topic,
-                    msg.key,
+                    dead_key,
                     payload,
                     _headers(msg, rejection.reason, rejection.detail, payload),
                 )
