@@ -132,7 +132,7 @@ class BatchConsumer:
         prepare: Prepare,
         release: Release,
         max_records: int,
-        max_bytes: int = 64 * 1024 * 1024,
+        max_bytes: int,
         timeout_s: float,
         session_timeout_s: float,
         idle_after_s: float,
