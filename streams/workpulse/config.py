@@ -137,7 +137,14 @@ class Settings(BaseSettings):
         "How long after its end (event time) a minute window still accepts events.",
         ge=0,
     )
-    max_message_bytes: int = _s(256 * 1024, "Larger messages are dead-lettered.", ge=1)
+    max_message_bytes: int = _s(
+        256 * 1024,
+        "Larger messages are dead-lettered (`oversized`), their dead letters cut to this "
+        "size. At most 1 MiB (Kafka's default message limit): a dead letter's value and "
+        "key must fit the worker's 4 MiB requests to the dead-letter topic.",
+        ge=1,
+        le=1024 * 1024,
+    )
     event_time_min: datetime = _s(
         datetime(2005, 1, 1, tzinfo=UTC),
         "Events before this time (RFC 3339) are dead-lettered (bad_event_time).",

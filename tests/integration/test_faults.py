@@ -44,7 +44,7 @@ from workpulse.clickhouse import Database, apply_schema, connect
 from workpulse.dev.broker import EmbeddedBroker
 from workpulse.dev.chdb_http import ChdbHttpServer
 from workpulse.dev.generator import Workload, WorkloadConfig
-from workpulse.kafka.admin import create_topics
+from workpulse.kafka.admin import create_topics, topic_config
 
 pytestmark = pytest.mark.integration
 
@@ -227,6 +227,8 @@ def test_a_message_too_large_for_the_dead_letter_topic_is_cut_and_the_worker_run
     assert_dlq_complete(db, broker.bootstrap, f"{topic}-dlq", topic)
     sizes = dlq_sizes(broker.bootstrap, f"{topic}-dlq")
     assert sorted(v for v in sizes if v[1] is not None) == [(limit, str(big + 2).encode())] * 3
+    # the worker made the dead-letter topic to take them (Kafka's default, ~1 MB, here)
+    assert topic_config(broker.bootstrap, f"{topic}-dlq", "max.message.bytes") == "1048588"
 
 
 def test_a_report_the_consumer_loses_stops_the_worker_and_is_replayed(

@@ -79,6 +79,8 @@ def test_typed_values(environ: dict[str, str], field: str, value: object) -> Non
         ({"WORKPULSE_LEXICON_CACHE": "perhaps"}, "WORKPULSE_LEXICON_CACHE"),
         ({"WORKPULSE_KAFKA_SECURITY_PROTOCOL": "TLS"}, "WORKPULSE_KAFKA_SECURITY_PROTOCOL"),
         ({"WORKPULSE_BATCH_SIZE": "0"}, "WORKPULSE_BATCH_SIZE"),
+        # a dead letter of more could not be sent: the worker would stop on it for good
+        ({"WORKPULSE_MAX_MESSAGE_BYTES": "1048577"}, "WORKPULSE_MAX_MESSAGE_BYTES"),
         ({"WORKPULSE_METRICS_PORT": "-1"}, "WORKPULSE_METRICS_PORT"),
         ({"WORKPULSE_CLICKHOUSE_URL": "ftp://u:pw@h"}, "WORKPULSE_CLICKHOUSE_URL"),
     ],

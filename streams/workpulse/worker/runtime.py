@@ -64,6 +64,13 @@ class Closable(Protocol):
     def close(self) -> None: ...
 
 
+def dead_letter_topic_configs(max_message_bytes: int) -> dict[str, str]:
+    """How the worker creates the dead-letter topic: it takes a dead letter's value and
+    key of up to `max_message_bytes` each, and its headers (Kafka's default limit, ~1 MB,
+    is kept when that is more)."""
+    return {"max.message.bytes": str(max(1_048_588, 2 * max_message_bytes + 64 * 1024))}
+
+
 @dataclass
 class Worker:
     """One worker: the ingest consumer and its step, the Faust app with the counts
@@ -128,7 +135,10 @@ class Worker:
             self.kafka_admin,
             self.topics,
             replication_factor=self.settings.replication_factor,
-            configs={self.reports_topic: REPORTS_TOPIC_CONFIGS},
+            configs={
+                self.reports_topic: REPORTS_TOPIC_CONFIGS,
+                self.settings.dlq_topic: dead_letter_topic_configs(self.settings.max_message_bytes),
+            },
         )
         await self._check_reports_topic()
         await self.publisher.start()
