@@ -157,7 +157,8 @@ def test_the_ingest_does_not_wait_for_the_counts_agent_s_recovery(
     its group join and seek: ~3.5 s here, as long as reading its changelog takes on a
     big one). The ingest needs none of it and starts first: with the counts agent's
     start held (Faust's tables held ten minutes), every event is stored while the agent
-    has handled no report. Before, the ingest started after the recovery: no row."""
+    has handled no report. Before, the ingest started after the recovery: no row. A
+    SIGTERM then stops it cleanly (it went unheard until the start was done)."""
     topic, expected = stream(broker, seed=27)
     env = fault_env(broker, clickhouse, topic, tmp_path, WORKPULSE_TEST_TABLES_DELAY_S="600")
     worker = start_worker(env, tmp_path / "logs")
@@ -169,6 +170,7 @@ def test_the_ingest_does_not_wait_for_the_counts_agent_s_recovery(
             for labels, value in worker.scrape().get("workpulse_watermark_reports_total", [])
         )
         assert reports.get("sent", 0) > 0 and reports.get("handled", 0) == 0, reports
+        assert worker.terminate(timeout_s=45) == 0, worker.tail()
     finally:
         with contextlib.suppress(subprocess.TimeoutExpired):
             worker.terminate(timeout_s=5)

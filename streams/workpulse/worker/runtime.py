@@ -543,8 +543,23 @@ async def stop_saying_why(worker: Worker, hint_after_s: float = STOP_HINT_S) -> 
 async def run_until(worker: Worker, stop: asyncio.Event) -> None:
     """Run until `stop` is set (then exit cleanly) or a part of the worker fails (then
     raise `WorkerFailed`: a supervisor restarts the process, which replays what was not
-    committed)."""
-    await worker.start()
+    committed). A stop asked for, or a failure (the ingest runs already), while the worker
+    starts ends the start there (Faust's start waits for the counts agent's recovery, as
+    long as its changelog takes to read: the first SIGTERM went unheard until then), and
+    the worker stops what it started."""
+    starting = asyncio.ensure_future(worker.start())
+    asked = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(worker.failed.wait())]
+    await asyncio.wait([starting, *asked], return_when=asyncio.FIRST_COMPLETED)
+    for task in asked:
+        task.cancel()
+    if not starting.done():
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        await stop_saying_why(worker)
+        worker.raise_failure()
+        return
+    starting.result()  # a start that failed raises (nothing of it to stop)
     waits = [asyncio.create_task(stop.wait()), asyncio.create_task(worker.failed.wait())]
     try:
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
