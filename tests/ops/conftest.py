@@ -12,6 +12,7 @@ data directory (chDB with the demo's data, the HTML report) for the ClickHouse t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -174,10 +175,26 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
         at = time.time()
         seen = prom_query(prom.url, 'ALERTS{alert_type="pipeline"}', at)
         expressions = {a.name: prom_query(prom.url, a.expr, at) for a in PIPELINE_ALERTS}
-        panels = {
-            f"{title} {ref}": prom_query(prom.url, expr.replace("$__rate_interval", RATE), at)
-            for title, ref, expr in prometheus_panel_queries()
-        }
+
+        def panel_results() -> dict[str, list[dict[str, Any]]]:
+            now = time.time()
+            return {
+                f"{title} {ref}": prom_query(prom.url, expr.replace("$__rate_interval", RATE), now)
+                for title, ref, expr in prometheus_panel_queries()
+            }
+
+        # Every panel once its recording rules have two samples of what they rate: the
+        # demo starts fast enough that the spike may fire before some have (an insert
+        # latency's 5m rate once two scrapes saw inserts). A panel still empty after
+        # that is what the test reports.
+        panels: dict[str, list[dict[str, Any]]] = {}
+
+        def every_panel_has_series() -> bool:
+            panels.update(panel_results())
+            return all(panels.values())
+
+        with contextlib.suppress(TimeoutError):
+            wait_until(every_panel_has_series, 30, "every panel's series", step_s=1.0)
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
             metrics_text = r.read().decode()
         check = subprocess.run(
