@@ -126,9 +126,9 @@ class Settings(BaseSettings):
     )
     batch_max_bytes: int = _s(
         64 * 1024 * 1024,
-        "Most bytes of messages per batch: a batch ends at batch_size events or at this "
-        "size, whichever comes first (large messages must not make a batch too big for "
-        "memory).",
+        "Most bytes of messages (keys and values) per batch: a batch ends at batch_size "
+        "events or at this size, whichever comes first (large messages must not make a "
+        "batch too big for memory).",
         ge=1,
     )
     batch_timeout_s: float = _s(0.5, "Longest wait to fill a batch, in seconds.", gt=0)

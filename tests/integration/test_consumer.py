@@ -166,11 +166,15 @@ def test_the_next_batch_is_filled_and_prepared_while_one_is_handled_offsets_in_o
     assert rec.foreign == []
 
 
-def test_a_batch_ends_at_its_byte_limit(broker: EmbeddedBroker, topic_name: str) -> None:
+@pytest.mark.parametrize("large", ["value", "key"])
+def test_a_batch_ends_at_its_byte_limit(
+    broker: EmbeddedBroker, topic_name: str, large: str
+) -> None:
     """Large messages end a batch before `max_records` (a stream of 1 MB messages made
     batches of `batch_size` of them, gigabytes): while one batch is in hand, the next is
-    topped up only until it holds `max_bytes`. Without the limit it takes all 24 half-MB
-    messages (the position reaches the end while the first batch is held)."""
+    topped up only until it holds `max_bytes`, keys and values. Without the limit it
+    takes all 24 half-MB messages (the position reaches the end while the first batch
+    is held); with values alone counted, all 24 half-MB keys."""
     create_topics(broker.bootstrap, {topic_name: 1})
     produce_to(broker.bootstrap, topic_name, 0, 1)
     rec = Recorder()
@@ -183,7 +187,11 @@ def test_a_batch_ends_at_its_byte_limit(broker: EmbeddedBroker, topic_name: str)
             producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all",
                                      max_request_size=2 * big)  # fmt: skip
             for i in range(24):
-                producer.send(topic_name, value=b"%d:" % i + b"x" * big, partition=0)
+                payload = b"%d:" % i + b"x" * big
+                if large == "value":
+                    producer.send(topic_name, value=payload, partition=0)
+                else:
+                    producer.send(topic_name, key=payload, value=b"%d" % i, partition=0)
             producer.flush(timeout=30)
             producer.close()
             tp = TopicPartition(topic_name, 0)

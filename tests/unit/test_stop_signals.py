@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from workpulse.worker.runtime import Worker, install_stop_signals, stop_saying_why
+from workpulse.worker.runtime import Worker, install_stop_signals, run_until, stop_saying_why
 
 
 async def until(done: Callable[[], object], timeout_s: float = 5.0) -> None:
@@ -185,3 +185,26 @@ def test_a_slow_stop_says_how_to_exit_at_once(
     assert len(said) == (1 if hinted else 0)
     if hinted:
         assert "press Ctrl-C again to exit now" in said[0]
+
+
+@pytest.mark.parametrize("ingest_started", [True, False])
+def test_a_start_that_fails_after_the_ingest_started_stops_the_ingest(ingest_started: bool) -> None:
+    """The ingest starts before the Faust app: when Faust's start fails, the ingest leaves
+    its group and commits what it held back, as at any stop, and the error is raised
+    (it ran on until the process ended, its group waiting for the session timeout);
+    a start that failed before the ingest started has nothing to stop."""
+    stopped: list[bool] = []
+
+    async def start() -> None:
+        raise RuntimeError("Faust's start failed")
+
+    async def stop() -> None:
+        stopped.append(True)
+
+    worker: Any = SimpleNamespace(
+        start=start, stop=stop, failed=asyncio.Event(), raise_failure=lambda: None,
+        consumer=SimpleNamespace(running=ingest_started),
+    )  # fmt: skip
+    with pytest.raises(RuntimeError, match="Faust's start failed"):
+        asyncio.run(run_until(worker, asyncio.Event()))
+    assert stopped == ([True] if ingest_started else [])

@@ -109,13 +109,13 @@ class _Listener(ConsumerRebalanceListener):
 
 
 def _size(messages: list[Message]) -> int:
-    return sum(len(m.value) for m in messages)
+    return sum(len(m.value) + len(m.key or b"") for m in messages)
 
 
 class BatchConsumer:
     """Reads `topic` in batches of up to `max_records` (waiting at most `timeout_s` to
     fill one) and hands each to `handle`; reports idle partitions to `on_idle`. A batch
-    also ends once its messages hold `max_bytes` (one fetch can bring up to
+    also ends once its messages (keys and values) hold `max_bytes` (one fetch can bring up to
     `FETCH_MAX_BYTES` more): a stream of large messages (hostile, or a producer's bug)
     would otherwise make batches of `max_records` of them, gigabytes for 1 MB messages,
     and the worker would run out of memory on the same batch at every restart."""
@@ -186,6 +186,11 @@ class BatchConsumer:
         await self._consumer.start()
         self._consumer.subscribe([self.topic], listener=_Listener(self))
         self._task = asyncio.create_task(self._run(), name="workpulse-ingest")
+
+    @property
+    def running(self) -> bool:
+        """Started (its loop may have handled batches), whether or not it ended since."""
+        return self._task is not None
 
     def add_done_callback(self, callback: Callable[[asyncio.Task[None]], object]) -> None:
         """Called when the consumer's loop ends (its exception, if any, is the task's)."""

@@ -559,7 +559,11 @@ async def run_until(worker: Worker, stop: asyncio.Event) -> None:
         await stop_saying_why(worker)
         worker.raise_failure()
         return
-    starting.result()  # a start that failed raises (nothing of it to stop)
+    if starting.exception() is not None and worker.consumer.running:
+        # Faust's start failed after the ingest's: the ingest leaves its group and sends
+        # and commits what it holds back, as at any stop (the error is raised after).
+        await stop_saying_why(worker)
+    starting.result()  # a start that failed raises
     waits = [asyncio.create_task(stop.wait()), asyncio.create_task(worker.failed.wait())]
     try:
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
