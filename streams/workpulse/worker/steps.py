@@ -446,8 +446,8 @@ class IngestStep:
 
         # 2. Kafka: dead letters, then every topic's watermarks; all acknowledged.
         deliveries: list[Awaitable[Any]] = []
+        limit = self.processor.max_message_bytes
         for msg, rejection in out.dlq:
-            limit = self.processor.max_message_bytes
             payload = dead_letter_payload(msg.value, limit)
             dead_key = None if msg.key is None else dead_letter_payload(msg.key, limit)
             deliveries.append(
