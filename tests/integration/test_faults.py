@@ -41,7 +41,7 @@ from tests.support.pipeline_checks import (
 )
 
 from workpulse.clickhouse import Database, apply_schema, connect
-from workpulse.dev.broker import EmbeddedBroker
+from workpulse.dev.broker import EmbeddedBroker, free_port
 from workpulse.dev.chdb_http import ChdbHttpServer
 from workpulse.dev.generator import Workload, WorkloadConfig
 from workpulse.kafka.admin import create_topics, topic_config
@@ -171,6 +171,23 @@ def test_the_ingest_does_not_wait_for_the_counts_agent_s_recovery(
         )
         assert reports.get("sent", 0) > 0 and reports.get("handled", 0) == 0, reports
         assert worker.terminate(timeout_s=45) == 0, worker.tail()
+    finally:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            worker.terminate(timeout_s=5)
+
+
+def test_a_stop_while_the_broker_cannot_be_reached_ends_the_worker_at_once(
+    clickhouse: ChdbHttpServer, tmp_path: Path
+) -> None:
+    """A worker that cannot reach its broker tries for 30 s to create its topics. A
+    SIGTERM meanwhile stopped it at once, and then the process sat silent until the
+    attempt gave up (the interpreter joined the thread it ran in); it exits now."""
+    env = worker_env(f"127.0.0.1:{free_port()}", clickhouse.url_with_credentials(), "absent",
+                     f"faults-{uuid.uuid4().hex[:8]}", tmp_path / "data")  # fmt: skip
+    worker = start_worker(env, tmp_path / "logs")
+    try:
+        wait_until(lambda: "ECONNREFUSED" in worker.tail(), 60, "the worker tries the broker")
+        assert worker.terminate(timeout_s=15) == 0, worker.tail()
     finally:
         with contextlib.suppress(subprocess.TimeoutExpired):
             worker.terminate(timeout_s=5)

@@ -51,3 +51,24 @@ def test_an_unreachable_broker_fails_the_lookup() -> None:
     offsets.close()
     with pytest.raises(RuntimeError, match="closed"):
         offsets.lookup(0)  # a lookup after close makes no client that nothing closes
+
+
+def test_close_does_not_wait_for_a_lookup_that_is_connecting() -> None:
+    """The worker closes its clients when it stops: a lookup still trying an unreachable
+    broker is not waited for (close waited for it, up to timeout_s), and it fails."""
+    offsets = GroupOffsets({"bootstrap_servers": "127.0.0.1:9"}, "g", "t", timeout_s=3)
+    errors: list[BaseException] = []
+
+    def look() -> None:
+        try:
+            offsets.lookup(0)
+        except BaseException as exc:  # what the lookup raised is the point
+            errors.append(exc)
+
+    lookup = threading.Thread(target=look)
+    lookup.start()
+    offsets.close()
+    assert lookup.is_alive()  # close returned while the lookup was still connecting
+    lookup.join(timeout=30)
+    assert not lookup.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], KafkaTimeoutError | RuntimeError)

@@ -31,6 +31,7 @@ from workpulse.dev.broker import EmbeddedBroker
 from workpulse.dev.generator import Workload, WorkloadConfig
 from workpulse.dev.summary import Summary, read_summary
 from workpulse.kafka.admin import create_topics
+from workpulse.kafka.daemon_call import call_in_daemon_thread
 from workpulse.kafka.producer import (
     MAX_REQUEST_BYTES,
     RawMessage,
@@ -201,7 +202,7 @@ async def run_demo(
         with console.status("starting the embedded broker and ClickHouse…"):
             await asyncio.to_thread(broker.start)
             topics = {settings.input_topic: settings.partitions}
-            await asyncio.to_thread(create_topics, broker.bootstrap, topics)
+            await call_in_daemon_thread(create_topics, broker.bootstrap, topics)
             db = await asyncio.to_thread(reset_embedded_database, settings)
             worker = build_worker(
                 embedded_worker_settings(settings, broker.bootstrap),

@@ -36,9 +36,20 @@ class GroupOffsets:
         with self._lock:
             if self._closed:
                 raise RuntimeError("closed: the worker is stopping")
-            if self._client is None:
-                self._client = self._connect()
             client = self._client
+        if client is None:
+            # Connected outside the lock: `close` must not wait for a broker that does
+            # not answer (up to `timeout_s`).
+            connected = self._connect()
+            with self._lock:
+                if self._closed:
+                    connected.close()
+                    raise RuntimeError("closed: the worker is stopping")
+                if self._client is None:
+                    self._client = connected
+                else:
+                    connected.close()
+                client = self._client
         tp = TopicPartition(self._topic, partition)
         committed = client.committed(tp, timeout_ms=self._timeout_ms)
         earliest = client.beginning_offsets([tp], timeout_ms=self._timeout_ms)[tp]
@@ -57,9 +68,8 @@ class GroupOffsets:
         )
 
     def close(self) -> None:
-        """A lookup that is still connecting is waited for (at most `timeout_s`: the
-        worker closes its clients in a thread, and a second signal exits at once); one
-        past that fails at once (its connection is closed under it)."""
+        """Never waits: a lookup that is still connecting closes its client when it has
+        one, and fails; one past that fails at once (its connection is closed under it)."""
         with self._lock:
             client, self._client = self._client, None
             self._closed = True

@@ -23,6 +23,7 @@ from workpulse.clickhouse import Database
 from workpulse.config import Settings
 from workpulse.errors import first_line
 from workpulse.kafka.admin import AdminError, create_topics, topic_config
+from workpulse.kafka.daemon_call import call_in_daemon_thread
 from workpulse.kafka.group_offsets import GroupOffsets
 from workpulse.kafka.settings import connection, kafka_python_options
 from workpulse.metrics import Metrics
@@ -130,7 +131,7 @@ class Worker:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        await asyncio.to_thread(
+        await call_in_daemon_thread(
             create_topics,
             self.kafka_admin,
             self.topics,
@@ -158,7 +159,7 @@ class Worker:
         worker at every start. A broker that does not say (or cannot be asked) is no
         reason not to start: the worker starts unchecked."""
         try:
-            policy = await asyncio.to_thread(
+            policy = await call_in_daemon_thread(
                 topic_config, self.kafka_admin, self.reports_topic, "cleanup.policy"
             )
         except AdminError as exc:
@@ -426,7 +427,7 @@ def build_worker(
         settings,
         counts,
         lambda what, exc: worker_box[0].fail(what, exc),
-        offsets=lambda partition: asyncio.to_thread(report_offsets.lookup, partition),
+        offsets=lambda partition: call_in_daemon_thread(report_offsets.lookup, partition),
     )
     topics = {
         settings.dlq_topic: settings.partitions,
