@@ -27,6 +27,7 @@ from tests.support.pipeline_checks import (
     WorkerProcess,
     assert_dlq_complete,
     assert_exact,
+    dlq_records,
     dlq_sizes,
     expected_spikes,
     produce_labelled,
@@ -45,6 +46,7 @@ from workpulse.dev.broker import EmbeddedBroker, free_port
 from workpulse.dev.chdb_http import ChdbHttpServer
 from workpulse.dev.generator import Workload, WorkloadConfig
 from workpulse.kafka.admin import create_topics, topic_config
+from workpulse.processing.ingest import DEAD_LETTER_HEADROOM_BYTES
 
 pytestmark = pytest.mark.integration
 
@@ -248,6 +250,58 @@ def test_a_message_too_large_for_the_dead_letter_topic_is_cut_and_the_worker_run
     assert sorted(v for v in sizes if v[1] is not None) == [(limit, str(big + 2).encode())] * 3
     # the worker made the dead-letter topic to take them (Kafka's default, ~1 MB, here)
     assert topic_config(broker.bootstrap, f"{topic}-dlq", "max.message.bytes") == "1048588"
+
+
+def test_dead_letters_are_cut_to_fit_a_dead_letter_topic_made_before(
+    broker: EmbeddedBroker, clickhouse: ChdbHttpServer, db: Database, tmp_path: Path
+) -> None:
+    """A dead-letter topic made before the worker (by hand, 200,000 bytes a message) takes
+    less than a dead letter of max_message_bytes (256 KiB). A 230 kB message that is not
+    JSON was sent to it whole, over the topic's limit: a Kafka broker refuses it, and the
+    worker stopped on it at every restart. Its dead letter is cut to fit the topic (header
+    `truncated_from`) and the worker says so at start; ClickHouse keeps it whole."""
+    from kafka import KafkaProducer
+
+    topic = f"faults-{uuid.uuid4().hex[:8]}"
+    dlq, topic_max, big = f"{topic}-dlq", 200_000, 230_000
+    create_topics(broker.bootstrap, {topic: 2, dlq: 2},
+                  configs={dlq: {"max.message.bytes": str(topic_max)}})  # fmt: skip
+    labelled = list(Workload(WorkloadConfig(seed=29, bad_fraction=0.03)).labelled_messages(400))
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+    try:
+        for i, (key, value, _) in enumerate(labelled):
+            producer.send(topic, key=key, value=value)
+            if i % 200 == 0:
+                producer.send(topic, key=b"big", value=b"x" * big)  # not JSON, not oversized
+        producer.flush(timeout=60)
+    finally:
+        producer.close()
+    expected = Expected.of(label for _, _, label in labelled)
+    worker = start_worker(fault_env(broker, clickhouse, topic, tmp_path), tmp_path / "logs")
+    try:
+        wait_until(lambda: stored(db, topic) == (expected.valid, expected.bad + 2), 120,
+                   "every event and dead letter stored")  # fmt: skip
+    finally:
+        code = worker.terminate()
+    assert code == 0, worker.tail()
+    assert_exact(db, topic, Expected(expected.valid, expected.bad + 2, expected.duplicates))
+    assert_dlq_complete(db, broker.bootstrap, dlq, topic)
+    records = dlq_records(broker.bootstrap, dlq)
+    assert all(
+        len(r.value or b"") + len(r.key or b"") + sum(len(k) + len(v) for k, v in r.headers)
+        <= topic_max
+        for r in records
+    )
+    cut = (topic_max - DEAD_LETTER_HEADROOM_BYTES) // 2
+    assert sorted((len(r.value), dict(r.headers).get("truncated_from")) for r in records
+                  if r.key == b"big") == [(cut, str(big).encode())] * 2  # fmt: skip
+    whole = db.query(
+        "SELECT length(payload) FROM workpulse.dead_letters "
+        "WHERE src_topic = {t:String} AND key = 'big'",
+        {"t": topic},
+    ).rows
+    assert whole == [(big,)] * 2
+    assert "set its max.message.bytes to 1048588" in worker.tail(20_000), worker.tail()
 
 
 def test_a_report_the_consumer_loses_stops_the_worker_and_is_replayed(

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from workpulse.processing.ingest import dead_letter_payload
+from workpulse.processing.ingest import (
+    DEAD_LETTER_HEADROOM_BYTES,
+    dead_letter_cut_bytes,
+    dead_letter_payload,
+)
 from workpulse.worker.runtime import dead_letter_topic_configs
 
 
@@ -34,3 +38,32 @@ def test_the_dead_letter_topic_takes_a_whole_dead_letter(
     max_message_bytes: int, topic_max: int
 ) -> None:
     assert dead_letter_topic_configs(max_message_bytes) == {"max.message.bytes": str(topic_max)}
+
+
+@pytest.mark.parametrize(
+    ("max_message_bytes", "topic_max", "cut"),
+    [
+        (262_144, None, 262_144),  # the broker does not say: max_message_bytes
+        (262_144, 1_048_588, 262_144),  # Kafka's default takes them whole
+        (1_048_576, 1_048_588, (1_048_588 - DEAD_LETTER_HEADROOM_BYTES) // 2),  # made before
+        (262_144, 200_000, (200_000 - DEAD_LETTER_HEADROOM_BYTES) // 2),
+        (262_144, 2 * 262_144 + DEAD_LETTER_HEADROOM_BYTES, 262_144),  # just enough
+        (262_144, 2 * 262_144 + DEAD_LETTER_HEADROOM_BYTES - 1, 262_143),  # a byte short
+        (262_144, 1000, 0),  # smaller than the headers' room: headers only
+    ],
+    ids=[
+        "unknown",
+        "kafka-default",
+        "1-MiB-on-default",
+        "small-topic",
+        "just-enough",
+        "a-byte-short",
+        "tiny-topic",
+    ],
+)
+def test_dead_letters_are_cut_to_fit_the_dead_letter_topic(
+    max_message_bytes: int, topic_max: int | None, cut: int
+) -> None:
+    assert dead_letter_cut_bytes(max_message_bytes, topic_max) == cut
+    if topic_max is not None:  # a value and a key of that size, and headers, fit
+        assert 2 * cut + DEAD_LETTER_HEADROOM_BYTES <= max(topic_max, DEAD_LETTER_HEADROOM_BYTES)

@@ -118,6 +118,21 @@ def dead_letter_payload(value: bytes, max_bytes: int) -> bytes:
     return value if len(value) <= max_bytes else value[:max_bytes]
 
 
+DEAD_LETTER_HEADROOM_BYTES = 4096
+"""Room in a dead-letter message for its headers (a reason, a detail of at most 1,000
+bytes, its source) and Kafka's record and batch overhead."""
+
+
+def dead_letter_cut_bytes(max_message_bytes: int, topic_max_bytes: int | None) -> int:
+    """The most of a message's value (and of its key) a dead letter keeps in the
+    dead-letter topic: `max_message_bytes`, or less if the topic takes smaller messages
+    (`topic_max_bytes`, its max.message.bytes; None: not known), so that a dead letter's
+    value and key of that size and its headers fit (the broker refuses a larger one)."""
+    if topic_max_bytes is None:
+        return max_message_bytes
+    return max(0, min(max_message_bytes, (topic_max_bytes - DEAD_LETTER_HEADROOM_BYTES) // 2))
+
+
 class BatchProcessor:
     """Turns batches of messages into rows; holds no state between batches."""
 

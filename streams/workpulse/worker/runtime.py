@@ -30,7 +30,7 @@ from workpulse.metrics import Metrics
 from workpulse.model.event import REASONS
 from workpulse.model.topics import TOPICS
 from workpulse.processing.contract import Contract, EventTimeWindow
-from workpulse.processing.ingest import BatchProcessor
+from workpulse.processing.ingest import BatchProcessor, dead_letter_cut_bytes
 from workpulse.processing.spikes import METRICS, SEVERITIES, SpikeDetector, SpikeDetectorConfig
 from workpulse.resources import contract_path, lexicon_dir
 from workpulse.sinks.clickhouse import Sink
@@ -142,6 +142,7 @@ class Worker:
             },
         )
         await self._check_reports_topic()
+        await self._fit_dead_letters()
         await self.publisher.start()
         await self.sink.warm_up()
         # The ingest first: Faust's start returns once the counts agent has recovered
@@ -168,6 +169,37 @@ class Worker:
         problem = cleanup_policy_problem(self.reports_topic, policy)
         if problem is not None:
             raise ReportsTopicUnusable(problem)
+
+    async def _fit_dead_letters(self) -> None:
+        """A dead-letter topic made before (by hand, or by a worker with a lower
+        max_message_bytes) may take smaller messages than a dead letter of up to
+        max_message_bytes: the broker would refuse one, and the worker stop on it at
+        every restart. Its dead letters are cut to fit then, and a warning says how to
+        raise the topic's limit. A broker that does not say: nothing is changed."""
+        topic = self.settings.dlq_topic
+        try:
+            value = await call_in_daemon_thread(
+                topic_config, self.kafka_admin, topic, "max.message.bytes"
+            )
+        except AdminError as exc:
+            log.warning("%s; dead letters are not fitted to it", exc)
+            return
+        topic_max = int(value) if value is not None and value.strip().isdigit() else None
+        wanted = self.settings.max_message_bytes
+        cut = dead_letter_cut_bytes(wanted, topic_max)
+        if cut < wanted:
+            log.warning(
+                "the dead-letter topic %s takes messages of up to %s bytes: its dead "
+                "letters keep at most %d bytes of a message's value and of its key (header "
+                "truncated_from: the whole size), not max_message_bytes (%d); set its "
+                "max.message.bytes to %s to keep them",
+                topic,
+                topic_max,
+                cut,
+                wanted,
+                dead_letter_topic_configs(wanted)["max.message.bytes"],
+            )
+            self.ingest.dead_letter_max_bytes = cut
 
     def raise_failure(self) -> None:
         if self.failure is not None:

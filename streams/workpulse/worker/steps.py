@@ -212,6 +212,9 @@ class IngestStep:
         self.report_interval_s = report_interval_s
         self.clock = clock
         self.marks: dict[tuple[str, int], PartitionMark] = {}
+        self.dead_letter_max_bytes: int | None = None
+        """The most of a message's value and key its dead letter keeps in the dead-letter
+        topic, if less than max_message_bytes (`Worker.start`: a topic that takes less)."""
         self._reported: dict[tuple[str, int], int] = {}
         """Per partition, the minute (of watermark minus grace) last reported: the windows
         that may close change only when it does."""
@@ -447,6 +450,8 @@ class IngestStep:
         # 2. Kafka: dead letters, then every topic's watermarks; all acknowledged.
         deliveries: list[Awaitable[Any]] = []
         limit = self.processor.max_message_bytes
+        if self.dead_letter_max_bytes is not None:
+            limit = min(limit, self.dead_letter_max_bytes)
         for msg, rejection in out.dlq:
             payload = dead_letter_payload(msg.value, limit)
             dead_key = None if msg.key is None else dead_letter_payload(msg.key, limit)
