@@ -248,6 +248,12 @@ def test_a_message_too_large_for_the_dead_letter_topic_is_cut_and_the_worker_run
     assert_dlq_complete(db, broker.bootstrap, f"{topic}-dlq", topic)
     sizes = dlq_sizes(broker.bootstrap, f"{topic}-dlq")
     assert sorted(v for v in sizes if v[1] is not None) == [(limit, str(big + 2).encode())] * 3
+    cut_keys = [
+        (len(r.key), dict(r.headers).get("key_truncated_from"))
+        for r in dlq_records(broker.bootstrap, f"{topic}-dlq")
+        if (r.key or b"").startswith(b"kkk")
+    ]
+    assert cut_keys == [(limit, str(big).encode())] * 3
     # the worker made the dead-letter topic to take them (Kafka's default, ~1 MB, here)
     assert topic_config(broker.bootstrap, f"{topic}-dlq", "max.message.bytes") == "1048588"
 

@@ -140,7 +140,9 @@ class Progress:
                 self.topic_videos[topic] = self.topic_videos.get(topic, 0) + n
 
 
-def _headers(msg: Message, reason: str, detail: str, payload: bytes) -> list[tuple[str, bytes]]:
+def _headers(
+    msg: Message, reason: str, detail: str, payload: bytes, key: bytes | None
+) -> list[tuple[str, bytes]]:
     headers = [
         ("reason", reason.encode()),
         ("detail", detail.encode("utf-8", "replace")[:1000]),
@@ -148,6 +150,8 @@ def _headers(msg: Message, reason: str, detail: str, payload: bytes) -> list[tup
     ]
     if len(payload) < len(msg.value):  # cut (`dead_letter_payload`): its size whole
         headers.append(("truncated_from", str(len(msg.value)).encode()))
+    if msg.key is not None and key is not None and len(key) < len(msg.key):  # the key too
+        headers.append(("key_truncated_from", str(len(msg.key)).encode()))
     return headers
 
 
@@ -460,7 +464,7 @@ class IngestStep:
                     self.dlq_topic,
                     dead_key,
                     payload,
-                    _headers(msg, rejection.reason, rejection.detail, payload),
+                    _headers(msg, rejection.reason, rejection.detail, payload, dead_key),
                 )
             )
         for key, event_time in out.watermarks.items():
