@@ -208,3 +208,38 @@ def test_a_start_that_fails_after_the_ingest_started_stops_the_ingest(ingest_sta
     with pytest.raises(RuntimeError, match="Faust's start failed"):
         asyncio.run(run_until(worker, asyncio.Event()))
     assert stopped == ([True] if ingest_started else [])
+
+
+@pytest.mark.parametrize("on_cancel", ["cancelled", "error"])
+def test_a_stop_during_the_start_stops_what_started(on_cancel: str) -> None:
+    """A stop asked for while the worker starts cancels the start and stops the worker,
+    whatever the cancelled start ends with: a part that turns the cancellation into an
+    error of its own skipped the stop (the ingest stayed in its group)."""
+    stopped: list[bool] = []
+    started = asyncio.Event()
+
+    async def start() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            if on_cancel == "error":
+                raise RuntimeError("connection closed while joining") from None
+            raise
+
+    async def stop() -> None:
+        stopped.append(True)
+
+    async def main() -> None:
+        worker: Any = SimpleNamespace(
+            start=start, stop=stop, failed=asyncio.Event(), raise_failure=lambda: None,
+            consumer=SimpleNamespace(running=True),
+        )  # fmt: skip
+        stop_asked = asyncio.Event()
+        running = asyncio.ensure_future(run_until(worker, stop_asked))
+        await started.wait()
+        stop_asked.set()
+        await asyncio.wait_for(running, 30)
+
+    asyncio.run(main())
+    assert stopped == [True]

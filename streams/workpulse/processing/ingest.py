@@ -133,6 +133,15 @@ def dead_letter_cut_bytes(max_message_bytes: int, topic_max_bytes: int | None) -
     return max(0, min(max_message_bytes, (topic_max_bytes - DEAD_LETTER_HEADROOM_BYTES) // 2))
 
 
+def dead_letter_batch_bytes(batch_bytes: int, topic_max_bytes: int | None) -> int:
+    """The producer's batch size that keeps a batch of dead letters within the dead-letter
+    topic's max.message.bytes (`topic_max_bytes`; None: not known): a broker checks a
+    whole batch against it, and dead letters cut to fit one by one still share batches."""
+    if topic_max_bytes is None:
+        return batch_bytes
+    return max(1, min(batch_bytes, topic_max_bytes - DEAD_LETTER_HEADROOM_BYTES))
+
+
 class BatchProcessor:
     """Turns batches of messages into rows; holds no state between batches."""
 

@@ -30,7 +30,11 @@ from workpulse.metrics import Metrics
 from workpulse.model.event import REASONS
 from workpulse.model.topics import TOPICS
 from workpulse.processing.contract import Contract, EventTimeWindow
-from workpulse.processing.ingest import BatchProcessor, dead_letter_cut_bytes
+from workpulse.processing.ingest import (
+    BatchProcessor,
+    dead_letter_batch_bytes,
+    dead_letter_cut_bytes,
+)
 from workpulse.processing.spikes import METRICS, SEVERITIES, SpikeDetector, SpikeDetectorConfig
 from workpulse.resources import contract_path, lexicon_dir
 from workpulse.sinks.clickhouse import Sink
@@ -174,8 +178,9 @@ class Worker:
         """A dead-letter topic made before (by hand, or by a worker with a lower
         max_message_bytes) may take smaller messages than a dead letter of up to
         max_message_bytes: the broker would refuse one, and the worker stop on it at
-        every restart. Its dead letters are cut to fit then, and a warning says how to
-        raise the topic's limit. A broker that does not say: nothing is changed."""
+        every restart. Its dead letters are cut to fit then (a warning says how to raise
+        the topic's limit), and the producer's batches, which a broker checks whole, kept
+        within it. A broker that does not say: nothing is changed."""
         topic = self.settings.dlq_topic
         try:
             value = await call_in_daemon_thread(
@@ -185,6 +190,10 @@ class Worker:
             log.warning("%s; dead letters are not fitted to it", exc)
             return
         topic_max = int(value) if value is not None and value.strip().isdigit() else None
+        # Dead letters share the producer's batches, checked whole against the limit.
+        self.publisher.max_batch_bytes = dead_letter_batch_bytes(
+            self.publisher.max_batch_bytes, topic_max
+        )
         wanted = self.settings.max_message_bytes
         cut = dead_letter_cut_bytes(wanted, topic_max)
         if cut < wanted:
@@ -587,10 +596,13 @@ async def run_until(worker: Worker, stop: asyncio.Event) -> None:
         task.cancel()
     if not starting.done():
         starting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await starting
+        # Whatever the cancelled start ends with (a part may turn the cancellation into
+        # an error of its own), what started is stopped.
+        (ended,) = await asyncio.gather(starting, return_exceptions=True)
         await stop_saying_why(worker)
         worker.raise_failure()
+        if isinstance(ended, Exception) and not isinstance(ended, asyncio.CancelledError):
+            log.warning("the start ended with an error when stopped: %s", first_line(ended))
         return
     if starting.exception() is not None and worker.consumer.running:
         # Faust's start failed after the ingest's: the ingest leaves its group and sends
