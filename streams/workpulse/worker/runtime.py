@@ -189,7 +189,10 @@ class Worker:
         except AdminError as exc:
             log.warning("%s; dead letters are not fitted to it", exc)
             return
-        topic_max = int(value) if value is not None and value.strip().isdigit() else None
+        try:
+            topic_max = int(value) if value is not None else None
+        except ValueError:  # not a number: as if the broker did not say
+            topic_max = None
         # Dead letters share the producer's batches, checked whole against the limit.
         self.publisher.max_batch_bytes = dead_letter_batch_bytes(
             self.publisher.max_batch_bytes, topic_max
