@@ -43,6 +43,7 @@ class Settings(BaseSettings):
         frozen=True,
         extra="forbid",
         validate_default=True,
+        allow_inf_nan=False,  # an infinite timeout or grace is no setting: refused here
     )
 
     # -- Kafka ------------------------------------------------------------------------
@@ -71,8 +72,10 @@ class Settings(BaseSettings):
     kafka_session_timeout_s: float | None = _s(
         None,
         "Consumer group session timeout, in seconds. Unset: 2 s in the demo on the "
-        "embedded broker (it answers a join after about half of it), else 10 s.",
+        "embedded broker (it answers a join after about half of it), else 10 s. At "
+        "most 30 s: a group join must end within the clients' request timeouts (40 s).",
         gt=0,
+        le=30,
     )
 
     # -- ClickHouse -------------------------------------------------------------------

@@ -55,6 +55,8 @@ def test_help_names_the_variables(verb: str, variables: list[str]) -> None:
     ("args", "message"),
     [
         (["worker"], "no Kafka"),
+        # before init-db: the worker retried its first read for ever (UNKNOWN_DATABASE)
+        (["worker", "--kafka-bootstrap", "127.0.0.1:9"], "run `workpulse init-db`"),
         (["produce"], "no Kafka"),
         (["query", "SELECT * FROM system.no_such_table"], "no_such_table"),
         (["query", "SELECT * FROM workpulse.video_events"], "workpulse init-db"),
@@ -64,7 +66,8 @@ def test_help_names_the_variables(verb: str, variables: list[str]) -> None:
     ],
 )
 def test_errors_are_one_line(args: list[str], message: str, tmp_path: Path) -> None:
-    result = run(*args, "--data-dir", str(tmp_path)) if args[0] == "query" else run(*args)
+    with_data_dir = args[0] == "query" or len(args) > 1
+    result = run(*args, "--data-dir", str(tmp_path)) if with_data_dir else run(*args)
     assert result.returncode != 0
     lines = [line for line in result.stderr.decode().splitlines() if line.strip()]
     assert len(lines) == 1, lines
@@ -81,6 +84,7 @@ def test_a_busy_metrics_port_is_one_clear_line(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
+        assert run("init-db", "--data-dir", str(tmp_path)).returncode == 0
         result = run("worker", "--kafka-bootstrap", "127.0.0.1:9", "--metrics-host",
                      "127.0.0.1", "--metrics-port", str(port), "--data-dir", str(tmp_path),
                      timeout=120)  # fmt: skip
@@ -100,6 +104,7 @@ def test_a_compacted_reports_topic_is_refused_in_one_line(
     app_id = f"app-{topic_name}"
     create_topics(broker.bootstrap, {topic_name: 1, f"{app_id}-watermarks": 1},
                   configs={f"{app_id}-watermarks": {"cleanup.policy": "compact"}})  # fmt: skip
+    assert run("init-db", "--data-dir", str(tmp_path)).returncode == 0
     result = run("worker", "--kafka-bootstrap", broker.bootstrap, "--input-topic", topic_name,
                  "--app-id", app_id, "--metrics-port", "0", "--data-dir", str(tmp_path),
                  timeout=120)  # fmt: skip

@@ -179,7 +179,7 @@ def test_the_ingest_does_not_wait_for_the_counts_agent_s_recovery(
 
 
 def test_a_stop_while_the_broker_cannot_be_reached_ends_the_worker_at_once(
-    clickhouse: ChdbHttpServer, tmp_path: Path
+    clickhouse: ChdbHttpServer, db: Database, tmp_path: Path
 ) -> None:
     """A worker that cannot reach its broker tries for 30 s to create its topics. A
     SIGTERM meanwhile stopped it at once, and then the process sat silent until the

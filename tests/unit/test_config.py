@@ -83,6 +83,15 @@ def test_typed_values(environ: dict[str, str], field: str, value: object) -> Non
         ({"WORKPULSE_MAX_MESSAGE_BYTES": "1048577"}, "WORKPULSE_MAX_MESSAGE_BYTES"),
         ({"WORKPULSE_METRICS_PORT": "-1"}, "WORKPULSE_METRICS_PORT"),
         ({"WORKPULSE_CLICKHOUSE_URL": "ftp://u:pw@h"}, "WORKPULSE_CLICKHOUSE_URL"),
+        # infinite: the worker failed later with "cannot convert float infinity to integer"
+        ({"WORKPULSE_WINDOW_GRACE_S": "inf"}, "WORKPULSE_WINDOW_GRACE_S"),
+        ({"WORKPULSE_EVENT_TIME_MAX_AHEAD_S": "inf"}, "WORKPULSE_EVENT_TIME_MAX_AHEAD_S"),
+        ({"WORKPULSE_BATCH_TIMEOUT_S": "Infinity"}, "WORKPULSE_BATCH_TIMEOUT_S"),
+        ({"WORKPULSE_SINK_RETRY_MAX_S": "inf"}, "WORKPULSE_SINK_RETRY_MAX_S"),
+        ({"WORKPULSE_SPIKE_MIN_COUNT": "inf"}, "WORKPULSE_SPIKE_MIN_COUNT"),
+        ({"WORKPULSE_IDLE_PARTITION_S": "nan"}, "WORKPULSE_IDLE_PARTITION_S"),
+        # longer than the clients' request timeouts: Faust's consumer thread crashed
+        ({"WORKPULSE_KAFKA_SESSION_TIMEOUT_S": "95"}, "WORKPULSE_KAFKA_SESSION_TIMEOUT_S"),
     ],
 )
 def test_invalid_values_are_one_line_naming_the_variable(

@@ -7,6 +7,10 @@ import pytest
 
 from workpulse.model.event import REASONS, Event, Rejection
 from workpulse.processing.contract import (
+    EVENT_TIME_LAST_MS,
+    EVENT_TIME_MIN_MS,
+    Contract,
+    EventTimeWindow,
     decode_event,
     kind_schema,
     load_schema,
@@ -201,3 +205,41 @@ def test_kind_schema_keeps_rules_that_are_not_about_kind() -> None:
         {"required": ["b"]},
         schema["allOf"][2],
     ]
+
+
+NOW_MS = 1_796_342_400_000  # 2026-12-04T00:00:00Z
+WIDE = EventTimeWindow(min_ms=-(10**12), max_ahead_ms=10**15)  # 1938 .. ~33,700 years ahead
+
+
+@pytest.mark.parametrize(
+    ("window", "event_time_ms", "refused"),
+    [
+        (EventTimeWindow(), NOW_MS, None),
+        (EventTimeWindow(), NOW_MS + 86_400_001, "ahead of the clock"),
+        (EventTimeWindow(), EVENT_TIME_MIN_MS - 1, "is before 2005-01-01"),
+        # whatever the settings, only what the rollups' DateTime holds (1970-2106): an
+        # event of 2200 was counted in a minute of 2063, one of 9999 in 2106
+        (WIDE, EVENT_TIME_LAST_MS, None),
+        (WIDE, EVENT_TIME_LAST_MS + 1, "is after 2106-02-07T06:28:15Z"),
+        (WIDE, 7_258_118_400_000, "is after 2106"),  # 2200-01-01
+        (WIDE, 253_402_300_799_999, "is after 2106"),  # 9999-12-31T23:59:59.999
+        (WIDE, 0, None),
+        (WIDE, -1, "is before 1970-01-01"),
+    ],
+)
+def test_the_event_time_window(
+    window: EventTimeWindow, event_time_ms: int, refused: str | None
+) -> None:
+    said = window.refuse(event_time_ms, NOW_MS)
+    assert (said is None) if refused is None else (said is not None and refused in said), said
+
+
+@pytest.mark.parametrize(
+    "event_time", ["2200-01-01T00:00:00Z", "9999-12-31T23:59:59Z", 253402300799999]
+)
+def test_an_event_after_2106_is_dead_lettered_on_both_paths(event_time: str | int) -> None:
+    contract = Contract.load(window=WIDE)
+    payload = enc(event_time=event_time)
+    for verdict in (contract.decode(payload, now_ms=NOW_MS),
+                    decode_event(payload, contract=contract, now_ms=NOW_MS)):  # fmt: skip
+        assert isinstance(verdict, Rejection) and verdict.reason == "bad_event_time", verdict

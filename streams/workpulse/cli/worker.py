@@ -50,7 +50,7 @@ def command(**kwargs: Any) -> None:
     committed only after rows are durable in ClickHouse; SIGTERM (or Ctrl-C) stops
     cleanly, a second one exits at once (what was not committed is replayed).
     """
-    from workpulse.clickhouse import connect
+    from workpulse.clickhouse import connect, missing_tables
     from workpulse.worker.collector import GcThresholds, tune_gc
     from workpulse.worker.runtime import (
         build_worker,
@@ -64,6 +64,18 @@ def command(**kwargs: Any) -> None:
     if not settings.kafka_bootstrap:
         raise UserError("no Kafka: set --kafka-bootstrap or WORKPULSE_KAFKA_BOOTSTRAP")
     db = connect(settings.clickhouse_url_value, settings.data_dir)
+    try:
+        missing = missing_tables(db, settings.schemas_dir)
+    except Exception:
+        db.close()
+        raise
+    if missing:
+        where = db.transport.describe()
+        db.close()
+        raise UserError(
+            f"{where} has no workpulse tables ({', '.join(missing)}): run `workpulse init-db` "
+            "with the same settings first"
+        )
 
     async def run() -> None:
         gc_thresholds = GcThresholds(settings.batch_size)

@@ -14,7 +14,12 @@ from workpulse.clickhouse.client import (
     DatabaseError,
     QueryResult,
 )
-from workpulse.clickhouse.migrations import apply_schema, schema_files, split_statements
+from workpulse.clickhouse.migrations import (
+    apply_schema,
+    missing_tables,
+    schema_files,
+    split_statements,
+)
 from workpulse.clickhouse.transports import ChdbTransport, HttpTransport
 
 __all__ = [
@@ -28,6 +33,7 @@ __all__ = [
     "QueryResult",
     "apply_schema",
     "connect",
+    "missing_tables",
     "open_embedded",
     "open_server",
     "schema_files",

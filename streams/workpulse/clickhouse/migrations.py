@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from workpulse.clickhouse.client import ClickHouse, DatabaseError
@@ -79,3 +80,23 @@ def apply_schema(db: ClickHouse, schemas: Path | None = None, cluster: bool = Fa
                 raise DatabaseError(f"{path.name}: {exc}") from exc
         applied.append(path.name)
     return applied
+
+
+_CREATE_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS workpulse\.(\w+)")
+
+
+def missing_tables(db: ClickHouse, schemas: Path | None = None) -> list[str]:
+    """The tables of the DDL that the database does not have (all of them when there is
+    no `workpulse` database): a worker started before `workpulse init-db` would retry
+    its first read for ever."""
+    wanted: list[str] = []
+    for path in schema_files(schemas):
+        for stmt in split_statements(path.read_text(encoding="utf-8")):
+            match = _CREATE_TABLE.match(stmt)
+            if match and match.group(1) not in wanted:
+                wanted.append(match.group(1))
+    present = {
+        row[0]
+        for row in db.query("SELECT name FROM system.tables WHERE database = 'workpulse'").rows
+    }
+    return [name for name in wanted if name not in present]

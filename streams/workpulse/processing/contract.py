@@ -49,6 +49,8 @@ COUNTERS = ("author_followers", "views", "likes", "shares", "comments")
 
 EVENT_TIME_MIN_MS = 1_104_537_600_000  # 2005-01-01T00:00:00Z: before the platforms
 EVENT_TIME_MAX_AHEAD_MS = 86_400_000  # one day ahead of the worker's clock
+EVENT_TIME_LAST_MS = 4_294_967_295_999  # 2106-02-07T06:28:15.999Z: the rollups' DateTime ends
+EVENT_TIME_FIRST_MS = 0  # 1970-01-01T00:00:00Z: and starts
 
 
 @dataclass(frozen=True)
@@ -62,9 +64,14 @@ class EventTimeWindow:
     max_ahead_ms: int = EVENT_TIME_MAX_AHEAD_MS
 
     def refuse(self, event_time_ms: int, now_ms: int | None) -> str | None:
-        """Why `event_time_ms` is outside the window (None: inside)."""
-        if event_time_ms < self.min_ms:
-            return f"event_time {_iso(event_time_ms)} is before {_iso(self.min_ms)}"
+        """Why `event_time_ms` is outside the window (None: inside). Whatever the window,
+        never outside 1970–2106, the range of the DateTime the rollups count minutes in
+        (a later event was counted in a minute of 2063 or 2106)."""
+        first = max(self.min_ms, EVENT_TIME_FIRST_MS)
+        if event_time_ms < first:
+            return f"event_time {_iso(event_time_ms)} is before {_iso(first)}"
+        if event_time_ms > EVENT_TIME_LAST_MS:
+            return f"event_time {_iso(event_time_ms)} is after {_iso(EVENT_TIME_LAST_MS)}"
         if now_ms is not None and event_time_ms > now_ms + self.max_ahead_ms:
             ahead_h = (event_time_ms - now_ms) / 3_600_000
             return f"event_time {_iso(event_time_ms)} is {ahead_h:,.0f} h ahead of the clock"
