@@ -111,6 +111,11 @@ def test_the_deployment_wires_probes_config_secret_and_metrics() -> None:
         assert worker[probe]["httpGet"]["port"] == "metrics"
     refs = {next(iter(e.values()))["name"] for e in worker["envFrom"]}
     assert refs == {docs["ConfigMap"]["metadata"]["name"], docs["Secret"]["metadata"]["name"]}
+    # the schema before the workers (a worker refuses a ClickHouse without its tables),
+    # with the same settings
+    (init,) = pod["initContainers"]
+    assert init["args"][0] == "init-db" and init["image"] == worker["image"]
+    assert init["envFrom"] == worker["envFrom"]
     selector = docs["Deployment"]["spec"]["selector"]["matchLabels"]
     assert docs["Service"]["spec"]["selector"] == selector
     assert docs["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"] == selector
