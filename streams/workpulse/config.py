@@ -63,7 +63,11 @@ class Settings(BaseSettings):
     dlq_topic: str = _s("video-events-dlq", "Dead-letter topic for rejected messages.")
     spikes_topic: str = _s("topic-spikes", "Topic receiving one message per spike.")
     partitions: int = _s(
-        4, "Partitions of the topics the worker or the embedded broker creates.", ge=1
+        4,
+        "Partitions of the topics the worker or the embedded broker creates (at most "
+        "10,000: a topic of 10^8 made the embedded broker grow past 20 GB).",
+        ge=1,
+        le=10_000,
     )
     app_id: str = _s("workpulse", "Faust application id (= consumer group).", min_length=1)
     replication_factor: int = _s(

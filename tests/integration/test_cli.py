@@ -61,6 +61,9 @@ def test_help_names_the_variables(verb: str, variables: list[str]) -> None:
         (["query", "SELECT * FROM system.no_such_table"], "no_such_table"),
         (["query", "SELECT * FROM workpulse.video_events"], "workpulse init-db"),
         (["query", "SELECT 1", "--clickhouse-url", "ftp://x"], "http"),
+        # ClickHouse's syntax errors quoted the client's own "FORMAT Native"
+        (["query", "  ;"], "no SQL given"),
+        (["query", "SELECT 1 format JSONEachRow;"], "--format table|csv|json|jsonl"),
         # clickhouse-connect logs a warning of its own (Python's last-resort handler)
         (["query", "SELECT 1", "--clickhouse-url", "http://127.0.0.1:1/x"], "cannot connect"),
     ],

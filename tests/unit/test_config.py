@@ -92,6 +92,7 @@ def test_typed_values(environ: dict[str, str], field: str, value: object) -> Non
         ({"WORKPULSE_IDLE_PARTITION_S": "nan"}, "WORKPULSE_IDLE_PARTITION_S"),
         # longer than the clients' request timeouts: Faust's consumer thread crashed
         ({"WORKPULSE_KAFKA_SESSION_TIMEOUT_S": "95"}, "WORKPULSE_KAFKA_SESSION_TIMEOUT_S"),
+        ({"WORKPULSE_PARTITIONS": "100000000"}, "WORKPULSE_PARTITIONS"),
     ],
 )
 def test_invalid_values_are_one_line_naming_the_variable(

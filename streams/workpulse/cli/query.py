@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from typing import Any
 
@@ -12,6 +13,9 @@ import orjson
 from workpulse.cli.options import CLICKHOUSE, UserError, settings_from, settings_options
 
 FORMATS = ("table", "csv", "json", "jsonl")
+# A trailing FORMAT clause: the client adds its own (FORMAT Native), and ClickHouse's
+# syntax error then quotes text the user never wrote.
+_FORMAT_CLAUSE = re.compile(r"\bFORMAT\s+\w+\s*;?\s*$", re.IGNORECASE)
 
 
 def _jsonable(value: Any) -> Any:
@@ -39,6 +43,13 @@ def command(sql: str, fmt: str, write: bool, **kwargs: Any) -> None:
     """
     from workpulse.clickhouse import DatabaseError, connect
 
+    if not sql.strip().strip(";").strip():
+        raise UserError('no SQL given: workpulse query "SELECT …"')
+    if _FORMAT_CLAUSE.search(sql):
+        raise UserError(
+            "leave out the FORMAT clause: workpulse query picks the format itself "
+            f"(--format {'|'.join(FORMATS)})"
+        )
     settings = settings_from(kwargs)
     db = connect(settings.clickhouse_url_value, settings.data_dir)
     try:
