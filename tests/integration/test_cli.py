@@ -282,6 +282,19 @@ def test_produce_sends_what_kafka_takes_and_names_the_rest(
     ]
 
 
+def test_produce_reads_a_pipe_once(broker: EmbeddedBroker, topic_name: str) -> None:
+    """`… | workpulse produce /dev/stdin`: the file was read twice (a count for the
+    progress bar, then the lines to send), and a pipe's lines all went to the count:
+    "sent 0 messages", exit 0."""
+    create_topics(broker.bootstrap, {topic_name: 1})
+    lines = [b'{"video_id": "%d"}' % i for i in range(50)]
+    result = run("produce", "/dev/stdin", "--kafka-bootstrap", broker.bootstrap,
+                 "--input-topic", topic_name, stdin=b"\n".join(lines) + b"\n")  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    assert f"sent 50 messages to {topic_name}" in result.stderr.decode()
+    assert [m.value for m in read_topic(broker.bootstrap, topic_name, 50)] == lines
+
+
 def read_topic(bootstrap: str, topic: str, n: int) -> list[Any]:
     """The first `n` messages of a one-partition topic."""
     from kafka import KafkaConsumer

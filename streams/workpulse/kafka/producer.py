@@ -65,7 +65,12 @@ def file_messages(path: Path) -> Iterator[RawMessage]:
             yield key, value
 
 
-def count_lines(path: Path) -> int:
+def count_lines(path: Path) -> int | None:
+    """The lines of a regular file, for a progress bar's total; None for a pipe, a FIFO
+    or a device (`/dev/stdin`, `<(…)`): read twice, a pipe's lines went to the count and
+    none were sent."""
+    if not path.is_file():
+        return None
     with path.open("rb") as fh:
         return sum(1 for _ in fh)
 
