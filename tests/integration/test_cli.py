@@ -220,6 +220,22 @@ def test_tag_reads_stdin_and_reports_bad_lines() -> None:
     assert "line 2" in result.stderr.decode()
 
 
+def test_tag_goes_on_when_its_reports_stream_closes(tmp_path: Path) -> None:
+    """`workpulse tag F 2>&1 >out | head -1`: the bad lines' reports stream closes after
+    the first; tagging goes on (it stopped there, exit 0, with nothing on stdout)."""
+    good = orjson.dumps({"event_id": "1", "kind": "publish", "video_id": "v",
+                         "event_time": 1_767_225_600_000, "author_id": "a",
+                         "caption": "I quit my job today"})  # fmt: skip
+    path, out = tmp_path / "mixed.jsonl", tmp_path / "out.jsonl"
+    path.write_bytes(b"".join(good + b"\nnot json\n" for _ in range(5000)))
+    done = subprocess.run(
+        ["bash", "-c", f'"{WORKPULSE}" tag "{path}" 2>&1 >"{out}" | head -1'],
+        capture_output=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.stdout.decode().startswith("line 2: not_json"), done.stdout
+    assert len(out.read_bytes().splitlines()) == 5000
+
+
 def test_demo_replays_a_file_and_accounts_for_every_line(tmp_path: Path) -> None:
     """Broken and duplicate lines included; afterwards `query` reads the same store."""
     messages = [v for _, v in Workload(WorkloadConfig(seed=3)).messages(1500)]

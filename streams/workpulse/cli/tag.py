@@ -12,6 +12,23 @@ import click
 from workpulse.cli.options import LEXICON, UserError, settings_from, settings_options
 
 
+class _Reports:
+    """stderr for the bad lines' reports; once it is closed (`2>&1 >out | head -1`) the
+    reports are dropped and tagging goes on: only a closed stdout ends the run."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.lost = False
+
+    def write(self, text: str) -> int:
+        if not self.lost:
+            try:
+                self.stream.write(text)
+            except (BrokenPipeError, ValueError):  # closed pipe, or closed file
+                self.lost = True
+        return len(text)
+
+
 @click.command("tag")
 @click.argument("file", required=False, type=click.File("rb"))
 @settings_options("schemas_dir", *LEXICON)
@@ -32,7 +49,7 @@ def command(file: io.BufferedReader | None, **kwargs: Any) -> None:
     )
     infile = file if file is not None else sys.stdin.buffer
     try:
-        status = run_tag(infile, sys.stdout.buffer, sys.stderr, tagger)
+        status = run_tag(infile, sys.stdout.buffer, _Reports(sys.stderr), tagger)  # type: ignore[arg-type]
     except BrokenPipeError:
         # `workpulse tag … | head` is fine.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
