@@ -30,6 +30,11 @@ def env_name(field_name: str) -> str:
     return ENV_PREFIX + field_name.upper()
 
 
+TOPIC_NAME = r"^[A-Za-z0-9._-]+$"
+"""What Kafka takes in a topic name (at most 249 of them): a worker given another name ran
+on for ever, its consumer finding no partitions."""
+
+
 def _s(default: Any, description: str, **kwargs: Any) -> Any:
     return Field(default, description=description, **kwargs)
 
@@ -59,9 +64,21 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = _s(None, "SASL user name.")
     kafka_sasl_password: SecretStr | None = _s(None, "SASL password (never printed).")
     kafka_ssl_cafile: Path | None = _s(None, "CA bundle for SSL/SASL_SSL.")
-    input_topic: str = _s("video-events", "Topic carrying the input events.")
-    dlq_topic: str = _s("video-events-dlq", "Dead-letter topic for rejected messages.")
-    spikes_topic: str = _s("topic-spikes", "Topic receiving one message per spike.")
+    input_topic: str = _s(
+        "video-events", "Topic carrying the input events.", pattern=TOPIC_NAME, max_length=249
+    )
+    dlq_topic: str = _s(
+        "video-events-dlq",
+        "Dead-letter topic for rejected messages.",
+        pattern=TOPIC_NAME,
+        max_length=249,
+    )
+    spikes_topic: str = _s(
+        "topic-spikes",
+        "Topic receiving one message per spike.",
+        pattern=TOPIC_NAME,
+        max_length=249,
+    )
     partitions: int = _s(
         4,
         "Partitions of the topics the worker or the embedded broker creates (at most "
@@ -69,7 +86,14 @@ class Settings(BaseSettings):
         ge=1,
         le=10_000,
     )
-    app_id: str = _s("workpulse", "Faust application id (= consumer group).", min_length=1)
+    app_id: str = _s(
+        "workpulse",
+        "Faust application id (= consumer group; it names the worker's own topics, "
+        "`<app id>-watermarks` and Faust's changelogs: Kafka's topic characters, at most "
+        "200).",
+        pattern=TOPIC_NAME,
+        max_length=200,
+    )
     replication_factor: int = _s(
         1, "Replication factor of the topics the worker creates (3 on a production cluster).", ge=1
     )

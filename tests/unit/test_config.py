@@ -93,6 +93,12 @@ def test_typed_values(environ: dict[str, str], field: str, value: object) -> Non
         # longer than the clients' request timeouts: Faust's consumer thread crashed
         ({"WORKPULSE_KAFKA_SESSION_TIMEOUT_S": "95"}, "WORKPULSE_KAFKA_SESSION_TIMEOUT_S"),
         ({"WORKPULSE_PARTITIONS": "100000000"}, "WORKPULSE_PARTITIONS"),
+        # not a Kafka topic name: the worker ran on for ever, its consumer without partitions
+        ({"WORKPULSE_INPUT_TOPIC": "a b"}, "WORKPULSE_INPUT_TOPIC"),
+        ({"WORKPULSE_DLQ_TOPIC": "a\nb"}, "WORKPULSE_DLQ_TOPIC"),
+        ({"WORKPULSE_SPIKES_TOPIC": "x" * 250}, "WORKPULSE_SPIKES_TOPIC"),
+        ({"WORKPULSE_APP_ID": "my app"}, "WORKPULSE_APP_ID"),
+        ({"WORKPULSE_APP_ID": "a" * 201}, "WORKPULSE_APP_ID"),
     ],
 )
 def test_invalid_values_are_one_line_naming_the_variable(
