@@ -236,6 +236,27 @@ def test_tag_goes_on_when_its_reports_stream_closes(tmp_path: Path) -> None:
     assert len(out.read_bytes().splitlines()) == 5000
 
 
+def test_a_chdb_directory_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    """A second process on a worker's data directory: chDB printed its own "Cannot lock
+    file" line, then failed with an empty "Error initializing EmbeddedServer"."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys\nfrom workpulse.clickhouse import open_embedded\n"
+         f"db = open_embedded({str(tmp_path / 'chdb')!r})\nprint('open', flush=True)\n"
+         "sys.stdin.read()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"open\n"
+        result = run("query", "SELECT 1", "--data-dir", str(tmp_path))
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    lines = [line for line in result.stderr.decode().splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1, lines
+    assert "is in use by another process" in lines[0]
+
+
 def test_demo_replays_a_file_and_accounts_for_every_line(tmp_path: Path) -> None:
     """Broken and duplicate lines included; afterwards `query` reads the same store."""
     messages = [v for _, v in Workload(WorkloadConfig(seed=3)).messages(1500)]

@@ -18,6 +18,7 @@ error messages.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 from pathlib import Path
@@ -30,6 +31,29 @@ _REGISTRY_LOCK = threading.Lock()
 _OPEN: dict[str, ChdbTransport] = {}
 
 EMBEDDED_EXTRA = "pip install 'workpulse[embedded]'"
+
+
+def _refuse_if_in_use(path: str) -> None:
+    """One clear line when another process has the chDB directory open (a worker, the
+    demo): chDB printed its own "Cannot lock file …/status" line and then failed with an
+    empty "Error initializing EmbeddedServer". ClickHouse holds an exclusive flock on
+    its `status` file while it runs; it is tried and released here."""
+    status = os.path.join(path, "status")
+    try:
+        fd = os.open(status, os.O_RDWR)
+    except OSError:  # not made yet (a new directory), or not ours to open: chDB says
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise DatabaseError(
+            f"chDB at {path} is in use by another process (a worker, the demo or a query "
+            "on the same data directory): stop it, or set another --data-dir"
+        ) from None
+    except OSError:
+        return
+    finally:
+        os.close(fd)  # (closing releases the lock)
 
 
 class ChdbTransport:
@@ -59,6 +83,7 @@ class ChdbTransport:
                     f"chDB at {other} is open in this process; chDB hosts one engine "
                     f"per process, close it before opening {self.path}"
                 )
+            _refuse_if_in_use(self.path)
             try:
                 self.client: Any = clickhouse_connect.get_client(interface="chdb", path=self.path)
             except Exception as exc:
