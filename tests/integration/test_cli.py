@@ -257,6 +257,14 @@ def test_a_chdb_directory_in_use_is_one_clear_line(tmp_path: Path) -> None:
     assert "is in use by another process" in lines[0]
 
 
+@pytest.mark.parametrize("hours", ["inf", "nan"])
+def test_spikes_refuses_a_history_that_is_not_a_number(hours: str, tmp_path: Path) -> None:
+    """inf ended in "cannot convert float infinity to integer"."""
+    result = run("spikes", "--history-hours", hours, "--data-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert f"'--history-hours': {hours} is not a number of hours" in result.stderr.decode()
+
+
 def test_demo_replays_a_file_and_accounts_for_every_line(tmp_path: Path) -> None:
     """Broken and duplicate lines included; afterwards `query` reads the same store."""
     messages = [v for _, v in Workload(WorkloadConfig(seed=3)).messages(1500)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,14 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
+def _finite(value: float | None) -> float | None:
+    """inf and nan are no number of hours (inf ended in "cannot convert float infinity
+    to integer")."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of hours")
+    return value
+
+
 @click.command("spikes")
 @click.option(
     "--from",
@@ -55,6 +64,7 @@ def iso(ms: int) -> str:
     "--history-hours",
     type=click.FloatRange(min=0.0),
     default=None,
+    callback=lambda _ctx, _param, value: _finite(value),
     help="Feed the detector only this many hours before --from [default: all the data, "
     "as a worker that ran from the start].",
 )
