@@ -9,7 +9,8 @@ import orjson
 import pytest
 from tests.support.taggers import shared_tagger
 
-from workpulse.processing.jsonl_tagging import BATCH_LINES, run_tag, with_fields
+from workpulse.processing.contract import DEFAULT_MAX_BYTES as LIMIT
+from workpulse.processing.jsonl_tagging import BATCH_LINES, SKIP_CHUNK, run_tag, with_fields
 
 
 @pytest.fixture(scope="module")
@@ -169,10 +170,11 @@ def test_reads_lazily(tagger) -> None:
         def __init__(self) -> None:
             self.served = 0
 
-        def __iter__(self):
-            for i in range(3 * BATCH_LINES):
-                self.served += 1
-                yield orjson.dumps(publish(i, "hybrid work")) + b"\n"
+        def readline(self, size: int | None = -1, /) -> bytes:
+            if self.served == 3 * BATCH_LINES:
+                return b""
+            self.served += 1
+            return orjson.dumps(publish(self.served, "hybrid work")) + b"\n"
 
     source = Lines()
     out = io.BytesIO()
@@ -186,3 +188,47 @@ def test_reads_lazily(tagger) -> None:
     assert run_tag(source, Out(), io.StringIO(), tagger) == 0  # type: ignore[arg-type]
     assert writes[0] <= BATCH_LINES + 1  # first batch written before the rest was read
     assert len(out.getvalue().splitlines()) == 3 * BATCH_LINES
+
+
+class _Reads(io.BytesIO):
+    """A file that records the largest read it was asked for."""
+
+    largest = 0
+
+    def readline(self, size: int | None = -1, /) -> bytes:
+        line = super().readline(size)
+        self.largest = max(self.largest, len(line))
+        return line
+
+
+@pytest.mark.parametrize(
+    ("extra", "reported"),
+    [
+        (0, None),  # at the limit: read and tagged
+        (1, LIMIT + 1),  # a byte over: oversized, its size
+        (5_000_000, LIMIT + 5_000_000),  # 5 MB over: skipped in chunks
+    ],
+)
+@pytest.mark.parametrize("end", [b"\n", b""], ids=["newline", "at-eof"])
+def test_a_long_line_is_never_read_whole(
+    tagger, extra: int, reported: int | None, end: bytes
+) -> None:
+    """A line is read to at most the contract's limit (+ its end): a longer one is
+    skipped in chunks and reported `oversized` with its size. It was read whole first
+    (a 300 MB line took 750 MB; /dev/zero, all there was)."""
+    caption = "I quit my job"
+    event = orjson.dumps(publish(1, caption))
+    padded = event[:-1] + b" " * (LIMIT + extra - len(event)) + b"}"
+    assert len(padded) == LIMIT + extra
+    good = orjson.dumps(publish(2, "laid off"))
+    data = _Reads(good + b"\n" + padded + end if end else good + b"\n" + padded)
+    out, err = io.BytesIO(), io.StringIO()
+    assert run_tag(data, out, err, tagger) == 0
+    tagged = [json.loads(line)["event_id"] for line in out.getvalue().splitlines()]
+    errors = err.getvalue().splitlines()
+    if reported is None:
+        assert tagged == ["e2", "e1"] and errors == []
+    else:
+        assert tagged == ["e2"]
+        assert errors == [f"line 2: oversized: {reported} bytes > limit {LIMIT}"]
+    assert data.largest <= max(LIMIT + 2, SKIP_CHUNK)
