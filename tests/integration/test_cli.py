@@ -234,6 +234,11 @@ def test_tag_goes_on_when_its_reports_stream_closes(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.stdout.decode().startswith("line 2: not_json"), done.stdout
     assert len(out.read_bytes().splitlines()) == 5000
+    # and with its reports stream open, every bad line is reported, exit 0
+    done = subprocess.run([WORKPULSE, "tag", str(path)], capture_output=True, timeout=300,
+                          check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-500:]
+    assert len(done.stderr.decode().splitlines()) == 5000
 
 
 def test_a_chdb_directory_in_use_is_one_clear_line(tmp_path: Path) -> None:

@@ -28,6 +28,13 @@ class _Reports:
                 self.lost = True
         return len(text)
 
+    def flush(self) -> None:
+        if not self.lost:
+            try:
+                self.stream.flush()
+            except (BrokenPipeError, ValueError):
+                self.lost = True
+
 
 @click.command("tag")
 @click.argument("file", required=False, type=click.File("rb"))
