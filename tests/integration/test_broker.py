@@ -20,7 +20,13 @@ from kafka.admin import KafkaAdminClient
 from tests.support.kafka_helpers import by_partition_and_key, keyed_messages, produce, running
 
 from workpulse.dev.broker import BrokerError, EmbeddedBroker
-from workpulse.kafka.admin import AdminError, create_topics, topic_config, wait_for_assignment
+from workpulse.kafka.admin import (
+    AdminError,
+    create_topics,
+    topic_config,
+    topic_configs,
+    wait_for_assignment,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -119,6 +125,10 @@ def test_topics_are_created_with_their_configs(broker: EmbeddedBroker, topic_nam
     assert topic_config(broker.bootstrap, topic_name, "cleanup.policy") == "delete"
     # a topic without configs of its own: the embedded broker says nothing
     assert topic_config(broker.bootstrap, f"{topic_name}-plain", "cleanup.policy") is None
+    # several topics in one request (the worker's start reads two)
+    assert topic_configs(broker.bootstrap, {topic_name: "cleanup.policy",
+                                            f"{topic_name}-plain": "cleanup.policy"}) == {
+        topic_name: "delete", f"{topic_name}-plain": None}  # fmt: skip
 
 
 def _admin_threads() -> list[str]:

@@ -94,31 +94,43 @@ def create_topics(
 def topic_config(
     bootstrap: str | Mapping[str, Any], topic: str, key: str, timeout_s: float = 10.0
 ) -> str | None:
-    """The value of the topic config `key` (its own or the broker's default), or None
-    when the broker does not say: the embedded broker describes only the configs a topic
-    was created with, and kafka-python does not raise on a resource's error (an
-    authorization failure, an unknown topic) but leaves its configs empty."""
+    """The value of the topic config `key` (`topic_configs` for one topic)."""
+    return topic_configs(bootstrap, {topic: key}, timeout_s)[topic]
+
+
+def topic_configs(
+    bootstrap: str | Mapping[str, Any], wanted: Mapping[str, str], timeout_s: float = 10.0
+) -> dict[str, str | None]:
+    """Per topic of `wanted` (topic -> config key), the value of that config (its own or
+    the broker's default), or None when the broker does not say: the embedded broker
+    describes only the configs a topic was created with, and kafka-python does not raise
+    on a resource's error (an authorization failure, an unknown topic) but leaves its
+    configs empty. One client and one request for them all."""
     from kafka.admin import ConfigResource, ConfigResourceType
     from kafka.errors import KafkaError
 
+    names = ", ".join(wanted)
     try:
         admin = _admin_client(bootstrap, timeout_s)
     except KafkaError as exc:
-        raise AdminError(f"could not read the configs of topic {topic}: {exc}") from exc
+        raise AdminError(f"could not read the configs of topic {names}: {exc}") from exc
     try:
         described = admin.describe_configs(
             # all of them (asking for `key` alone made the embedded broker drop the
             # connection), whatever their source (a broker default included)
-            [ConfigResource(ConfigResourceType.TOPIC, topic)],
+            [ConfigResource(ConfigResourceType.TOPIC, topic) for topic in wanted],
             config_filter="all",
         )
     except KafkaError as exc:
-        raise AdminError(f"could not read the configs of topic {topic}: {exc}") from exc
+        raise AdminError(f"could not read the configs of topic {names}: {exc}") from exc
     finally:
         admin.close()
-    entry = described.get("topic", {}).get(topic, {}).get(key)
-    value = entry.get("value") if isinstance(entry, Mapping) else None
-    return str(value) if value is not None else None
+    values: dict[str, str | None] = {}
+    for topic, key in wanted.items():
+        entry = described.get("topic", {}).get(topic, {}).get(key)
+        value = entry.get("value") if isinstance(entry, Mapping) else None
+        values[topic] = str(value) if value is not None else None
+    return values
 
 
 async def wait_for_assignment(

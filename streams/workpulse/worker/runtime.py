@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from workpulse.clickhouse import Database
 from workpulse.config import Settings
 from workpulse.errors import first_line
-from workpulse.kafka.admin import AdminError, create_topics, topic_config
+from workpulse.kafka.admin import AdminError, create_topics, topic_configs
 from workpulse.kafka.daemon_call import call_in_daemon_thread
 from workpulse.kafka.group_offsets import GroupOffsets
 from workpulse.kafka.settings import connection, kafka_python_options
@@ -145,8 +145,20 @@ class Worker:
                 self.settings.dlq_topic: dead_letter_topic_configs(self.settings.max_message_bytes),
             },
         )
-        await self._check_reports_topic()
-        await self._fit_dead_letters()
+        # The two topics' configs the worker depends on, in one request.
+        wanted = {
+            self.reports_topic: "cleanup.policy",
+            self.settings.dlq_topic: "max.message.bytes",
+        }
+        try:
+            configs = await call_in_daemon_thread(topic_configs, self.kafka_admin, wanted)
+        except AdminError as exc:
+            log.warning(
+                "%s; the reports' cleanup.policy and the dead letters' size are not checked", exc
+            )
+            configs = dict.fromkeys(wanted)
+        self._check_reports_topic(configs[self.reports_topic])
+        self._fit_dead_letters(configs[self.settings.dlq_topic])
         await self.publisher.start()
         await self.sink.warm_up()
         # The ingest first: Faust's start returns once the counts agent has recovered
@@ -158,37 +170,23 @@ class Worker:
         await self.app.start()
         self._lag_task = asyncio.create_task(self._report_lag(), name="workpulse-lag")
 
-    async def _check_reports_topic(self) -> None:
+    def _check_reports_topic(self, policy: str | None) -> None:
         """Refuses a compacted reports' topic (one made before workpulse created it with
         `cleanup.policy=delete`, or changed since): the report check would stop the
         worker at every start. A broker that does not say (or cannot be asked) is no
         reason not to start: the worker starts unchecked."""
-        try:
-            policy = await call_in_daemon_thread(
-                topic_config, self.kafka_admin, self.reports_topic, "cleanup.policy"
-            )
-        except AdminError as exc:
-            log.warning("%s; its cleanup.policy is not checked", exc)
-            return
         problem = cleanup_policy_problem(self.reports_topic, policy)
         if problem is not None:
             raise ReportsTopicUnusable(problem)
 
-    async def _fit_dead_letters(self) -> None:
+    def _fit_dead_letters(self, value: str | None) -> None:
         """A dead-letter topic made before (by hand, or by a worker with a lower
-        max_message_bytes) may take smaller messages than a dead letter of up to
-        max_message_bytes: the broker would refuse one, and the worker stop on it at
-        every restart. Its dead letters are cut to fit then (a warning says how to raise
-        the topic's limit), and the producer's batches, which a broker checks whole, kept
-        within it. A broker that does not say: nothing is changed."""
-        topic = self.settings.dlq_topic
-        try:
-            value = await call_in_daemon_thread(
-                topic_config, self.kafka_admin, topic, "max.message.bytes"
-            )
-        except AdminError as exc:
-            log.warning("%s; dead letters are not fitted to it", exc)
-            return
+        max_message_bytes) may take smaller messages (its max.message.bytes: `value`)
+        than a dead letter of up to max_message_bytes: the broker would refuse one, and
+        the worker stop on it at every restart. Its dead letters are cut to fit then (a
+        warning says how to raise the topic's limit), and the producer's batches, which
+        a broker checks whole, kept within it. A broker that does not say: nothing is
+        changed."""
         try:
             topic_max = int(value) if value is not None else None
         except ValueError:  # not a number: as if the broker did not say
@@ -205,7 +203,7 @@ class Worker:
                 "letters keep at most %d bytes of a message's value and of its key (header "
                 "truncated_from: the whole size), not max_message_bytes (%d); set its "
                 "max.message.bytes to %s to keep them",
-                topic,
+                self.settings.dlq_topic,
                 topic_max,
                 cut,
                 wanted,
