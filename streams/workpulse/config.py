@@ -39,6 +39,10 @@ def _s(default: Any, description: str, **kwargs: Any) -> Any:
     return Field(default, description=description, **kwargs)
 
 
+def _topic(default: str, description: str) -> Any:
+    return _s(default, description, pattern=TOPIC_NAME, max_length=249)
+
+
 class Settings(BaseSettings):
     """Every setting of workpulse. Immutable; `replace` returns a changed copy."""
 
@@ -64,21 +68,9 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = _s(None, "SASL user name.")
     kafka_sasl_password: SecretStr | None = _s(None, "SASL password (never printed).")
     kafka_ssl_cafile: Path | None = _s(None, "CA bundle for SSL/SASL_SSL.")
-    input_topic: str = _s(
-        "video-events", "Topic carrying the input events.", pattern=TOPIC_NAME, max_length=249
-    )
-    dlq_topic: str = _s(
-        "video-events-dlq",
-        "Dead-letter topic for rejected messages.",
-        pattern=TOPIC_NAME,
-        max_length=249,
-    )
-    spikes_topic: str = _s(
-        "topic-spikes",
-        "Topic receiving one message per spike.",
-        pattern=TOPIC_NAME,
-        max_length=249,
-    )
+    input_topic: str = _topic("video-events", "Topic carrying the input events.")
+    dlq_topic: str = _topic("video-events-dlq", "Dead-letter topic for rejected messages.")
+    spikes_topic: str = _topic("topic-spikes", "Topic receiving one message per spike.")
     partitions: int = _s(
         4,
         "Partitions of the topics the worker or the embedded broker creates (at most "
