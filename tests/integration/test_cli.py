@@ -70,12 +70,40 @@ def test_help_names_the_variables(verb: str, variables: list[str]) -> None:
 )
 def test_errors_are_one_line(args: list[str], message: str, tmp_path: Path) -> None:
     with_data_dir = args[0] == "query" or len(args) > 1
+    (tmp_path / "chdb").mkdir()  # a store, empty: readers refuse a missing one
     result = run(*args, "--data-dir", str(tmp_path)) if with_data_dir else run(*args)
     assert result.returncode != 0
     lines = [line for line in result.stderr.decode().splitlines() if line.strip()]
     assert len(lines) == 1, lines
     assert message in lines[0]
     assert "Traceback" not in result.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["query", "SELECT 1"], ["report"], ["report", "-o", "-"], ["spikes"],
+     ["worker", "--kafka-bootstrap", "127.0.0.1:9"]],
+)  # fmt: skip
+def test_readers_refuse_a_data_directory_that_is_not_there(args: list[str], tmp_path: Path) -> None:
+    """A mistyped --data-dir made an empty store there (`report --data-dir /nonexistent`
+    created /nonexistent/chdb) before saying there was no data."""
+    missing = tmp_path / "typo"
+    result = run(*args, "--data-dir", str(missing))
+    lines = [line for line in result.stderr.decode().splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1, lines
+    assert f"no workpulse data at {missing / 'chdb'}: run `workpulse init-db`" in lines[0]
+    assert not missing.exists()
+    assert result.stdout == b""
+
+
+def test_a_data_directory_that_is_not_utf8_is_one_clear_line(tmp_path: Path) -> None:
+    """chDB's binding takes UTF-8 text only: it said "incompatible constructor arguments"."""
+    path = os.fsencode(tmp_path) + b"/\xff"
+    result = subprocess.run([WORKPULSE, "init-db", "--data-dir", path], capture_output=True,
+                            timeout=120, check=False)  # fmt: skip
+    lines = [line for line in result.stderr.decode().splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1, lines
+    assert "chDB needs a UTF-8 path" in lines[0]
 
 
 def test_a_busy_metrics_port_is_one_clear_line(tmp_path: Path) -> None:
@@ -241,6 +269,19 @@ def test_tag_goes_on_when_its_reports_stream_closes(tmp_path: Path) -> None:
     assert len(done.stderr.decode().splitlines()) == 5000
 
 
+@pytest.mark.parametrize(
+    ("redirect", "message"),
+    [(">&-", "stdout is closed"), ("<&-", "no FILE given and stdin is closed")],
+)
+def test_tag_with_a_standard_stream_closed_is_one_clear_line(redirect: str, message: str) -> None:
+    """Started with stdout closed it said "'NoneType' object has no attribute 'buffer'"."""
+    done = subprocess.run(["bash", "-c", f'"{WORKPULSE}" tag {redirect}'], capture_output=True,
+                          timeout=120, check=False)  # fmt: skip
+    lines = [line for line in done.stderr.decode().splitlines() if line.strip()]
+    assert done.returncode == 1 and len(lines) == 1, lines
+    assert message in lines[0]
+
+
 def test_a_chdb_directory_in_use_is_one_clear_line(tmp_path: Path) -> None:
     """A second process on a worker's data directory: chDB printed its own "Cannot lock
     file" line, then failed with an empty "Error initializing EmbeddedServer"."""
@@ -307,6 +348,11 @@ def test_demo_replays_a_file_and_accounts_for_every_line(tmp_path: Path) -> None
         str(data_dir),
     )
     assert json.loads(counted.stdout) == {"n": 1500}
+    # `report -o -` writes the page to stdout (it wrote a file named "-")
+    page = run("report", "-o", "-", "--data-dir", str(data_dir))
+    assert page.returncode == 0, page.stderr.decode()[-2000:]
+    assert page.stdout.startswith(b"<!DOCTYPE html>") and b'id="report-data"' in page.stdout
+    assert not Path("-").exists()
 
 
 def test_produce_sends_what_kafka_takes_and_names_the_rest(

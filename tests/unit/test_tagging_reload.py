@@ -205,3 +205,18 @@ def test_reload_does_not_block_the_caller(lexdir: Path, monkeypatch) -> None:
     assert settle(reloader) is True
     assert reloader.current().version == "test.3"
     assert not reloader.pending
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: None, "does not exist"),
+        # a file given as the directory was said not to exist
+        (lambda p: p.write_text("{}"), "is not a directory"),
+    ],
+)
+def test_a_lexicon_directory_that_is_not_one_is_named(tmp_path: Path, make, message) -> None:
+    path = tmp_path / "lexicons"
+    make(path)
+    with pytest.raises(LexiconError, match=f"lexicon directory {path} {message}"):
+        load_tagger(path)

@@ -51,7 +51,7 @@ def command(sql: str, fmt: str, write: bool, **kwargs: Any) -> None:
             f"(--format {'|'.join(FORMATS)})"
         )
     settings = settings_from(kwargs)
-    db = connect(settings.clickhouse_url_value, settings.data_dir)
+    db = connect(settings.clickhouse_url_value, settings.data_dir, create=False)
     try:
         result = db.query(sql, readonly=not write)
     except DatabaseError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,8 @@ from workpulse.cli.options import CLICKHOUSE, SPIKES, UserError, settings_from, 
 @click.option(
     "--output",
     "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="HTML file to write (default: report.html in the data directory).",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="HTML file to write, or - for stdout (default: report.html in the data directory).",
 )
 @settings_options(*CLICKHOUSE, *SPIKES)
 def command(output: Path | None, **kwargs: Any) -> None:
@@ -24,12 +25,12 @@ def command(output: Path | None, **kwargs: Any) -> None:
     and language, top videos, the copycat index of each wave. One file, no network
     needed to view it."""
     from workpulse.clickhouse import DatabaseError, connect
-    from workpulse.report import collect, write_report
+    from workpulse.report import collect, render, write_report
     from workpulse.worker.minutes import read_observations
     from workpulse.worker.runtime import spike_config
 
     settings = settings_from(kwargs)
-    db = connect(settings.clickhouse_url_value, settings.data_dir)
+    db = connect(settings.clickhouse_url_value, settings.data_dir, create=False)
     try:
         data = collect(db, read_observations, spike_config(settings))
     except DatabaseError as exc:
@@ -41,5 +42,8 @@ def command(output: Path | None, **kwargs: Any) -> None:
         raise
     finally:
         db.close()
+    if output == Path("-"):
+        sys.stdout.write(render(data))
+        return
     path = write_report(data, output or settings.data_dir / "report.html")
     click.echo(f"report written to {path}")

@@ -97,7 +97,7 @@ def command(
     from workpulse.worker.runtime import spike_config
 
     settings = settings_from(kwargs)
-    db = connect(settings.clickhouse_url_value, settings.data_dir)
+    db = connect(settings.clickhouse_url_value, settings.data_dir, create=False)
     try:
         span = time_range(db)
         if span is None:

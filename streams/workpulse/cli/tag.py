@@ -18,7 +18,7 @@ class _Reports:
 
     def __init__(self, stream: Any) -> None:
         self.stream = stream
-        self.lost = False
+        self.lost = stream is None  # started with stderr closed (`2>&-`)
 
     def write(self, text: str) -> int:
         if not self.lost:
@@ -49,6 +49,11 @@ def command(file: io.BufferedReader | None, **kwargs: Any) -> None:
     from workpulse.resources import lexicon_dir
     from workpulse.tagging import load_tagger
 
+    # Started with a standard stream closed (`>&-`, `<&-`), Python sets it to None.
+    if sys.stdout is None:
+        raise UserError("stdout is closed: there is nowhere to write the tagged events")
+    if file is None and sys.stdin is None:
+        raise UserError("no FILE given and stdin is closed: nothing to tag")
     settings = settings_from(kwargs)
     tagger = load_tagger(
         lexicon_dir(settings.lexicon_dir, settings.schemas_dir),

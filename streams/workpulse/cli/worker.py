@@ -63,7 +63,7 @@ def command(**kwargs: Any) -> None:
     setup_logging(settings.log_level)
     if not settings.kafka_bootstrap:
         raise UserError("no Kafka: set --kafka-bootstrap or WORKPULSE_KAFKA_BOOTSTRAP")
-    db = connect(settings.clickhouse_url_value, settings.data_dir)
+    db = connect(settings.clickhouse_url_value, settings.data_dir, create=False)
     try:
         missing = missing_tables(db, settings.schemas_dir)
     except Exception:

@@ -41,9 +41,9 @@ __all__ = [
 ]
 
 
-def open_embedded(path: Path | str) -> ClickHouse:
-    """chDB persisted under `path` (one per process)."""
-    return ClickHouse(ChdbTransport(path))
+def open_embedded(path: Path | str, *, create: bool = True) -> ClickHouse:
+    """chDB persisted under `path` (one per process); `create=False`: only if it exists."""
+    return ClickHouse(ChdbTransport(path, create=create))
 
 
 def open_server(url: str) -> ClickHouse:
@@ -52,10 +52,11 @@ def open_server(url: str) -> ClickHouse:
     return ClickHouse(transport, transport.database)
 
 
-def connect(url: str | None, data_dir: Path) -> ClickHouse:
-    """None -> embedded chDB at data_dir/"chdb"; http(s)://user:pass@host:port/db -> server."""
+def connect(url: str | None, data_dir: Path, *, create: bool = True) -> ClickHouse:
+    """None -> embedded chDB at data_dir/"chdb" (made unless `create=False`);
+    http(s)://user:pass@host:port/db -> server."""
     if url is None or url == "":
-        return open_embedded(Path(data_dir) / "chdb")
+        return open_embedded(Path(data_dir) / "chdb", create=create)
     if url.startswith(("http://", "https://")):
         return open_server(url)
     raise DatabaseError("ClickHouse URL must start with http:// or https:// (or be unset)")

@@ -59,7 +59,9 @@ def _refuse_if_in_use(path: str) -> None:
 class ChdbTransport:
     """chDB (the ClickHouse engine in-process) persisted under `path`."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, create: bool = True) -> None:
+        """`create=False` is for readers (query, report, spikes, a worker): a directory
+        that is not there is a mistyped path or a store never made, not a new store."""
         try:
             import chdb  # noqa: F401  - only to say clearly what is missing
         except ImportError:
@@ -69,6 +71,17 @@ class ChdbTransport:
             ) from None
         import clickhouse_connect
 
+        try:
+            os.fsdecode(path).encode("utf-8")
+        except UnicodeEncodeError:  # chDB's binding takes UTF-8 text only
+            raise DatabaseError(
+                f"chDB needs a UTF-8 path: {os.fsdecode(path)!r} is not one"
+            ) from None
+        if not create and not Path(path).is_dir():
+            raise DatabaseError(
+                f"no workpulse data at {path}: run `workpulse init-db` (or `workpulse "
+                "demo`) first, or point --data-dir / WORKPULSE_CLICKHOUSE_URL at the data"
+            )
         Path(path).mkdir(parents=True, exist_ok=True)
         self.path = os.path.realpath(path)
         with _REGISTRY_LOCK:

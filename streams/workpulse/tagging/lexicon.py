@@ -525,7 +525,8 @@ def _string_list(value: Any, where: str) -> list[str]:
 def compile_lexicon(directory: Path) -> CompiledLexicon:
     """Read and compile every lexicon file of ``directory``; raise LexiconError if bad."""
     if not directory.is_dir():
-        raise LexiconError(f"lexicon directory {directory} does not exist")
+        what = "is not a directory" if directory.exists() else "does not exist"
+        raise LexiconError(f"lexicon directory {directory} {what}")
     files = lexicon_files(directory)
     common_path = directory / COMMON_FILE
     if common_path not in files:
