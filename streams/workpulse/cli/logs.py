@@ -17,5 +17,9 @@ def setup_logging(level: str, file: Path | None = None) -> None:
     )
     # Faust and aiokafka are chatty at INFO; keep them to warnings unless asked.
     if level.upper() != "DEBUG":
-        for name in ("faust", "mode", "aiokafka", "kafka"):
+        for name in ("faust", "mode", "aiokafka"):
             logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
+        # kafka-python serves only calls whose failures workpulse reports itself (topic
+        # creation and configs at start, the report check's offset lookups); its own
+        # lines were four per retry while a broker did not answer (~20 before ours).
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)

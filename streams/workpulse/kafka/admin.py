@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
 from workpulse.kafka.clients import start_client
+
+log = logging.getLogger(__name__)
+
+FIRST_TRY_S = 3.0  # the first bootstrap's limit: after it, a warning says what is going on
 
 
 class AdminError(RuntimeError):
@@ -53,15 +58,28 @@ def create_topics(
     from kafka.admin import NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+    servers = options.get("bootstrap_servers") or []
+    where = servers if isinstance(servers, str) else ",".join(servers)
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
+    first = True
     while time.monotonic() < deadline:
+        # The first try is short, so that a broker that does not answer is said at once
+        # (kafka-python's own retry lines are kept out of the log: `setup_logging`).
+        left = max(1.0, deadline - time.monotonic())
         try:
-            admin = _admin_client(options, max(1.0, deadline - time.monotonic()))
+            admin = _admin_client(options, min(left, FIRST_TRY_S) if first else left)
         except KafkaError as exc:
             last = exc
+            if first:
+                log.warning(
+                    "Kafka at %s does not answer yet (%s); trying for %.0f s more",
+                    where, exc, max(0.0, deadline - time.monotonic()),
+                )  # fmt: skip
+            first = False
             time.sleep(0.2)
             continue
+        first = False
         try:
             existing = set(admin.list_topics())
             missing = [
@@ -83,11 +101,6 @@ def create_topics(
             time.sleep(0.2)
         finally:
             admin.close()
-    where = (
-        ",".join(options.get("bootstrap_servers") or [])
-        if not isinstance(bootstrap, str)
-        else bootstrap
-    )
     raise AdminError(f"could not create topics {sorted(topics)} on {where}: {last}")
 
 
