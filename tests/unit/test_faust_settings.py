@@ -50,3 +50,20 @@ def test_demo_uses_short_session_on_the_embedded_broker(
 def test_bootstrap_list_becomes_faust_urls() -> None:
     conf = faust_settings(Settings(), "k1:9092, k2:9092")
     assert conf["broker"] == "kafka://k1:9092,kafka://k2:9092"
+
+
+def test_the_longest_app_id_names_topics_kafka_takes(tmp_path: Path) -> None:
+    """The app id may have 200 characters: every topic named after it (the reports, Faust's
+    changelog and its assignor's topic) must stay within Kafka's 249."""
+    from workpulse.worker.app import create_app, faust_app_id, watermarks_topic_name
+
+    settings = Settings(kafka_bootstrap="kafka:9092", app_id="a" * 200, data_dir=tmp_path)
+    worker = create_app(settings, "kafka:9092")
+    names = [
+        watermarks_topic_name(settings),
+        worker.windows.changelog_topic.get_topic_name(),
+        worker.app.conf.id + "-__assignor-__leader",  # Faust's leader topic
+    ]
+    assert all(name.startswith(settings.app_id) for name in names)
+    assert max(map(len, names)) <= 249, names
+    assert faust_app_id(settings) in names[1]
