@@ -45,12 +45,17 @@ def utc(ms: int) -> dt.datetime:
 
 def simulate(seed: int = 7) -> list[dict[str, Any]]:
     """Events in time order: publish (topics, author, lang, country, hashtags) and stats
-    (view deltas of a known video; its topics, author and language)."""
+    (view deltas of a known video; its topics, author and language). Event ids are
+    unique within a video only: every publish is "publish", a video's stats "s1", "s2"…
+    The pipeline keeps events apart by (video, event id), and `topic_counts_1m` counts
+    each; the readers de-duplicated by event id alone and saw one publish per topic (a
+    producer reusing another video's event ids hid that video from the detector)."""
     rng = random.Random(seed)
     events: list[dict[str, Any]] = []
     videos: list[dict[str, Any]] = []
     regulars = [f"r{i}" for i in range(200)]
     serial = 0
+    stats_of: dict[str, int] = {}
 
     def publish(t: int, topics: list[str], author: str, tags: list[str]) -> None:
         nonlocal serial
@@ -58,7 +63,7 @@ def simulate(seed: int = 7) -> list[dict[str, Any]]:
         lang = rng.choice(["en", "en", "fr", "ar"])
         video = {"video_id": f"v{serial}", "topics": topics, "author_id": author, "lang": lang}
         videos.append(video)
-        events.append({**video, "kind": "publish", "t": t, "event_id": f"p{serial}",
+        events.append({**video, "kind": "publish", "t": t, "event_id": "publish",
                        "country": {"en": "US", "fr": "FR", "ar": "EG"}[lang],
                        "hashtags": tags, "d_views": 0})  # fmt: skip
 
@@ -66,7 +71,8 @@ def simulate(seed: int = 7) -> list[dict[str, Any]]:
         nonlocal serial
         serial += 1
         video = video or rng.choice(videos[-150:])
-        events.append({**video, "kind": "stats", "t": t, "event_id": f"s{serial}",
+        stats_of[video["video_id"]] = n = stats_of.get(video["video_id"], 0) + 1
+        events.append({**video, "kind": "stats", "t": t, "event_id": f"s{n}",
                        "country": "", "hashtags": [], "d_views": views})  # fmt: skip
 
     for minute in range(HOURS * 60):

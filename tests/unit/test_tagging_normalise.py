@@ -175,3 +175,39 @@ def test_arabic_morphology(term: str, surface: str) -> None:
 )
 def test_arabic_prefixes_and_diacritics_end_to_end(tagger, caption: str, topic: str) -> None:
     assert topic in tagger.tag(caption, (), "ar").topics
+
+
+class _CountingSet(frozenset):
+    """The strong terms, counting the lookups the segmentation makes."""
+
+    lookups = 0
+
+    def __contains__(self, item: object) -> bool:
+        type(self).lookups += 1
+        return super().__contains__(item)
+
+
+@pytest.mark.parametrize(
+    ("length", "words"),
+    [
+        (200, "layoffs"),  # the longest hashtag a video may carry: still segmented
+        (201, None),  # longer, it is matched as one word
+        (20_000, None),  # a caption's "#eee…" (it took four minutes: see below)
+    ],
+)
+def test_a_long_hashtag_costs_lookups_linear_in_its_length(length: int, words) -> None:
+    """The search for a strong term inside an unknown hashtag tried every size up to the
+    hashtag's own: cubic in its length, and a 20,000-character hashtag written in a
+    caption held a worker for four minutes. Sizes now stop at the longest term."""
+    from tests.support.taggers import shared_tagger
+
+    from workpulse.tagging.tagger import Tagger
+
+    tagger = Tagger(shared_tagger().lexicon, engine="python")
+    tagger._strong = _CountingSet(tagger._strong)
+    _CountingSet.lookups = 0
+    half = (length - len("layoffs")) // 2
+    tag = "q" * half + "layoffs" + "z" * (length - half - len("layoffs"))
+    text = tagger._segment(tag)
+    assert (text is not None and words in text.split(" ")) if words else text is None
+    assert _CountingSet.lookups <= length * tagger._maxlen

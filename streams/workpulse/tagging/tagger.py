@@ -56,6 +56,10 @@ _HASHTAG_IN_TEXT = re.compile(r"[#＃]([^\W_]\w*)")
 _ZONE = " \x1d "  # between the caption and its hashtags (never inside a token)
 _HT_SEP = " . "  # between two hashtags: a term never spans two hashtags
 _HASHTAG_CACHE_MAX = 200_000
+# The longest hashtag segmented into words (the contract's limit on a hashtag): a longer
+# run of letters after a '#' in a caption is no platform's hashtag; it is matched as one
+# word, in time linear in its length.
+SEGMENT_MAX_CHARS = 200
 _RESULT_CACHE_MAX = 50_000
 _WORD_CACHE_MAX = 500_000
 _STAT_KEYS = (
@@ -812,11 +816,16 @@ class Tagger:
         spaced = self._vocab.get(t)
         if spaced is not None:
             return spaced
+        if len(t) > SEGMENT_MAX_CHARS:
+            return None
         pieces = self._dp(t)
         if pieces is not None:
             return " ".join(pieces)
+        # A strong term is a compact form of the lexicon, at most `_maxlen` long: the
+        # search was over every size up to the hashtag's, cubic in its length (a 20,000-
+        # character hashtag written in a caption took four minutes and held the worker).
         n, strong = len(t), self._strong
-        for size in range(n - 1, 5, -1):
+        for size in range(min(n - 1, self._maxlen), 5, -1):
             for start in range(0, n - size + 1):
                 piece = t[start : start + size]
                 if piece in strong:

@@ -56,7 +56,7 @@ FROM workpulse.video_events
 ARRAY JOIN topics AS topic
 WHERE kind = 'publish' AND event_time >= {START} AND event_time < {END} AND {TOPICS}
 ORDER BY topic, t, event_id
-LIMIT 1 BY topic, event_id
+LIMIT 1 BY topic, video_id, event_id
 """
 
 GAINS_SQL = f"""
@@ -69,7 +69,7 @@ FROM
     FROM workpulse.video_events
     WHERE event_time >= {START} AND event_time < {END}
       AND (d_views > 0 OR d_likes > 0 OR d_shares > 0)
-    LIMIT 1 BY event_id
+    LIMIT 1 BY video_id, event_id
 )
 ARRAY JOIN topics AS topic
 WHERE {TOPICS}
