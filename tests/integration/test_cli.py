@@ -282,9 +282,14 @@ def test_tag_with_a_standard_stream_closed_is_one_clear_line(redirect: str, mess
     assert message in lines[0]
 
 
-def test_a_chdb_directory_in_use_is_one_clear_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "args", [["query", "SELECT 1"], ["demo", "--events", "10", "--metrics-port", "0"]]
+)
+def test_a_chdb_directory_in_use_is_one_clear_line(args: list[str], tmp_path: Path) -> None:
     """A second process on a worker's data directory: chDB printed its own "Cannot lock
-    file" line, then failed with an empty "Error initializing EmbeddedServer"."""
+    file" line, then failed with an empty "Error initializing EmbeddedServer". The demo,
+    which starts afresh, deleted the store under the process using it."""
+    assert run("init-db", "--data-dir", str(tmp_path)).returncode == 0
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys\nfrom workpulse.clickhouse import open_embedded\n"
@@ -294,13 +299,17 @@ def test_a_chdb_directory_in_use_is_one_clear_line(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         assert holder.stdout is not None and holder.stdout.readline() == b"open\n"
-        result = run("query", "SELECT 1", "--data-dir", str(tmp_path))
+        result = run(*args, "--data-dir", str(tmp_path))
     finally:
         holder.kill()
         holder.wait(timeout=30)
     lines = [line for line in result.stderr.decode().splitlines() if line.strip()]
-    assert result.returncode == 1 and len(lines) == 1, lines
-    assert "is in use by another process" in lines[0]
+    assert result.returncode == 1, lines
+    assert "is in use by another process" in lines[-1]
+    assert len([line for line in lines if "error" in line]) == 1, lines
+    kept = run("query", "SELECT count() AS n FROM system.tables WHERE database = 'workpulse'",
+               "--format", "jsonl", "--data-dir", str(tmp_path))  # fmt: skip
+    assert json.loads(kept.stdout)["n"] > 0, kept.stderr
 
 
 @pytest.mark.parametrize("hours", ["inf", "nan"])

@@ -18,9 +18,12 @@ error messages.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -33,27 +36,42 @@ _OPEN: dict[str, ChdbTransport] = {}
 EMBEDDED_EXTRA = "pip install 'workpulse[embedded]'"
 
 
-def _refuse_if_in_use(path: str) -> None:
-    """One clear line when another process has the chDB directory open (a worker, the
-    demo): chDB printed its own "Cannot lock file …/status" line and then failed with an
-    empty "Error initializing EmbeddedServer". ClickHouse holds an exclusive flock on
-    its `status` file while it runs; it is tried and released here."""
+@contextlib.contextmanager
+def _unused(path: str) -> Iterator[None]:
+    """Holds the chDB directory's lock for the block, or raises one clear line when
+    another process has it open (a worker, the demo): chDB printed its own "Cannot lock
+    file …/status" line and then failed with an empty "Error initializing
+    EmbeddedServer". ClickHouse holds an exclusive flock on its `status` file while it
+    runs; it is taken here, and released after the block."""
     status = os.path.join(path, "status")
     try:
         fd = os.open(status, os.O_RDWR)
     except OSError:  # not made yet (a new directory), or not ours to open: chDB says
+        yield
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise DatabaseError(
-            f"chDB at {path} is in use by another process (a worker, the demo or a query "
-            "on the same data directory): stop it, or set another --data-dir"
-        ) from None
-    except OSError:
-        return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DatabaseError(
+                f"chDB at {path} is in use by another process (a worker, the demo or a "
+                "query on the same data directory): stop it, or set another --data-dir"
+            ) from None
+        except OSError:
+            pass
+        yield
     finally:
         os.close(fd)  # (closing releases the lock)
+
+
+def remove_store(path: Path | str) -> None:
+    """Delete a chDB directory, unless another process has it open (`workpulse demo`
+    starts afresh: it deleted a running worker's store under it). Its lock is held while
+    the files go, so that no process opens it meanwhile."""
+    if not os.path.isdir(path):
+        return
+    with _unused(str(path)):
+        shutil.rmtree(path)
 
 
 class ChdbTransport:
@@ -96,7 +114,8 @@ class ChdbTransport:
                     f"chDB at {other} is open in this process; chDB hosts one engine "
                     f"per process, close it before opening {self.path}"
                 )
-            _refuse_if_in_use(self.path)
+            with _unused(self.path):
+                pass
             try:
                 self.client: Any = clickhouse_connect.get_client(interface="chdb", path=self.path)
             except Exception as exc:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from rich.live import Live
 from rich.table import Table
 
 from workpulse.clickhouse import Database, apply_schema, connect
+from workpulse.clickhouse.transports import remove_store
 from workpulse.config import Settings
 from workpulse.dev.broker import EmbeddedBroker
 from workpulse.dev.generator import Workload, WorkloadConfig
@@ -170,9 +170,7 @@ def embedded_worker_settings(settings: Settings, bootstrap: str) -> Settings:
 
 
 def reset_embedded_database(settings: Settings) -> Database:
-    path = settings.chdb_path
-    if path.exists():
-        shutil.rmtree(path)
+    remove_store(settings.chdb_path)  # not one in use: one clear line then
     db = connect(None, settings.data_dir)
     apply_schema(db, settings.schemas_dir)
     return db
