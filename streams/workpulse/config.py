@@ -129,7 +129,9 @@ class Settings(BaseSettings):
 
     # -- metrics, logs ----------------------------------------------------------------
     metrics_host: str = _s("127.0.0.1", "Address of the /metrics endpoint.")
-    metrics_port: int = _s(9108, "Port of the /metrics endpoint (0: any free port).", ge=0)
+    metrics_port: int = _s(
+        9108, "Port of the /metrics endpoint (0: any free port).", ge=0, le=65_535
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _s(
         "WARNING", "Log level of the worker."
     )
@@ -157,8 +159,10 @@ class Settings(BaseSettings):
     batch_timeout_s: float = _s(0.5, "Longest wait to fill a batch, in seconds.", gt=0)
     window_grace_s: float = _s(
         120.0,
-        "How long after its end (event time) a minute window still accepts events.",
+        "How long after its end (event time) a minute window still accepts events (at "
+        "most a week: 1e17 s overflowed the windows' 64-bit times in the counts agent).",
         ge=0,
+        le=7 * 86_400,
     )
     max_message_bytes: int = _s(
         256 * 1024,

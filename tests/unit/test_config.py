@@ -85,6 +85,10 @@ def test_typed_values(environ: dict[str, str], field: str, value: object) -> Non
         ({"WORKPULSE_CLICKHOUSE_URL": "ftp://u:pw@h"}, "WORKPULSE_CLICKHOUSE_URL"),
         # infinite: the worker failed later with "cannot convert float infinity to integer"
         ({"WORKPULSE_WINDOW_GRACE_S": "inf"}, "WORKPULSE_WINDOW_GRACE_S"),
+        # finite but past 64 bits in ms: the counts agent failed "Integer exceeds 64-bit"
+        ({"WORKPULSE_WINDOW_GRACE_S": "1e17"}, "WORKPULSE_WINDOW_GRACE_S"),
+        # bind() said "port must be 0-65535", after the demo had reset its data
+        ({"WORKPULSE_METRICS_PORT": "70000"}, "WORKPULSE_METRICS_PORT"),
         ({"WORKPULSE_EVENT_TIME_MAX_AHEAD_S": "inf"}, "WORKPULSE_EVENT_TIME_MAX_AHEAD_S"),
         ({"WORKPULSE_BATCH_TIMEOUT_S": "Infinity"}, "WORKPULSE_BATCH_TIMEOUT_S"),
         ({"WORKPULSE_SINK_RETRY_MAX_S": "inf"}, "WORKPULSE_SINK_RETRY_MAX_S"),
