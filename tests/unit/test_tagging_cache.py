@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.unit.test_tagging_reload import COMMON, TOPIC, write
+from tests.unit.test_tagging_reload import COMMON, write, write_lexicon
 
 from workpulse.tagging import cache as cache_mod
 from workpulse.tagging import load_tagger
@@ -17,8 +17,7 @@ from workpulse.tagging.cache import LexiconCache, cache_key
 def lexdir(tmp_path: Path) -> Path:
     directory = tmp_path / "lexicons"
     directory.mkdir()
-    write(directory, "common.json", COMMON)
-    write(directory, "resignation.json", TOPIC)
+    write_lexicon(directory)
     return directory
 
 

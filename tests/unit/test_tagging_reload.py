@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from workpulse.model.topics import TOPICS
 from workpulse.tagging import LexiconError, TaggerReloader, load_tagger
 
 COMMON = {
@@ -45,10 +46,18 @@ def settle(reloader: TaggerReloader) -> bool | Exception:
     return reloader.maybe_reload()
 
 
+def write_lexicon(directory: Path) -> None:
+    """COMMON, TOPIC, and every other topic's file with no terms."""
+    write(directory, "common.json", COMMON)
+    write(directory, "resignation.json", TOPIC)
+    for topic in TOPICS:
+        if topic != TOPIC["topic"]:
+            write(directory, f"{topic}.json", {"topic": topic, "terms": {}})
+
+
 @pytest.fixture
 def lexdir(tmp_path: Path) -> Path:
-    write(tmp_path, "common.json", COMMON)
-    write(tmp_path, "resignation.json", TOPIC)
+    write_lexicon(tmp_path)
     return tmp_path
 
 
@@ -220,3 +229,18 @@ def test_a_lexicon_directory_that_is_not_one_is_named(tmp_path: Path, make, mess
     make(path)
     with pytest.raises(LexiconError, match=f"lexicon directory {path} {message}"):
         load_tagger(path)
+
+
+def test_a_lexicon_without_a_topic_s_file_is_refused_and_the_last_one_kept(lexdir: Path) -> None:
+    """salary.json renamed away (an editor's save, a config map swap): the reload took
+    the rest, and salary was tagged nowhere from then on, under the same version."""
+    clock = FakeClock()
+    reloader = TaggerReloader(lexdir, interval_s=1, clock=clock)
+    old = reloader.current()
+    (lexdir / "salary.json").rename(lexdir / "salary.json.bak")
+    with pytest.raises(LexiconError, match="no file for topic salary: every taxonomy topic"):
+        load_tagger(lexdir)
+    clock.now += 2
+    assert reloader.maybe_reload() is False
+    assert isinstance(settle(reloader), LexiconError)
+    assert reloader.current() is old

@@ -571,6 +571,14 @@ def compile_lexicon(directory: Path) -> CompiledLexicon:
                 raise LexiconError(f"{path.name}: context set {name!r} is defined twice")
             builder.ctx_defs[name] = spec
         topic_docs.append((path.name, doc))
+    # A topic without its file would be tagged nowhere, under the same version: a file
+    # renamed by an editor's save, or a config map swapped, while a reload reads.
+    missing = [t for t in TOPICS if t not in {doc["topic"] for _, doc in topic_docs}]
+    if missing:
+        raise LexiconError(
+            f"{directory}: no file for topic {', '.join(missing)}: every taxonomy topic "
+            "needs one (its 'terms' may be empty)"
+        )
 
     for name, doc in topic_docs:
         topic = doc["topic"]
