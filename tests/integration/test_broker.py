@@ -304,3 +304,48 @@ def test_faust_take_commits_a_failed_batch(
         assert [b[0] for b in batches] == [b"0", b"5"]
 
     asyncio.run(main())
+
+
+@pytest.mark.timeout(120)
+# kafka-python's producer cannot close with messages unacknowledged; its finaliser says so
+# (the command ends its process instead: cli/produce.py)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_send_to_a_broker_that_dies_ends_with_what_was_acknowledged(tmp_path: Path) -> None:
+    """`workpulse produce` with its broker killed mid-send sat in the producer's flush for
+    more than ten minutes, without a word; the flush is bounded now, and says how many
+    messages Kafka acknowledged."""
+    from workpulse.kafka.producer import SendTimeout, send_messages
+    from workpulse.kafka.settings import Connection
+
+    broker = EmbeddedBroker(log_path=tmp_path / "broker.log")
+    broker.start()
+    try:
+        create_topics(broker.bootstrap, {"dies": 1})
+
+        def messages() -> Any:
+            for i in range(4000):
+                if i == 2000:  # the first half is acknowledged before the broker dies
+                    deadline = time.monotonic() + 30
+                    while acked_before() < 1 and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                    assert broker.process is not None
+                    broker.process.kill()
+                yield None, b'{"n": %d}' % i
+
+        def acked_before() -> int:  # the topic's end offset, read from the broker
+            from kafka import KafkaConsumer, TopicPartition
+
+            consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap)
+            try:
+                tp = TopicPartition("dies", 0)
+                return consumer.end_offsets([tp])[tp]
+            finally:
+                consumer.close()
+
+        started = time.monotonic()
+        with pytest.raises(SendTimeout, match=r"Kafka acknowledged [\d,]+ of 4,000 messages"):
+            send_messages(Connection((broker.bootstrap,), "PLAINTEXT", None, None, None, None),
+                          "dies", messages(), flush_timeout_s=3)  # fmt: skip
+        assert time.monotonic() - started < 90
+    finally:
+        broker.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,13 +42,19 @@ def command(file: Path | None, events: int, seed: int, bad_fraction: float, **kw
         TimeRemainingColumn,
     )
 
-    from workpulse.kafka.producer import RawMessage, count_lines, file_messages, send_messages
+    from workpulse.kafka.producer import (
+        FileMessage,
+        SendTimeout,
+        count_lines,
+        file_messages,
+        send_messages,
+    )
     from workpulse.kafka.settings import connection
 
     settings = settings_from(kwargs)
     if not settings.kafka_bootstrap:
         raise UserError("no Kafka: set --kafka-bootstrap or WORKPULSE_KAFKA_BOOTSTRAP")
-    messages: Iterator[RawMessage]
+    messages: Iterator[FileMessage]
     if file is not None:
         total = count_lines(file)
         messages = file_messages(file)
@@ -59,12 +67,23 @@ def command(file: Path | None, events: int, seed: int, bad_fraction: float, **kw
     columns = (TextColumn("producing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=False) as bar:
         task = bar.add_task("produce", total=total)
-        report = send_messages(
-            connection(settings),
-            settings.input_topic,
-            messages,
-            lambda n: bar.update(task, completed=n),
-        )
+        try:
+            report = send_messages(
+                connection(settings),
+                settings.input_topic,
+                messages,
+                lambda n: bar.update(task, completed=n),
+            )
+        except (SendTimeout, KeyboardInterrupt) as exc:
+            # A producer left with messages Kafka never acknowledged cannot be closed
+            # (kafka-python raises, and again from its finaliser at exit, a traceback):
+            # the process ends here, its output flushed.
+            bar.stop()
+            click.echo("aborted" if isinstance(exc, KeyboardInterrupt) else f"Error: {exc}",
+                       err=True)  # fmt: skip
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130 if isinstance(exc, KeyboardInterrupt) else 1)
     click.echo(f"sent {report.sent:,} messages to {settings.input_topic}", err=True)
     if report.failed:  # the others were sent; the exit status says not all were
         raise UserError(report.failure_summary("line" if file is not None else "message"))

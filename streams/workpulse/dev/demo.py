@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,13 @@ from workpulse.kafka.admin import create_topics
 from workpulse.kafka.daemon_call import call_in_daemon_thread
 from workpulse.kafka.producer import (
     MAX_REQUEST_BYTES,
-    RawMessage,
+    FileMessage,
     SendReport,
+    TooLong,
     count_lines,
     file_messages,
     refusal,
+    too_long,
 )
 from workpulse.report import collect, write_report
 from workpulse.terminal import cell
@@ -78,10 +81,38 @@ MAX_IN_FLIGHT = 20_000
 neither starves the worker (same event loop) nor runs unboundedly ahead."""
 
 
+READ_CHUNK = 1000
+
+
+async def read_chunks(
+    messages: Iterator[FileMessage], stop: asyncio.Event
+) -> AsyncIterator[list[FileMessage]]:
+    """`messages` in chunks read in a daemon thread, until they end or `stop` is set. Read
+    on the event loop, a line without end (`--input /dev/zero`) or a FIFO without a
+    writer held the loop, and the worker and the signal handlers with it; a daemon thread
+    still reading is left behind at exit."""
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        while not stop.is_set():
+            read = asyncio.ensure_future(
+                call_in_daemon_thread(lambda: list(itertools.islice(messages, READ_CHUNK)))
+            )
+            await asyncio.wait({read, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set() or not read.done():
+                read.cancel()
+                return
+            chunk = read.result()
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        stopped.cancel()
+
+
 async def produce(
     bootstrap: str,
     topic: str,
-    messages: Iterator[RawMessage],
+    messages: Iterator[FileMessage],
     state: ProduceState,
     stop: asyncio.Event,
     processed: Callable[[], int],
@@ -107,21 +138,29 @@ async def produce(
     await producer.start()
     try:
         pending: list[tuple[int, Any]] = []
-        for i, (key, value) in enumerate(messages, start=1):
-            if stop.is_set():
-                break
-            try:
-                pending.append((i, await producer.send(topic, value=value, key=key)))
-            except MessageSizeTooLargeError as exc:  # one bad line does not stop the demo
-                state.report.failed.append((i, refusal(exc)))
-                log.warning("message %d not sent: %s", i, refusal(exc))
-                continue
-            state.produced += 1
-            if len(pending) >= 1000:
-                await delivered(pending)
-                await asyncio.sleep(0)
-                while state.produced - processed() > MAX_IN_FLIGHT and not stop.is_set():
-                    await asyncio.sleep(0.05)
+        i = 0
+        async for chunk in read_chunks(messages, stop):
+            for message in chunk:
+                if stop.is_set():
+                    break
+                i += 1
+                if isinstance(message, TooLong):
+                    state.report.failed.append((i, too_long(message.size)))
+                    log.warning("message %d not sent: %s", i, too_long(message.size))
+                    continue
+                key, value = message
+                try:
+                    pending.append((i, await producer.send(topic, value=value, key=key)))
+                except MessageSizeTooLargeError as exc:  # one bad line does not stop the demo
+                    state.report.failed.append((i, refusal(exc)))
+                    log.warning("message %d not sent: %s", i, refusal(exc))
+                    continue
+                state.produced += 1
+                if len(pending) >= 1000:
+                    await delivered(pending)
+                    await asyncio.sleep(0)
+                    while state.produced - processed() > MAX_IN_FLIGHT and not stop.is_set():
+                        await asyncio.sleep(0.05)
         if pending:
             await delivered(pending)
         await producer.flush()
@@ -214,7 +253,7 @@ async def run_demo(
         state = ProduceState()
         if input_path is not None:
             state.total = count_lines(input_path)
-            messages: Iterator[RawMessage] = file_messages(input_path)
+            messages: Iterator[FileMessage] = file_messages(input_path)
         else:
             state.total = events
             n = events if events is not None else UNBOUNDED

@@ -12,6 +12,8 @@ import orjson
 
 from workpulse.errors import first_line
 from workpulse.kafka.settings import Connection, kafka_python_options
+from workpulse.lines import bounded_lines
+from workpulse.lines import count_lines as count_chunked
 
 RawMessage = tuple[bytes | None, bytes]
 """(key, value) of a Kafka message."""
@@ -20,8 +22,15 @@ PROGRESS_EVERY = 1000
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 """The producers' request limit: a larger message is not sent (and reported), the
 others are (a broker may have a lower limit, `message.max.bytes`: same outcome)."""
+FLUSH_TIMEOUT_S = 60.0
+"""The longest wait for Kafka's acknowledgements once every message is handed over."""
+CLOSE_TIMEOUT_S = 5.0
 SHOWN_FAILURES = 3
 """Failed messages named in a report; the rest are counted."""
+
+
+class SendTimeout(RuntimeError):
+    """Kafka stopped answering while `send_messages` sent: one line for the person."""
 
 
 @dataclass
@@ -51,11 +60,31 @@ def refusal(exc: BaseException, *, by_broker: bool = False) -> str:
     return first_line(exc, limit=200)
 
 
-def file_messages(path: Path) -> Iterator[RawMessage]:
+@dataclass(frozen=True)
+class TooLong:
+    """A line over the request limit, read no further than that: its length in bytes."""
+
+    size: int
+
+
+FileMessage = RawMessage | TooLong
+
+
+def too_long(size: int) -> str:
+    """Why a `TooLong` line was not sent."""
+    return f"{size:,} bytes: over the {MAX_REQUEST_BYTES // (1024 * 1024)} MB request limit"
+
+
+def file_messages(path: Path) -> Iterator[FileMessage]:
     """One raw message per line (bad lines included, sent as they are); the key is the
-    `video_id` when the line is a JSON object that has one."""
+    `video_id` when the line is a JSON object that has one. A line longer than a request
+    may be is `TooLong`, and never read whole (a line without end, `/dev/zero`, grew the
+    process by 300 MB/s)."""
     with path.open("rb") as fh:
-        for line in fh:
+        for line in bounded_lines(fh, MAX_REQUEST_BYTES):
+            if isinstance(line, int):
+                yield TooLong(line)
+                continue
             value = line[:-1] if line.endswith(b"\n") else line
             key: bytes | None = None
             with contextlib.suppress(Exception):
@@ -72,20 +101,22 @@ def count_lines(path: Path) -> int | None:
     if not path.is_file():
         return None
     with path.open("rb") as fh:
-        return sum(1 for _ in fh)
+        return count_chunked(fh)
 
 
 def send_messages(
     conn: Connection,
     topic: str,
-    messages: Iterable[RawMessage],
+    messages: Iterable[FileMessage],
     on_progress: Callable[[int], None] | None = None,
+    flush_timeout_s: float = FLUSH_TIMEOUT_S,
 ) -> SendReport:
-    """Send every message (acks=all), then flush. A message Kafka refuses (too large) is
+    """Send every message (acks=all), then flush (`SendTimeout` when Kafka does not
+    acknowledge them within `flush_timeout_s`). A message Kafka refuses (too large) is
     reported, not a reason to stop: the others are sent. `on_progress(done)` is called
     every PROGRESS_EVERY messages and at the end."""
     from kafka import KafkaProducer
-    from kafka.errors import MessageSizeTooLargeError
+    from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
     producer = KafkaProducer(
         **kafka_python_options(conn),
@@ -95,24 +126,49 @@ def send_messages(
         max_request_size=MAX_REQUEST_BYTES,
     )
     report = SendReport()
-    done = 0
+    done = acked = 0
 
     def refused_by_broker(position: int, exc: BaseException) -> None:
         report.failed.append((position, refusal(exc, by_broker=True)))
 
+    def acknowledged(_: object) -> None:
+        nonlocal acked
+        acked += 1
+
+    def unanswered(what: str) -> SendTimeout:
+        return SendTimeout(
+            f"{what}: Kafka acknowledged {acked:,} of {done:,} messages read (is the broker "
+            "up?); the others may or may not be stored"
+        )
+
     try:
-        for done, (key, value) in enumerate(messages, start=1):
+        for done, message in enumerate(messages, start=1):
+            if isinstance(message, TooLong):
+                report.failed.append((done, too_long(message.size)))
+                continue
+            key, value = message
             try:
                 future = producer.send(topic, key=key, value=value)
             except MessageSizeTooLargeError as exc:  # checked before sending
                 report.failed.append((done, refusal(exc)))
+            except KafkaTimeoutError:  # no metadata, or the buffer full, for max_block_ms
+                raise unanswered("Kafka took no more messages for 60 s") from None
             else:  # refused by the broker (its own size limit, …)
+                future.add_callback(acknowledged)
                 future.add_errback(partial(refused_by_broker, done))
             if on_progress is not None and done % PROGRESS_EVERY == 0:
                 on_progress(done)
-        producer.flush()
+        try:
+            # bounded: with the broker gone, flush waited for ever (more than 10 minutes)
+            producer.flush(timeout=flush_timeout_s)
+        except KafkaTimeoutError:
+            raise unanswered(f"not all sent within {flush_timeout_s:.0f} s") from None
     finally:
-        producer.close()
+        # kafka-python's close flushes first, and raises if that times out, leaving the
+        # producer open (its finaliser tries again at exit): a caller that must end then
+        # ends its process (`workpulse produce` does).
+        with contextlib.suppress(KafkaTimeoutError):
+            producer.close(timeout=CLOSE_TIMEOUT_S)
     report.sent = done - len(report.failed)
     if on_progress is not None:
         on_progress(done)

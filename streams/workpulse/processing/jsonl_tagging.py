@@ -15,11 +15,12 @@ those fields replaced.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO, TextIO
 
 import orjson
 
+from workpulse.lines import SKIP_CHUNK, bounded_lines
 from workpulse.model.event import Event, Rejection
 from workpulse.processing.contract import DEFAULT_MAX_BYTES, decode_event
 from workpulse.tagging import Tagger, freeze_lexicon_objects
@@ -31,30 +32,7 @@ objects) decoding and encoding a batch evicted those tables, and the tag pass's 
 plain decoding more than doubled (`workpulse bench tagging --batch 1000`;
 docs/tagging.md#speed)."""
 
-__all__ = ["BATCH_LINES", "run_tag", "with_fields"]
-
-
-SKIP_CHUNK = 1 << 20
-
-
-def _lines(infile: BinaryIO, max_bytes: int) -> Iterator[bytes | int]:
-    """The lines of `infile`, each read to at most `max_bytes` + 1 bytes: a longer line
-    is skipped in chunks and stands as its length (an int), so that memory stays bounded
-    whatever the input (a 300 MB line took 750 MB; /dev/zero, all there was)."""
-    while True:
-        line = infile.readline(max_bytes + 2)  # a line of max_bytes, CR and LF: whole
-        if not line:
-            return
-        if len(line) <= max_bytes or line.endswith(b"\n"):
-            yield line
-            continue
-        size = len(line)
-        while not line.endswith(b"\n"):
-            line = infile.readline(SKIP_CHUNK)
-            if not line:
-                break
-            size += len(line)
-        yield size - (1 if line.endswith(b"\n") else 0)
+__all__ = ["BATCH_LINES", "SKIP_CHUNK", "run_tag", "with_fields"]
 
 
 def _batches(lines: Iterable[bytes | int], size: int) -> Iterable[list[tuple[int, bytes | int]]]:
@@ -92,7 +70,7 @@ def run_tag(
     # The lexicon lives for the whole run: keep it out of the cycle collector's scans.
     freeze_lexicon_objects()
     dumps = orjson.dumps
-    for batch in _batches(_lines(infile, DEFAULT_MAX_BYTES), BATCH_LINES):
+    for batch in _batches(bounded_lines(infile, DEFAULT_MAX_BYTES), BATCH_LINES):
         now_ms = int(clock() * 1000)
         events: list[tuple[bytes, dict[str, Any], Event]] = []
         for number, raw in batch:
