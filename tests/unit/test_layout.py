@@ -12,13 +12,14 @@ PACKAGE = Path(__file__).resolve().parents[2] / "streams" / "workpulse"
 ALLOWED: dict[str, set[str]] = {
     "model": set(),
     "tagging": {"model", "resources"},
-    "processing": {"tagging", "model", "resources"},
+    "processing": {"tagging", "model", "resources", "lines"},
     "config": set(),
     "resources": set(),
     "metrics": set(),
     "terminal": set(),
     "errors": set(),
-    "kafka": {"config", "errors"},
+    "lines": set(),
+    "kafka": {"config", "errors", "lines"},
     "clickhouse": {"resources"},
     "sinks": {"clickhouse", "model", "metrics", "errors"},
     "report": {"clickhouse", "processing", "tagging", "model", "resources"},
@@ -28,11 +29,11 @@ ALLOWED: dict[str, set[str]] = {
     },
     "dev": {
         "worker", "processing", "tagging", "sinks", "clickhouse", "kafka", "model", "metrics",
-        "config", "resources", "terminal", "report", "errors",
+        "config", "resources", "terminal", "report", "errors", "lines",
     },
     "cli": {
         "dev", "worker", "processing", "tagging", "sinks", "clickhouse", "kafka", "model",
-        "metrics", "config", "resources", "terminal", "report", "errors",
+        "metrics", "config", "resources", "terminal", "report", "errors", "lines",
     },
 }  # fmt: skip
 PURE = ("model", "tagging", "processing")
