@@ -283,6 +283,34 @@ def test_watermark_reports_wait_while_the_input_is_behind(
     assert last == ([*second[0], t0 + 240_000], False)
 
 
+def test_an_event_dated_ahead_moves_the_watermark_no_further_than_the_clock(
+    db: Database, tagger: Any
+) -> None:
+    """The contract takes events up to a day ahead. One such event (one per partition)
+    closed every window up to its time: the real minutes in between were late, and the
+    detector never saw them (a wave of 200 videos raised no alert). The partition's
+    watermark goes no further than the worker's clock; the event itself is stored."""
+    topic, now_ms = "events-ahead", int(NOW_S * 1000)
+    wall = [NOW_S]
+    batches = [
+        [message(topic, 1, "ahead-1", "publish", event_time=now_ms - 60_000)],
+        [message(topic, 2, "ahead-2", "publish", event_time=now_ms + 23 * 3_600_000)],
+        [message(topic, 3, "ahead-3", "publish", event_time=now_ms + 90_000)],
+    ]
+    with step_for(db, tagger, wall_clock=lambda: wall[0]) as step:
+
+        async def go() -> None:
+            for batch in batches:
+                await step.handle(batch, await step.prepare(batch))
+                wall[0] += 30
+
+        asyncio.run(go())
+        # each report: the clock then, not 23 hours ahead (the reports of a minute ahead
+        # of the last one are sent: a window may close)
+        assert reported(step) == [now_ms - 60_000, now_ms + 30_000, now_ms + 60_000]
+    assert stored(db, "ahead-2") == [("publish", 0, 0)]
+
+
 def test_held_back_reports_go_out_before_the_partitions_move(db: Database, tagger: Any) -> None:
     """A change held back while behind is sent when the partitions are revoked or the
     worker stops (the consumer's `release`, before it commits the batches that held it:

@@ -7,7 +7,13 @@ from collections import Counter
 import pytest
 
 from workpulse.model.aggregates import WINDOW_TOP, TopicMinute
-from workpulse.processing.windows import WINDOW_MS, PartitionMark, TopicWindows, partition_idle
+from workpulse.processing.windows import (
+    WINDOW_MS,
+    PartitionMark,
+    TopicWindows,
+    partition_idle,
+    watermark_as_of,
+)
 
 M = WINDOW_MS
 T = 1_767_225_600_000  # a minute boundary
@@ -133,3 +139,15 @@ def test_aggregate_round_trip(agg: TopicMinute) -> None:
 )
 def test_partition_idle(position: int | None, end: int | None, quiet_s: float, idle: bool) -> None:
     assert partition_idle(position, end, quiet_s, idle_after_s=1.0) is idle
+
+
+@pytest.mark.parametrize(
+    ("event_time", "now", "watermark"),
+    [
+        (1_000, 5_000, 1_000),  # behind the clock (a backlog, a replay): as it is
+        (5_000, 5_000, 5_000),
+        (5_000 + 23 * 3_600_000, 5_000, 5_000),  # a day ahead: the clock
+    ],
+)
+def test_watermark_as_of(event_time: int, now: int, watermark: int) -> None:
+    assert watermark_as_of(event_time, now) == watermark

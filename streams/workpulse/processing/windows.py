@@ -2,7 +2,8 @@
 
 A window [start, start + 1 min) of a topic may close once *every* input partition has
 passed its end plus the grace period: each partition's watermark is the newest event
-time seen in it, and the topic's low watermark is the smallest of them. Watermarks only
+time seen in it, but never ahead of the worker's clock (`watermark_as_of`), and the
+topic's low watermark is the smallest of them. Watermarks only
 move forward (a re-sent, older watermark changes nothing), so replays after a crash or
 a rebalance are harmless.
 
@@ -25,6 +26,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 WINDOW_MS = 60_000
+
+
+def watermark_as_of(event_time_ms: int, now_ms: int) -> int:
+    """A partition's watermark from its newest event time, by the reporter's clock: never
+    ahead of it. The contract takes events dated up to a day ahead (clocks are wrong);
+    one such event, or one per partition, closed every window up to its time, and the
+    detector saw none of the real minutes in between: live alerts were off for a day.
+    A window now closes no earlier than its end plus the grace by the worker's clock."""
+    return min(event_time_ms, now_ms)
 
 
 def partition_idle(
