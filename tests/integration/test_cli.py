@@ -126,6 +126,17 @@ def test_a_busy_metrics_port_is_one_clear_line(tmp_path: Path) -> None:
     assert "WORKPULSE_METRICS_PORT" in lines[0]
 
 
+def test_a_metrics_host_this_host_cannot_take_names_its_setting(tmp_path: Path) -> None:
+    """A name that does not resolve was hinted "set WORKPULSE_METRICS_PORT"."""
+    assert run("init-db", "--data-dir", str(tmp_path)).returncode == 0
+    result = run("worker", "--kafka-bootstrap", "127.0.0.1:9", "--metrics-host",
+                 "nohost.invalid", "--data-dir", str(tmp_path), timeout=120)  # fmt: skip
+    lines = [line for line in result.stderr.decode().splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1, lines
+    assert "cannot serve /metrics on nohost.invalid:9108" in lines[0]
+    assert "set WORKPULSE_METRICS_HOST" in lines[0] and "METRICS_PORT" not in lines[0]
+
+
 def test_a_compacted_reports_topic_is_refused_in_one_line(
     tmp_path: Path, broker: EmbeddedBroker, topic_name: str
 ) -> None:

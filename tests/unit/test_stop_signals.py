@@ -243,3 +243,14 @@ def test_a_stop_during_the_start_stops_what_started(on_cancel: str) -> None:
 
     asyncio.run(main())
     assert stopped == [True]
+
+
+@pytest.mark.parametrize(
+    ("host", "in_url"),
+    [("127.0.0.1", "127.0.0.1"), ("::1", "[::1]"), ("[::1]", "[::1]"), ("metrics", "metrics")],
+)
+def test_host_in_url(host: str, in_url: str) -> None:
+    """`--metrics-host ::1` printed http://::1:9108/metrics."""
+    from workpulse.worker.runtime import host_in_url
+
+    assert host_in_url(host) == in_url

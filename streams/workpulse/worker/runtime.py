@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -499,15 +500,28 @@ def build_worker(
             )
         except OSError as exc:
             worker.close_clients()
-            where = f"{settings.metrics_host}:{settings.metrics_port}"
+            where = f"{host_in_url(settings.metrics_host)}:{settings.metrics_port}"
+            # a port in use or privileged, or an address this host cannot take (a name
+            # that does not resolve, not one of its addresses): each names its setting
+            hint = (
+                "another worker on this host? set WORKPULSE_METRICS_PORT, 0 for any free port"
+                if exc.errno in (errno.EADDRINUSE, errno.EACCES)
+                else "set WORKPULSE_METRICS_HOST to an address of this host"
+            )
             raise MetricsUnavailable(
-                f"cannot serve /metrics on {where}: {exc.strerror or exc} "
-                "(another worker on this host? set WORKPULSE_METRICS_PORT, 0 for any free port)"
+                f"cannot serve /metrics on {where}: {exc.strerror or exc} ({hint})"
             ) from exc
         worker._server = server
-        worker.metrics_url = f"http://{settings.metrics_host}:{server.server_port}/metrics"
+        worker.metrics_url = (
+            f"http://{host_in_url(settings.metrics_host)}:{server.server_port}/metrics"
+        )
     worker_box.append(worker)
     return worker
+
+
+def host_in_url(host: str) -> str:
+    """A host as a URL writes it: an IPv6 address in brackets (`http://[::1]:9108/`)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def run_async(main: Coroutine[Any, Any, T], cleanup_timeout_s: float = 5.0) -> T:
