@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "WORKPULSE_"
@@ -275,6 +275,27 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("kafka_ssl_cafile")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        # checked here: the Kafka clients tried for 30 s, then said only that they could
+        # not bootstrap
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file")
+        return value
+
+    @field_validator("kafka_sasl_password")  # the last SASL field: the others are read
+    @classmethod
+    def _sasl_complete(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # checked here: the clients tried for 30 s, then said they could not bootstrap
+        protocol = str(info.data.get("kafka_security_protocol", ""))
+        given = (info.data.get("kafka_sasl_mechanism"), info.data.get("kafka_sasl_username"))
+        if protocol.startswith("SASL") and not (all(given) and value):
+            raise ValueError(
+                f"{protocol} needs WORKPULSE_KAFKA_SASL_MECHANISM, _USERNAME and _PASSWORD"
+            )
+        return value
 
     @field_validator("clickhouse_url")
     @classmethod

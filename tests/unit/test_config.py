@@ -63,7 +63,16 @@ def test_secrets_never_in_redacted_settings() -> None:
         ({"WORKPULSE_LEXICON_CACHE": "false"}, "lexicon_cache", False),
         ({"WORKPULSE_LEXICON_CACHE": "0"}, "lexicon_cache", False),
         ({"WORKPULSE_LEXICON_CACHE": "yes"}, "lexicon_cache", True),
-        ({"WORKPULSE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "kafka_security_protocol", "SASL_SSL"),
+        (
+            {
+                "WORKPULSE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "WORKPULSE_KAFKA_SASL_MECHANISM": "PLAIN",
+                "WORKPULSE_KAFKA_SASL_USERNAME": "u",
+                "WORKPULSE_KAFKA_SASL_PASSWORD": "p",
+            },
+            "kafka_security_protocol",
+            "SASL_SSL",
+        ),
         ({"WORKPULSE_SPIKE_MIN_COUNT": "25"}, "spike_min_count", 25.0),
         ({"WORKPULSE_LEXICON_RELOAD_S": "0.5"}, "lexicon_reload_s", 0.5),
         ({"WORKPULSE_SCHEMAS_DIR": "/srv/schemas"}, "schemas_dir", Path("/srv/schemas")),
@@ -85,6 +94,10 @@ def test_typed_values(environ: dict[str, str], field: str, value: object) -> Non
         ({"WORKPULSE_CLICKHOUSE_URL": "ftp://u:pw@h"}, "WORKPULSE_CLICKHOUSE_URL"),
         # infinite: the worker failed later with "cannot convert float infinity to integer"
         ({"WORKPULSE_WINDOW_GRACE_S": "inf"}, "WORKPULSE_WINDOW_GRACE_S"),
+        # the Kafka clients tried for 30 s, then said only that they could not bootstrap
+        ({"WORKPULSE_KAFKA_SSL_CAFILE": "/nonexistent/ca.pem"}, "WORKPULSE_KAFKA_SSL_CAFILE"),
+        ({"WORKPULSE_KAFKA_SSL_CAFILE": "/"}, "WORKPULSE_KAFKA_SSL_CAFILE"),
+        ({"WORKPULSE_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "WORKPULSE_KAFKA_SASL_"),
         # finite but past 64 bits in ms: the counts agent failed "Integer exceeds 64-bit"
         ({"WORKPULSE_WINDOW_GRACE_S": "1e17"}, "WORKPULSE_WINDOW_GRACE_S"),
         # bind() said "port must be 0-65535", after the demo had reset its data
