@@ -281,16 +281,36 @@ def test_tag_goes_on_when_its_reports_stream_closes(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("redirect", "message"),
-    [(">&-", "stdout is closed"), ("<&-", "no FILE given and stdin is closed")],
+    ("command", "redirect", "message"),
+    [
+        # "'NoneType' object has no attribute 'buffer'"
+        ("tag", ">&-", "stdout is closed"),
+        ("tag", "<&-", "no FILE given and stdin is closed"),
+        # the result vanished, exit 0, or "'NoneType' object has no attribute 'write'"
+        ("query 'SELECT 1'", ">&-", "stdout is closed: there is nowhere to write the result"),
+        ("spikes --format json", ">&-", "stdout is closed"),
+        ("report -o -", ">&-", "stdout is closed"),
+        ("demo --events 10", ">&-", "stdout is closed"),
+    ],
 )
-def test_tag_with_a_standard_stream_closed_is_one_clear_line(redirect: str, message: str) -> None:
-    """Started with stdout closed it said "'NoneType' object has no attribute 'buffer'"."""
-    done = subprocess.run(["bash", "-c", f'"{WORKPULSE}" tag {redirect}'], capture_output=True,
-                          timeout=120, check=False)  # fmt: skip
+def test_a_closed_standard_stream_is_one_clear_line(
+    command: str, redirect: str, message: str, tmp_path: Path
+) -> None:
+    done = subprocess.run(["bash", "-c", f'"{WORKPULSE}" {command} {redirect}'],
+                          capture_output=True, timeout=120, check=False, cwd=tmp_path)  # fmt: skip
     lines = [line for line in done.stderr.decode().splitlines() if line.strip()]
     assert done.returncode == 1 and len(lines) == 1, lines
     assert message in lines[0]
+    assert not (tmp_path / "var").exists()  # said before anything was done
+
+
+def test_demo_refuses_events_with_input(tmp_path: Path) -> None:
+    """`demo --input F --events 30` replayed all of F, saying nothing of --events."""
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"{}\n")
+    result = run("demo", "--input", str(path), "--events", "30", "--data-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "--events and --input: give one" in result.stderr.decode()
 
 
 @pytest.mark.parametrize(

@@ -248,6 +248,18 @@ def test_spikes_command_prints_the_same_alerts(data_dir: Path, from_clickhouse: 
     assert later.exit_code == 0, later.output
     tail = [orjson.loads(line) for line in later.stdout.splitlines()]
     assert tail == [p for p in printed if p["window_start_ms"] >= T0 + WAVE_MIN * MIN]
+    # times past the range an event can have are held to it ("year 10000 is out of
+    # range", naming no flag); a --from after the data says so (it said "before --to")
+    widest = CliRunner().invoke(
+        main, ["spikes", "--data-dir", str(data_dir), "--format", "json", *settings,
+               "--from", "0001-01-01T00:00+14:00", "--to", "9999-12-31T23:59:59-12:00"],
+    )  # fmt: skip
+    assert widest.exit_code == 0, widest.output
+    assert orjson.loads(widest.stdout) == printed
+    after = CliRunner().invoke(
+        main, ["spikes", "--data-dir", str(data_dir), "--from", "2100-01-01"]
+    )
+    assert after.exit_code == 1 and "--from 2100-01-01 is after the last event (" in after.output
 
 
 class _Sent:

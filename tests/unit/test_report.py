@@ -119,3 +119,41 @@ def test_embedded_data_has_no_markup_and_reads_back(caption: str) -> None:
     block = page[page.index(">", start) + 1 : page.index("</script>", start)]
     assert "<" not in block
     assert json.loads(block)["top_videos"][0]["caption"] == caption
+
+
+def test_a_report_is_written_whole_or_not_at_all(tmp_path, monkeypatch) -> None:
+    """A write that failed halfway (a full disk) left a cut page where the last one was."""
+    import os
+
+    from workpulse.report import html as report_html
+    from workpulse.report.html import write_report
+
+    data = ReportData([Timeline("salary", 0, [1.0], [1.0])], {}, {}, [], "test")
+    path = tmp_path / "report.html"
+    path.write_text("the last report", encoding="utf-8")
+
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, fd: int, mode: str) -> None:
+            self.file = real_fdopen(fd, mode)
+
+        def __enter__(self) -> FullDisk:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.file.close()
+
+        def write(self, data: bytes) -> int:
+            self.file.write(data[: len(data) // 2])
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(report_html.os, "fdopen", FullDisk)
+    with pytest.raises(OSError, match="No space left"):
+        write_report(data, path)
+    assert path.read_text(encoding="utf-8") == "the last report"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no temporary left
+    monkeypatch.undo()
+    write_report(data, path)
+    assert path.read_text(encoding="utf-8") == render(data)
+    assert path.stat().st_mode & 0o777 == 0o644

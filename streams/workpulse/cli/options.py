@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import sys
 import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TextIO, TypeVar
 
 import click
 from pydantic import SecretStr
@@ -31,6 +32,15 @@ SPIKES = tuple(name for name in Settings.model_fields if name.startswith("spike_
 
 class UserError(click.ClickException):
     """An error with a one-line explanation for the person at the terminal."""
+
+
+def result_stream() -> TextIO:
+    """stdout, for a command whose result goes there; one clear line when it was closed
+    at start (`>&-`: Python sets it to None, and the result vanished, exit 0, or ended in
+    "'NoneType' object has no attribute 'write'")."""
+    if sys.stdout is None:
+        raise UserError("stdout is closed: there is nowhere to write the result")
+    return sys.stdout
 
 
 def _unwrap(annotation: Any) -> Any:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import csv
 import re
-import sys
 from typing import Any
 
 import click
 import orjson
 
-from workpulse.cli.options import CLICKHOUSE, UserError, settings_from, settings_options
+from workpulse.cli.options import (
+    CLICKHOUSE,
+    UserError,
+    result_stream,
+    settings_from,
+    settings_options,
+)
 
 FORMATS = ("table", "csv", "json", "jsonl")
 # A trailing FORMAT clause: the client adds its own (FORMAT Native), and ClickHouse's
@@ -50,6 +55,7 @@ def command(sql: str, fmt: str, write: bool, **kwargs: Any) -> None:
             "leave out the FORMAT clause: workpulse query picks the format itself "
             f"(--format {'|'.join(FORMATS)})"
         )
+    out = result_stream()
     settings = settings_from(kwargs)
     db = connect(settings.clickhouse_url_value, settings.data_dir, create=False)
     try:
@@ -67,7 +73,6 @@ def command(sql: str, fmt: str, write: bool, **kwargs: Any) -> None:
     finally:
         db.close()
     cols, rows = result.column_names, result.rows
-    out = sys.stdout
     if fmt == "csv":
         writer = csv.writer(out)
         writer.writerow(cols)

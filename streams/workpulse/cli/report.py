@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from workpulse.cli.options import CLICKHOUSE, SPIKES, UserError, settings_from, settings_options
+from workpulse.cli.options import (
+    CLICKHOUSE,
+    SPIKES,
+    UserError,
+    result_stream,
+    settings_from,
+    settings_options,
+)
 
 
 @click.command("report")
@@ -29,6 +35,7 @@ def command(output: Path | None, **kwargs: Any) -> None:
     from workpulse.worker.minutes import read_observations
     from workpulse.worker.runtime import spike_config
 
+    out = result_stream() if output == Path("-") else None
     settings = settings_from(kwargs)
     db = connect(settings.clickhouse_url_value, settings.data_dir, create=False)
     try:
@@ -42,8 +49,8 @@ def command(output: Path | None, **kwargs: Any) -> None:
         raise
     finally:
         db.close()
-    if output == Path("-"):
-        sys.stdout.write(render(data))
+    if out is not None:
+        out.write(render(data))
         return
     path = write_report(data, output or settings.data_dir / "report.html")
     click.echo(f"report written to {path}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +13,7 @@ from workpulse.cli.options import (
     CLICKHOUSE,
     SPIKES,
     UserError,
+    result_stream,
     settings_from,
     settings_options,
 )
@@ -31,7 +31,11 @@ def parse_time(value: str, flag: str) -> int:
         raise UserError(f"{flag}: {value!r} is not a date or time like 2026-01-31T18:00Z") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000)
+    # Held to the times an event can have (1970-2106): `--to 9999-12-31T23:59-12:00`,
+    # in year 10000 in UTC, ended in "year 10000 is out of range", naming no flag.
+    from workpulse.processing.contract import EVENT_TIME_FIRST_MS, EVENT_TIME_LAST_MS
+
+    return max(EVENT_TIME_FIRST_MS, min(int(when.timestamp() * 1000), EVENT_TIME_LAST_MS + 1))
 
 
 def iso(ms: int) -> str:
@@ -90,6 +94,7 @@ def command(
     feeds them, minute by minute and topic by topic, to the same spike detector as the
     worker, configured by the same WORKPULSE_SPIKE_* settings. Writes nothing.
     """
+    out = result_stream()
     from workpulse.clickhouse import DatabaseError, connect
     from workpulse.clickhouse.copycat import wave_uptake
     from workpulse.processing.spikes import SpikeDetector, replay
@@ -106,7 +111,9 @@ def command(
         end_ms = parse_time(end, "--to") if end else (last_ms // MINUTE_MS + 1) * MINUTE_MS
         report_ms = parse_time(start, "--from") if start else first_ms // MINUTE_MS * MINUTE_MS
         if report_ms >= end_ms:
-            raise UserError("--from must be before --to")
+            if end:
+                raise UserError("--from must be before --to")
+            raise UserError(f"--from {start} is after the last event ({iso(last_ms)})")
         feed_ms = first_ms // MINUTE_MS * MINUTE_MS
         if history_hours is not None:
             feed_ms = max(feed_ms, report_ms - int(history_hours * 3_600_000))
@@ -133,10 +140,10 @@ def command(
         docs.append([w.to_dict() for w in waves])
     for doc in docs:
         if fmt == "json":
-            sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+            out.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
         else:
             for obj in doc:
-                sys.stdout.write(orjson.dumps(obj).decode() + "\n")
+                out.write(orjson.dumps(obj).decode() + "\n")
 
 
 def _table(alerts: list[Any], waves: list[Any], report_ms: int, end_ms: int) -> None:

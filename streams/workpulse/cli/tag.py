@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from workpulse.cli.options import LEXICON, UserError, settings_from, settings_options
+from workpulse.cli.options import LEXICON, UserError, result_stream, settings_from, settings_options
 
 
 class _Reports:
@@ -50,8 +50,7 @@ def command(file: io.BufferedReader | None, **kwargs: Any) -> None:
     from workpulse.tagging import load_tagger
 
     # Started with a standard stream closed (`>&-`, `<&-`), Python sets it to None.
-    if sys.stdout is None:
-        raise UserError("stdout is closed: there is nowhere to write the tagged events")
+    result_stream()
     if file is None and sys.stdin is None:
         raise UserError("no FILE given and stdin is closed: nothing to tag")
     settings = settings_from(kwargs)

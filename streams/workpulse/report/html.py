@@ -3,8 +3,11 @@ by a small script (no network, no library), so any browser shows it offline."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
+import os
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -193,6 +196,18 @@ over the 24 hours after it: authors new to the topic, those who used the wave's 
 
 
 def write_report(data: ReportData, path: Path) -> Path:
+    """Write the page to `path` whole or not at all: written beside it, then renamed over
+    it (a write that failed halfway left a cut page where the last one was)."""
+    page = render(data).encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(data), encoding="utf-8")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(page)
+        os.chmod(tmp, 0o644)  # (mkstemp makes it private; a report is for sharing)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path
