@@ -21,7 +21,7 @@ from workpulse.model.message import Message
 from workpulse.processing.ingest import BatchProcessor
 from workpulse.sinks.clickhouse import Sink
 from workpulse.tagging import load_tagger
-from workpulse.worker.offsets import DurableOffsetCache
+from workpulse.worker.offsets import DurableOffsetCache, SourceReset
 from workpulse.worker.steps import IngestStep, Progress
 from workpulse.worker.video_states import VideoStateCache
 
@@ -309,6 +309,30 @@ def test_an_event_dated_ahead_moves_the_watermark_no_further_than_the_clock(
         # of the last one are sent: a window may close)
         assert reported(step) == [now_ms - 60_000, now_ms + 30_000, now_ms + 60_000]
     assert stored(db, "ahead-2") == [("publish", 0, 0)]
+
+
+def test_an_input_topic_made_again_stops_the_step_instead_of_dropping_its_events(
+    db: Database, tagger: Any
+) -> None:
+    """The topic deleted and made again (or the broker's messages lost): its offsets
+    start from 0 again, under what ClickHouse holds from the old one, and the replay
+    guard took every new message for a replay: nothing stored, nothing said."""
+    topic = "events-made-again"
+    first = [message(topic, i, f"again-{i}", "publish") for i in range(1, 6)]
+    end = [6]
+    again = [message(topic, 0, "new-0", "publish"), message(topic, 1, "new-1", "publish")]
+    with step_for(db, tagger, highwater=lambda _p: end[0]) as step:
+
+        async def go() -> None:
+            await step.handle(first, await step.prepare(first))
+            assert len(stored(db, "again-5")) == 1
+            end[0] = 2  # the new topic: two messages so far, at offsets 0 and 1
+            await step.handle(again, await step.prepare(again))
+
+        with pytest.raises(SourceReset, match=rf"{topic}\[0\] ends at offset 2, but ClickHouse "
+                           r"holds rows read up to offset 5 from it"):  # fmt: skip
+            asyncio.run(go())
+    assert stored(db, "new-0") == []
 
 
 def test_held_back_reports_go_out_before_the_partitions_move(db: Database, tagger: Any) -> None:

@@ -7,7 +7,7 @@ partition and table; replayed messages up to it rebuild state but are not writte
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from workpulse.clickhouse import Database
@@ -57,6 +57,32 @@ class DurableOffsetCache:
         for topic, partition, _, last in ranges:
             known = self._known.setdefault((table, topic), {})
             known[partition] = max(known.get(partition, -1), last)
+
+
+class SourceReset(RuntimeError):
+    """ClickHouse holds rows read from further into an input partition than the partition
+    now goes: the topic was deleted and made again, or the broker lost messages."""
+
+
+def check_not_reset(
+    partitions: Iterable[tuple[str, int]],
+    stored: Callable[[str, int], int],
+    end: Callable[[int], int | None],
+) -> None:
+    """Raise `SourceReset` for the first (topic, partition) whose end (the next offset the
+    log will give, None: not known) is not past the highest offset stored from it. An
+    offset once written is never given again by a log that keeps growing; one made anew
+    gives offsets from 0 again, and the replay guard took its messages for replays and
+    dropped them, silently."""
+    for topic, partition in sorted(partitions):
+        held, high = stored(topic, partition), end(partition)
+        if high is not None and held >= high:
+            raise SourceReset(
+                f"input partition {topic}[{partition}] ends at offset {high}, but ClickHouse "
+                f"holds rows read up to offset {held} from it: the topic was made again, or "
+                "the broker lost messages; what it holds now would be taken for replays and "
+                "dropped. See 'An input topic made again' in docs/reliability.md"
+            )
 
 
 def offset_ranges(model: TableModel, rows: Sequence[Sequence[Any]]) -> list[OffsetRange]:

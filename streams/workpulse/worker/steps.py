@@ -74,7 +74,7 @@ from workpulse.processing.windows import (
 from workpulse.sinks.clickhouse import RowsRefused, Sink, WriteAborted, batch_token
 from workpulse.sinks.retry import Backoff
 from workpulse.worker.minutes import read_observations
-from workpulse.worker.offsets import DurableOffsetCache, offset_ranges
+from workpulse.worker.offsets import DurableOffsetCache, check_not_reset, offset_ranges
 from workpulse.worker.publisher import Publisher
 from workpulse.worker.video_states import VideoStateCache, load_video_states
 
@@ -363,6 +363,12 @@ class IngestStep:
                     "durable offsets",
                     partial(self.offsets.prefetch, (VIDEO_EVENTS.name, DEAD_LETTERS.name), topic),
                 )
+        check_not_reset(
+            {(m.topic, m.partition) for m in messages},
+            lambda topic, p: max(self.offsets.get(VIDEO_EVENTS.name, topic, p),
+                                 self.offsets.get(DEAD_LETTERS.name, topic, p)),
+            self.highwater,
+        )  # fmt: skip
         states = await self._video_states(video_ids(decoded), before, cache=not alongside)
         late_before = self._late_before(before) if late is None else late
         with self.metrics.tagging_batch_seconds.time():
