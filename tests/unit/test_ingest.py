@@ -144,10 +144,30 @@ def test_dead_letters_keep_payload_and_source(payload: bytes, reason: str) -> No
     assert out.processed == 2
 
 
-def test_stats_of_unknown_video_count_for_no_topic() -> None:
-    out = run(messages(stats("e1", "v9", 50)))
-    assert col(out.video_rows[0], "topics") == [] and col(out.video_rows[0], "d_views") == 50
-    assert out.topic_events == {}
+@pytest.mark.parametrize(
+    ("events", "d_views", "topic_views"),
+    [
+        # a video not published (yet): its gains wait for the topics its publish gives
+        ([stats("e1", "v9", 50)], [0], 0),
+        # stats before the publish: the publish carries all the video has so far (they
+        # were counted in no topic: 500 of 1,500 views reached the topic)
+        ([stats("e1", "v9", 1000), publish("e2", "v9"), stats("e3", "v9", 1500)],
+         [0, 1000, 500], 1500),
+        ([stats("e1", "v9", 1000), publish("e2", "v9", views=1200)], [0, 1200], 1200),
+        ([stats("e1", "v9", 1000), publish("e2", "v9", views=10)], [0, 1000], 1000),
+        # the usual order: deltas as they come
+        ([publish("e1", "v9", views=10), stats("e2", "v9", 25)], [10, 15], 25),
+    ],
+)  # fmt: skip
+def test_gains_count_in_the_topics_of_their_video(
+    events: list[dict], d_views: list[int], topic_views: int
+) -> None:
+    out = run(messages(*events))
+    assert [col(r, "d_views") for r in out.video_rows] == d_views
+    assert sum(int(col(r, "d_views")) for r in out.video_rows if col(r, "topics")) == topic_views
+    # whatever the order, the video's gains add up to its counter once it is published
+    if any(e["kind"] == "publish" for e in events):
+        assert sum(d_views) == max(int(col(r, "views")) for r in out.video_rows)
 
 
 def test_replay_writes_nothing_twice_and_keeps_deltas_right() -> None:

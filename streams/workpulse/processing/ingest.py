@@ -265,6 +265,18 @@ class BatchProcessor:
         d_views, d_likes, d_shares, d_comments = state.advance_counters(
             event.views, event.likes, event.shares, event.comments
         )
+        if not state.published:
+            # Stats before their video's publish: no topic known yet to count the gains
+            # in. They are counted by the publish, which carries all the video has so far
+            # (nothing is credited before it); else they were counted in no topic.
+            d_views = d_likes = d_shares = d_comments = 0
+        elif event.kind == "publish":
+            d_views, d_likes, d_shares, d_comments = (
+                state.views,
+                state.likes,
+                state.shares,
+                state.comments,
+            )
         out.outcomes[(event.kind, "accepted")] += 1
         # Positional (the fields of VideoEventRow, in order): a keyword call costs twice
         # as much, per row, on the hot path.
