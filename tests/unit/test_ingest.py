@@ -269,3 +269,18 @@ def test_a_batch_computed_in_two_parts_equals_the_batch_at_once(split: int, stor
     combined = combine(first, then)
     assert combined == whole
     assert list(combined.states) == list(whole.states)  # in the order of first change
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        (["quitmyjob", "fyp"], ["quitmyjob", "fyp"]),
+        (["#quitmyjob", "fyp"], ["quitmyjob", "fyp"]),  # stored and ranked apart before
+        (["＃QuitMyJob"], ["QuitMyJob"]),  # the fullwidth mark, as the tagger reads it
+        (["##x", "a#b"], ["#x", "a#b"]),  # one mark, at the start only
+        ([], []),
+    ],
+)
+def test_hashtags_are_stored_without_their_mark(given: list[str], stored: list[str]) -> None:
+    out = run(messages(publish("e1", "v1", hashtags=given)))
+    assert col(out.video_rows[0], "hashtags") == stored

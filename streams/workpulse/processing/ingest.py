@@ -142,6 +142,17 @@ def dead_letter_batch_bytes(batch_bytes: int, topic_max_bytes: int | None) -> in
     return max(1, min(batch_bytes, topic_max_bytes - DEAD_LETTER_HEADROOM_BYTES))
 
 
+HASHTAG_MARKS = ("#", "＃")
+
+
+def without_marks(hashtags: list[str]) -> list[str]:
+    """Hashtags as the contract writes them, without their '#' (`#quitmyjob` was stored,
+    and ranked in the spikes' top hashtags, apart from `quitmyjob`)."""
+    if not any(tag.startswith(HASHTAG_MARKS) for tag in hashtags):
+        return hashtags
+    return [tag[1:] if tag.startswith(HASHTAG_MARKS) else tag for tag in hashtags]
+
+
 class BatchProcessor:
     """Turns batches of messages into rows; holds no state between batches."""
 
@@ -257,7 +268,7 @@ class BatchProcessor:
             state.author_id = event.author_id
             state.lang = video_lang(event.lang, event.caption)
             state.country = (event.country or "").upper()
-            caption, hashtags = event.caption, event.hashtags
+            caption, hashtags = event.caption, without_marks(event.hashtags)
             matched = {t: list(terms) for t, terms in tag.matched.items()}
             lang = state.lang
         else:
