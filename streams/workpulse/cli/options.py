@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TextIO, TypeVar
 
@@ -32,6 +34,18 @@ SPIKES = tuple(name for name in Settings.model_fields if name.startswith("spike_
 
 class UserError(click.ClickException):
     """An error with a one-line explanation for the person at the terminal."""
+
+
+@contextlib.contextmanager
+def reader_may_leave() -> Iterator[None]:
+    """Around the writing of a result: a reader that leaves early (`workpulse query … |
+    head -1`) ends the command quietly, exit 0 as `tag` does (click said nothing and
+    exited 1, failing `set -o pipefail` scripts)."""
+    try:
+        yield
+    except BrokenPipeError:
+        # the interpreter flushes stdout at exit: to nowhere, not to the closed pipe again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def result_stream() -> TextIO:

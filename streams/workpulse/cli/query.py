@@ -12,6 +12,7 @@ import orjson
 from workpulse.cli.options import (
     CLICKHOUSE,
     UserError,
+    reader_may_leave,
     result_stream,
     settings_from,
     settings_options,
@@ -73,25 +74,28 @@ def command(sql: str, fmt: str, write: bool, **kwargs: Any) -> None:
     finally:
         db.close()
     cols, rows = result.column_names, result.rows
-    if fmt == "csv":
-        writer = csv.writer(out)
-        writer.writerow(cols)
-        writer.writerows([[_jsonable(v) for v in r] for r in rows])
-    elif fmt in ("json", "jsonl"):
-        objs = [dict(zip(cols, (_jsonable(v) for v in r), strict=True)) for r in rows]
-        opts = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
-        if fmt == "json":
-            out.write(
-                orjson.dumps(objs, default=str, option=opts | orjson.OPT_INDENT_2).decode() + "\n"
-            )
+    with reader_may_leave():
+        if fmt == "csv":
+            writer = csv.writer(out)
+            writer.writerow(cols)
+            writer.writerows([[_jsonable(v) for v in r] for r in rows])
+        elif fmt in ("json", "jsonl"):
+            objs = [dict(zip(cols, (_jsonable(v) for v in r), strict=True)) for r in rows]
+            opts = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+            if fmt == "json":
+                out.write(
+                    orjson.dumps(objs, default=str, option=opts | orjson.OPT_INDENT_2).decode()
+                    + "\n"
+                )
+            else:
+                for obj in objs:
+                    out.write(orjson.dumps(obj, default=str, option=opts).decode() + "\n")
         else:
-            for obj in objs:
-                out.write(orjson.dumps(obj, default=str, option=opts).decode() + "\n")
-    else:
-        from rich.console import Console
+            from rich.console import Console
 
-        from workpulse.terminal import data_table
+            from workpulse.terminal import data_table
 
-        table = data_table(cols, [[_jsonable(v) for v in r] for r in rows])
-        Console(emoji=False, markup=False, highlight=False).print(table)
-        click.echo(f"{len(rows)} row{'s' if len(rows) != 1 else ''}", err=True)
+            table = data_table(cols, [[_jsonable(v) for v in r] for r in rows])
+            Console(emoji=False, markup=False, highlight=False).print(table)
+            click.echo(f"{len(rows)} row{'s' if len(rows) != 1 else ''}", err=True)
+        out.flush()  # (a closed pipe is found here, not in the interpreter's last flush)

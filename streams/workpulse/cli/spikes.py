@@ -13,6 +13,7 @@ from workpulse.cli.options import (
     CLICKHOUSE,
     SPIKES,
     UserError,
+    reader_may_leave,
     result_stream,
     settings_from,
     settings_options,
@@ -138,12 +139,14 @@ def command(
     docs: list[Any] = [[{"window_start": iso(s.window_start_ms), **s.to_dict()} for s in alerts]]
     if copycat:
         docs.append([w.to_dict() for w in waves])
-    for doc in docs:
-        if fmt == "json":
-            out.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
-        else:
-            for obj in doc:
-                out.write(orjson.dumps(obj).decode() + "\n")
+    with reader_may_leave():
+        for doc in docs:
+            if fmt == "json":
+                out.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+            else:
+                for obj in doc:
+                    out.write(orjson.dumps(obj).decode() + "\n")
+        out.flush()
 
 
 def _table(alerts: list[Any], waves: list[Any], report_ms: int, end_ms: int) -> None:
