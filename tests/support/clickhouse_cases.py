@@ -167,6 +167,8 @@ class ClickHouseContract:
         assert sorted(states) == sorted(ids)
         assert [states[v].views for v in ids] == [i + 1 for i in range(len(ids))]
         assert all(states[v].published for v in ids)
+        # the publish's event id, whatever came since (its re-send is a duplicate)
+        assert [states[v].publish_id for v in ids] == [f"ev-{i}" for i in range(len(ids))]
 
     def test_counts_are_a_recount_of_video_events(self, db: Database) -> None:
         db.insert("video_events", VIDEO_COLUMNS, sample_batch(), dedup_token=token())

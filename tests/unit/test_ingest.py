@@ -10,7 +10,7 @@ import pytest
 from workpulse.model.event import ALREADY_PUBLISHED, CLICKHOUSE_REFUSED
 from workpulse.model.message import Message
 from workpulse.model.rows import DEAD_LETTERS, VIDEO_EVENTS
-from workpulse.model.state import VideoState
+from workpulse.model.state import RECENT_IDS, VideoState
 from workpulse.processing.ingest import BatchOutput, BatchProcessor, combine, video_ids
 from workpulse.tagging import TagResult, video_lang
 
@@ -284,3 +284,19 @@ def test_a_batch_computed_in_two_parts_equals_the_batch_at_once(split: int, stor
 def test_hashtags_are_stored_without_their_mark(given: list[str], stored: list[str]) -> None:
     out = run(messages(publish("e1", "v1", hashtags=given)))
     assert col(out.video_rows[0], "hashtags") == stored
+
+
+def test_a_publish_sent_again_after_many_stats_is_a_duplicate() -> None:
+    """Past the 64 event ids a video remembers, the publish sent again was dead-lettered
+    `video_already_published`, as if another publish of the video."""
+    first = run(
+        messages(
+            publish("e0", "v1", views=1),
+            *(stats(f"s{i}", "v1", i + 2) for i in range(RECENT_IDS + 6)),
+        )
+    )
+    state = first.states["v1"][1]
+    assert not state.seen("s0") and state.seen("e0")  # (s0 is past the 64)
+    again = run(messages(publish("e0", "v1", views=1), publish("e9", "v1")), {"v1": state})
+    assert again.outcomes == {("publish", "duplicate"): 1, ("invalid", "rejected"): 1}
+    assert again.rejections == {"video_already_published": 1}

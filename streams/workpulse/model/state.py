@@ -28,6 +28,9 @@ class VideoState:
     shares: int = 0
     comments: int = 0
     recent_ids: list[str] = field(default_factory=list)
+    publish_id: str = ""
+    """The publish's event id: its re-send is a duplicate however many events came
+    since (past `RECENT_IDS` it was dead-lettered `video_already_published`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +41,7 @@ class VideoState:
             "c": self.country,
             "n": [self.views, self.likes, self.shares, self.comments],
             "r": self.recent_ids,
+            "i": self.publish_id,
         }
 
     @classmethod
@@ -54,6 +58,7 @@ class VideoState:
             shares=shares,
             comments=comments,
             recent_ids=list(data["r"]),
+            publish_id=data.get("i", ""),
         )
 
     def copy(self) -> VideoState:
@@ -68,10 +73,11 @@ class VideoState:
             self.shares,
             self.comments,
             list(self.recent_ids),
+            self.publish_id,
         )
 
     def seen(self, event_id: str) -> bool:
-        return event_id in self.recent_ids
+        return event_id in self.recent_ids or event_id == self.publish_id
 
     def remember(self, event_id: str) -> None:
         self.recent_ids.append(event_id)

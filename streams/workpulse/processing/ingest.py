@@ -264,6 +264,7 @@ class BatchProcessor:
         state.remember(event.event_id)
         if event.kind == "publish" and tag is not None:
             state.published = True
+            state.publish_id = event.event_id
             state.topics = tag.topics
             state.author_id = event.author_id
             state.lang = video_lang(event.lang, event.caption)

@@ -28,6 +28,7 @@ SELECT
     anyIf(author_id, kind = 'publish') AS author_id,
     anyIf(lang, kind = 'publish') AS lang,
     anyIf(country, kind = 'publish') AS country,
+    anyIf(event_id, kind = 'publish') AS publish_id,
     max(views), max(likes), max(shares), max(comments),
     arraySlice(
         arrayMap(
@@ -74,7 +75,7 @@ def load_video_states(db: Database, video_ids: Iterable[str]) -> dict[str, Video
     rows = [row for chunk in chunks(ids) for row in db.query(sql, {"ids": chunk}).rows]
     out: dict[str, VideoState] = {}
     for row in rows:
-        video_id, published, topics, author, lang, country, v, li, sh, co, recent = row
+        video_id, published, topics, author, lang, country, publish_id, v, li, sh, co, recent = row
         out[video_id] = VideoState(
             published=bool(published),
             topics=tuple(topics),
@@ -86,6 +87,7 @@ def load_video_states(db: Database, video_ids: Iterable[str]) -> dict[str, Video
             shares=int(sh),
             comments=int(co),
             recent_ids=list(recent),
+            publish_id=publish_id,
         )
     return out
 
