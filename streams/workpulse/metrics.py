@@ -247,6 +247,13 @@ class Metrics:
             ["topic"],
             registry=registry,
         )
+        self.misrouted_events = Counter(
+            "workpulse_misrouted_events_total",
+            "Accepted events whose Kafka key is not their video id (the contract's key): "
+            "with several workers, a video on two partitions may have its gains counted "
+            "twice.",
+            registry=registry,
+        )
         self.late_events = Counter(
             "workpulse_late_events_total",
             "Events that arrived after their window closed (still stored, not in live windows).",

@@ -300,3 +300,18 @@ def test_a_publish_sent_again_after_many_stats_is_a_duplicate() -> None:
     again = run(messages(publish("e0", "v1", views=1), publish("e9", "v1")), {"v1": state})
     assert again.outcomes == {("publish", "duplicate"): 1, ("invalid", "rejected"): 1}
     assert again.rejections == {"video_already_published": 1}
+
+
+@pytest.mark.parametrize(
+    ("key", "misrouted"),
+    [(b"v1", 0), (None, 2), (b"v2", 2), (b"V1", 2)],  # the contract's key is the video id
+)
+def test_events_whose_key_is_not_their_video_are_counted(key: bytes | None, misrouted: int) -> None:
+    """With several workers, such a video may sit on two partitions, and each owner keeps
+    its own state of it: the worker cannot tell, but ops can see it happen."""
+    payloads = [orjson.dumps(publish("e1", "v1")), orjson.dumps(stats("e2", "v1", 5)), b"{oops"]
+    batch = [Message("in", 0, i, key, p) for i, p in enumerate(payloads)]
+    assert run(batch).misrouted == misrouted  # (the dead letter is not counted)
+    first = run(batch[:1])
+    then = run(batch[1:], {"v1": first.states["v1"][1]})
+    assert combine(first, then).misrouted == misrouted

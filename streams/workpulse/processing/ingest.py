@@ -73,6 +73,9 @@ class BatchOutput:
     """(topic, partition) → newest event time (ms) of a valid event of that partition."""
     late: Counter[str] = field(default_factory=Counter)
     """topic → accepted events too old for their window (see `late_before`)."""
+    misrouted: int = 0
+    """Accepted events whose Kafka key is not their video id (the contract's key): one
+    video's events on several partitions, whose owners each keep a state of it."""
 
     @property
     def processed(self) -> int:
@@ -97,6 +100,7 @@ def combine(first: BatchOutput, then: BatchOutput) -> BatchOutput:
         topic_events=first.topic_events + then.topic_events,
         watermarks=watermarks,
         late=first.late + then.late,
+        misrouted=first.misrouted + then.misrouted,
     )
 
 
@@ -238,6 +242,8 @@ class BatchProcessor:
                     item = Rejection(ALREADY_PUBLISHED, f"video {item.video_id} already published")
                 else:
                     self._accept(msg, item, state, tag, version, now_ms, out)
+                    if msg.key != item.video_id.encode():
+                        out.misrouted += 1
                     overlay[item.video_id] = state
                     out.states[item.video_id] = (msg.partition, state)
                     if late_before and item.event_time_ms < late_before.get(key, -1):

@@ -603,6 +603,8 @@ def record_batch(
         m.topic_events.labels(topic, kind).inc(n)
     for topic, n in out.late.items():
         m.late_events.labels(topic).inc(n)
+    if out.misrouted:
+        m.misrouted_events.inc(out.misrouted)
     if out.watermarks:
         newest = max(out.watermarks.values())
         m.event_time_lag_seconds.set(max(0.0, now - newest / 1000))
