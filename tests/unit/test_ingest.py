@@ -12,6 +12,7 @@ from workpulse.model.message import Message
 from workpulse.model.rows import DEAD_LETTERS, VIDEO_EVENTS
 from workpulse.model.state import RECENT_IDS, VideoState
 from workpulse.processing.ingest import BatchOutput, BatchProcessor, combine, video_ids
+from workpulse.processing.windows import MAX_LEAD_MS
 from workpulse.tagging import TagResult, video_lang
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -315,3 +316,15 @@ def test_events_whose_key_is_not_their_video_are_counted(key: bytes | None, misr
     first = run(batch[:1])
     then = run(batch[1:], {"v1": first.states["v1"][1]})
     assert combine(first, then).misrouted == misrouted
+
+
+def test_an_event_dated_ahead_in_a_backlog_moves_the_watermark_to_its_message_s_time() -> None:
+    """A partition an hour behind: an event dated a day ahead moved its watermark to the
+    clock (capped there), and every window of the hour still unread closed early."""
+    hour_ago = NOW - 3_600_000
+    payloads = [publish("e1", "v1", t=hour_ago), publish("e2", "v2", t=NOW + 23 * 3_600_000)]
+    batch = [Message("in", 0, i, b"v%d" % (i + 1), orjson.dumps(p), hour_ago + i)
+             for i, p in enumerate(payloads)]  # fmt: skip
+    out = run(batch)
+    assert out.watermarks == {("in", 0): hour_ago + 1 + MAX_LEAD_MS}
+    assert out.outcomes == {("publish", "accepted"): 2}  # both stored

@@ -141,13 +141,24 @@ def test_partition_idle(position: int | None, end: int | None, quiet_s: float, i
     assert partition_idle(position, end, quiet_s, idle_after_s=1.0) is idle
 
 
+H = 3_600_000
+NOW = T + 24 * H
+
+
 @pytest.mark.parametrize(
-    ("event_time", "now", "watermark"),
+    ("event_time", "timestamp", "watermark"),
     [
-        (1_000, 5_000, 1_000),  # behind the clock (a backlog, a replay): as it is
-        (5_000, 5_000, 5_000),
-        (5_000 + 23 * 3_600_000, 5_000, 5_000),  # a day ahead: the clock
+        (NOW - H, NOW - H, NOW - H),  # behind the clock (a backlog, a replay): as it is
+        (NOW - H, 0, NOW - H),  # a message without a timestamp
+        (NOW, NOW, NOW),
+        (NOW + 30_000, NOW, NOW),  # ahead of the clock: the clock
+        (NOW + 23 * H, NOW, NOW),  # a day ahead: the clock
+        (NOW + 23 * H, 0, NOW),
+        # in a backlog an hour behind: its message's time and a minute, not the clock
+        # (the clock let the watermark jump over the hour still unread)
+        (NOW + 23 * H, NOW - H, NOW - H + M),
+        (NOW - H + 30_000, NOW - H, NOW - H + 30_000),  # a device's clock a little ahead
     ],
 )
-def test_watermark_as_of(event_time: int, now: int, watermark: int) -> None:
-    assert watermark_as_of(event_time, now) == watermark
+def test_watermark_as_of(event_time: int, timestamp: int, watermark: int) -> None:
+    assert watermark_as_of(event_time, NOW, timestamp) == watermark

@@ -25,6 +25,7 @@ from workpulse.model.message import Message
 from workpulse.model.rows import DEAD_LETTERS, VIDEO_EVENTS, DeadLetterRow, VideoEventRow
 from workpulse.model.state import VideoState
 from workpulse.processing.contract import DEFAULT_MAX_BYTES, Contract, default_contract
+from workpulse.processing.windows import watermark_as_of
 from workpulse.tagging.language import video_lang
 
 
@@ -70,7 +71,8 @@ class BatchOutput:
     topic_events: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(topic, kind) → accepted events."""
     watermarks: dict[tuple[str, int], int] = field(default_factory=dict)
-    """(topic, partition) → newest event time (ms) of a valid event of that partition."""
+    """(topic, partition) → newest event time (ms) of a valid event of that partition, as
+    far as it may move the watermark (`windows.watermark_as_of`)."""
     late: Counter[str] = field(default_factory=Counter)
     """topic → accepted events too old for their window (see `late_before`)."""
     misrouted: int = 0
@@ -225,8 +227,9 @@ class BatchProcessor:
         for msg, item, stored in zip(messages, items, video_stored, strict=True):
             if isinstance(item, Event):
                 key = (msg.topic, msg.partition)
-                if item.event_time_ms > out.watermarks.get(key, -1):
-                    out.watermarks[key] = item.event_time_ms
+                passed = watermark_as_of(item.event_time_ms, now_ms, msg.timestamp_ms)
+                if passed > out.watermarks.get(key, -1):
+                    out.watermarks[key] = passed
                 if stored:
                     out.outcomes[(item.kind, "replayed")] += 1
                     continue

@@ -2,10 +2,10 @@
 
 A window [start, start + 1 min) of a topic may close once *every* input partition has
 passed its end plus the grace period: each partition's watermark is the newest event
-time seen in it, but never ahead of the worker's clock (`watermark_as_of`), and the
-topic's low watermark is the smallest of them. Watermarks only
-move forward (a re-sent, older watermark changes nothing), so replays after a crash or
-a rebalance are harmless.
+time seen in it, but never ahead of the worker's clock nor far ahead of its messages'
+timestamps (`watermark_as_of`), and the topic's low watermark is the smallest of them.
+Watermarks only move forward (a re-sent, older watermark changes nothing), so replays
+after a crash or a rebalance are harmless.
 
 Idle partitions: a partition that is caught up (nothing left to read) and has had no
 new message for the worker's `idle_partition_s` is reported idle, and holds no window
@@ -28,13 +28,23 @@ from typing import Any
 WINDOW_MS = 60_000
 
 
-def watermark_as_of(event_time_ms: int, now_ms: int) -> int:
-    """A partition's watermark from its newest event time, by the reporter's clock: never
-    ahead of it. The contract takes events dated up to a day ahead (clocks are wrong);
-    one such event, or one per partition, closed every window up to its time, and the
-    detector saw none of the real minutes in between: live alerts were off for a day.
-    A window now closes no earlier than its end plus the grace by the worker's clock."""
-    return min(event_time_ms, now_ms)
+MAX_LEAD_MS = 60_000
+"""How far an event's time may run ahead of its message's timestamp in a watermark
+(producers' and devices' clocks differ)."""
+
+
+def watermark_as_of(event_time_ms: int, now_ms: int, timestamp_ms: int = 0) -> int:
+    """How far an event moves its partition's watermark: its time, but never past the
+    worker's clock (`now_ms`), nor more than `MAX_LEAD_MS` past its message's timestamp
+    (`timestamp_ms`, when the message has one: 0 or less is none).
+
+    The contract takes events dated up to a day ahead (clocks are wrong): one such event,
+    or one per partition, closed every window up to its time, and the detector saw none
+    of the real minutes in between: live alerts were off for a day. The clock alone does
+    not cover a backlog (a partition an hour behind would jump to now, and the hour
+    still unread would come late): there the message's own timestamp bounds it."""
+    bound = now_ms if timestamp_ms <= 0 else min(now_ms, timestamp_ms + MAX_LEAD_MS)
+    return min(event_time_ms, bound)
 
 
 def partition_idle(

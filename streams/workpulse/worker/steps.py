@@ -69,7 +69,6 @@ from workpulse.processing.windows import (
     TopicWindows,
     covered_with,
     uncovered,
-    watermark_as_of,
 )
 from workpulse.sinks.clickhouse import RowsRefused, Sink, WriteAborted, batch_token
 from workpulse.sinks.retry import Backoff
@@ -476,8 +475,7 @@ class IngestStep:
             )
         for key, event_time in out.watermarks.items():
             mark = self.marks.setdefault(key, PartitionMark())
-            passed = watermark_as_of(event_time, now_ms)
-            mark.event_time_ms = max(passed, mark.event_time_ms or passed)
+            mark.event_time_ms = max(event_time, mark.event_time_ms or event_time)
             mark.idle, mark.as_of_ms = False, now_ms
         due, minutes = self._reports_due(messages)
         deliveries += await self._send_marks(due)
