@@ -468,3 +468,15 @@ def test_a_partition_is_not_idle_before_its_end_is_known(
     assert checks, "the check ran when the partition was assigned"
     assert [r for r in reports if r[0] and r[1] < 20] == [], reports  # never idle while behind
     assert reports[-1] == (True, 20)  # idle once caught up
+
+
+def test_the_end_of_a_partition_not_assigned_is_not_known() -> None:
+    """A batch prepared while its partitions moved asks for the end of a partition this
+    worker no longer holds: aiokafka raises for it, and the worker failed (review)."""
+
+    async def run() -> int | None:
+        offsets = Offsets()
+        consumer = consumer_for("127.0.0.1:9", "t", offsets.handle, offsets.prepare, 5)
+        return consumer.highwater(3)
+
+    assert asyncio.run(run()) is None

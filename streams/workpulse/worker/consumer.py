@@ -198,8 +198,13 @@ class BatchConsumer:
         self._task.add_done_callback(callback)
 
     def highwater(self, partition: int) -> int | None:
-        """The end of a partition as of the last fetch (None: not known yet)."""
-        high: int | None = self._consumer.highwater(TopicPartition(self.topic, partition))
+        """The end of a partition as of the last fetch (None: not known yet, or not
+        assigned to this worker now: aiokafka raises then, and a batch prepared while
+        the partitions moved would have failed the worker; found in review)."""
+        tp = TopicPartition(self.topic, partition)
+        if tp not in self._consumer.assignment():
+            return None
+        high: int | None = self._consumer.highwater(tp)
         return high
 
     def partition_count(self) -> int:
