@@ -262,6 +262,7 @@ class Tagger:
         "_results",
         "_short",
         "_strong",
+        "_strong_maxlen",
         "_tags_cache",
         "_vocab",
         "_words",
@@ -293,6 +294,7 @@ class Tagger:
         self._ctx_iter = lexicon.context_automaton.iter
         self._vocab = lexicon.compact_vocab
         self._strong = lexicon.strong
+        self._strong_maxlen = max(map(len, lexicon.strong), default=0)
         self._ht_hits = lexicon.hashtag_hits
         self._generic = lexicon.generic_hashtags
         self._maxlen = lexicon.max_compact_len
@@ -757,8 +759,12 @@ class Tagger:
                 # #MeToo → "me too metoo": its words, and its one-word form
                 words = " ".join(w for w in norm.split(" ") if w not in SENTENCE_CHARS)
                 text = words + " " + key
-            else:
+            elif len(tag) <= SEGMENT_MAX_CHARS and len(norm) <= 4 * SEGMENT_MAX_CHARS:
+                # the contract's limit is on the hashtag as sent; normalising may lengthen
+                # it (ﬃ → ffi), within bounds that keep segmenting cheap
                 text = self._segment(norm) or norm
+            else:
+                text = norm
             # In a zone the text stands between spaces, and no key holds a sentence
             # break, so its hits there are the hits of " text ".
             topics, rules = self._digest(" " + text + " ")
@@ -816,16 +822,14 @@ class Tagger:
         spaced = self._vocab.get(t)
         if spaced is not None:
             return spaced
-        if len(t) > SEGMENT_MAX_CHARS:
-            return None
         pieces = self._dp(t)
         if pieces is not None:
             return " ".join(pieces)
-        # A strong term is a compact form of the lexicon, at most `_maxlen` long: the
-        # search was over every size up to the hashtag's, cubic in its length (a 20,000-
-        # character hashtag written in a caption took four minutes and held the worker).
+        # Sizes up to the longest strong term only: the search was over every size up to
+        # the hashtag's, cubic in its length (a 20,000-character hashtag written in a
+        # caption took four minutes and held the worker).
         n, strong = len(t), self._strong
-        for size in range(min(n - 1, self._maxlen), 5, -1):
+        for size in range(min(n - 1, self._strong_maxlen), 5, -1):
             for start in range(0, n - size + 1):
                 piece = t[start : start + size]
                 if piece in strong:
