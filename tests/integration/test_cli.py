@@ -388,12 +388,14 @@ def test_demo_replays_a_file_and_accounts_for_every_line(tmp_path: Path) -> None
         str(data_dir),
     )
     assert json.loads(counted.stdout) == {"n": 1500}
-    # a reader that leaves early ends `query` quietly, exit 0 (it was 1, nothing said)
-    for fmt in ("jsonl", "csv", "table"):
-        line = (f'set -o pipefail; "{WORKPULSE}" query --format {fmt} --data-dir "{data_dir}" '
-                '"SELECT * FROM workpulse.video_events" | head -1')  # fmt: skip
+    # a reader that leaves early ends the command quietly, exit 0 (it was 1, nothing said)
+    everything = '"SELECT * FROM workpulse.video_events"'
+    commands = [f"query --format jsonl {everything}", f"query --format csv {everything}",
+                f"query {everything}", "report -o -", "spikes --spike-min-history 1"]  # fmt: skip
+    for command in commands:
+        line = f'set -o pipefail; "{WORKPULSE}" {command} --data-dir "{data_dir}" | head -1'
         head = subprocess.run(["bash", "-c", line], capture_output=True, timeout=120, check=False)
-        assert head.returncode == 0, (fmt, head.stderr.decode()[-500:])
+        assert head.returncode == 0, (command, head.stderr.decode()[-500:])
         assert len(head.stdout.splitlines()) == 1 and b"Error" not in head.stderr
     # `report -o -` writes the page to stdout (it wrote a file named "-")
     page = run("report", "-o", "-", "--data-dir", str(data_dir))

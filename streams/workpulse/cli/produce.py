@@ -31,8 +31,23 @@ from workpulse.cli.options import KAFKA, UserError, settings_from, settings_opti
     default=0.0,
     help="Generator: share of malformed messages.",
 )
+@click.option(
+    "--ack-timeout",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    help="Longest wait, in seconds, for Kafka to acknowledge what was sent once every "
+    "message is handed over; then the command says how many were acknowledged, exit 1.",
+)
 @settings_options(*KAFKA, "input_topic")
-def command(file: Path | None, events: int, seed: int, bad_fraction: float, **kwargs: Any) -> None:
+def command(
+    file: Path | None,
+    events: int,
+    seed: int,
+    bad_fraction: float,
+    ack_timeout: float,
+    **kwargs: Any,
+) -> None:
     """Send events to Kafka: FILE (JSONL, one message per line) or the synthetic generator."""
     from rich.progress import (
         BarColumn,
@@ -73,6 +88,7 @@ def command(file: Path | None, events: int, seed: int, bad_fraction: float, **kw
                 settings.input_topic,
                 messages,
                 lambda n: bar.update(task, completed=n),
+                flush_timeout_s=ack_timeout,
             )
         except (SendTimeout, KeyboardInterrupt) as exc:
             # A producer left with messages Kafka never acknowledged cannot be closed

@@ -11,6 +11,7 @@ from workpulse.cli.options import (
     CLICKHOUSE,
     SPIKES,
     UserError,
+    reader_may_leave,
     result_stream,
     settings_from,
     settings_options,
@@ -50,7 +51,9 @@ def command(output: Path | None, **kwargs: Any) -> None:
     finally:
         db.close()
     if out is not None:
-        out.write(render(data))
+        with reader_may_leave():
+            out.write(render(data))
+            out.flush()
         return
     path = write_report(data, output or settings.data_dir / "report.html")
     click.echo(f"report written to {path}")

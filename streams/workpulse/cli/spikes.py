@@ -134,7 +134,9 @@ def command(
         report_from_ms=report_ms,
     )
     if fmt == "table":
-        _table(alerts, waves, report_ms, end_ms)
+        with reader_may_leave():
+            _table(alerts, waves, report_ms, end_ms)
+            out.flush()
         return
     docs: list[Any] = [[{"window_start": iso(s.window_start_ms), **s.to_dict()} for s in alerts]]
     if copycat:

@@ -138,7 +138,7 @@ def send_messages(
     def unanswered(what: str) -> SendTimeout:
         return SendTimeout(
             f"{what}: Kafka acknowledged {acked:,} of {done:,} messages read (is the broker "
-            "up?); the others may or may not be stored"
+            f"up, and does topic {topic} exist?); the others may or may not be stored"
         )
 
     try:
@@ -152,7 +152,8 @@ def send_messages(
             except MessageSizeTooLargeError as exc:  # checked before sending
                 report.failed.append((done, refusal(exc)))
             except KafkaTimeoutError:  # no metadata, or the buffer full, for max_block_ms
-                raise unanswered("Kafka took no more messages for 60 s") from None
+                blocked_s = producer.config["max_block_ms"] / 1000
+                raise unanswered(f"Kafka took no more messages for {blocked_s:.0f} s") from None
             else:  # refused by the broker (its own size limit, …)
                 future.add_callback(acknowledged)
                 future.add_errback(partial(refused_by_broker, done))
