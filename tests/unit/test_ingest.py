@@ -253,6 +253,8 @@ SPLIT_BATCH = messages(
     stats("s2", "v1", 25, t=T0 + 30_000),  # late-ish, older than the first
     stats("s3", "v2", 7),
     stats("s2", "v1", 25),  # a duplicate
+    stats("s1", "v3", 40),  # before its video's publish: its gains wait for it
+    publish("p3", "v3", views=45),  # carries the 45
 )
 
 
