@@ -114,7 +114,7 @@ class ChdbTransport:
                     f"chDB at {other} is open in this process; chDB hosts one engine "
                     f"per process, close it before opening {self.path}"
                 )
-            with _unused(self.path):
+            with _unused(self.path):  # tried and released: chDB takes the lock itself
                 pass
             try:
                 self.client: Any = clickhouse_connect.get_client(interface="chdb", path=self.path)

@@ -67,19 +67,18 @@ def create_topics(
         # The first try is short, so that a broker that does not answer is said at once
         # (kafka-python's own retry lines are kept out of the log: `setup_logging`).
         left = max(1.0, deadline - time.monotonic())
+        try_s, first_try, first = (min(left, FIRST_TRY_S) if first else left), first, False
         try:
-            admin = _admin_client(options, min(left, FIRST_TRY_S) if first else left)
+            admin = _admin_client(options, try_s)
         except KafkaError as exc:
             last = exc
-            if first:
+            if first_try:
                 log.warning(
                     "Kafka at %s does not answer yet (%s); trying for %.0f s more",
                     where, exc, max(0.0, deadline - time.monotonic()),
                 )  # fmt: skip
-            first = False
             time.sleep(0.2)
             continue
-        first = False
         try:
             existing = set(admin.list_topics())
             missing = [

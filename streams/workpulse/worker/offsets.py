@@ -53,6 +53,10 @@ class DurableOffsetCache:
     def get(self, table: str, topic: str, partition: int) -> int:
         return self._known.get((table, topic), {}).get(partition, -1)
 
+    def highest(self, tables: Iterable[str], topic: str, partition: int) -> int:
+        """The highest source offset any of `tables` holds from the partition (-1: none)."""
+        return max((self.get(table, topic, partition) for table in tables), default=-1)
+
     def advance(self, table: str, ranges: Iterable[OffsetRange]) -> None:
         for topic, partition, _, last in ranges:
             known = self._known.setdefault((table, topic), {})

@@ -364,10 +364,9 @@ class IngestStep:
                 )
         check_not_reset(
             {(m.topic, m.partition) for m in messages},
-            lambda topic, p: max(self.offsets.get(VIDEO_EVENTS.name, topic, p),
-                                 self.offsets.get(DEAD_LETTERS.name, topic, p)),
+            partial(self.offsets.highest, (VIDEO_EVENTS.name, DEAD_LETTERS.name)),
             self.highwater,
-        )  # fmt: skip
+        )
         states = await self._video_states(video_ids(decoded), before, cache=not alongside)
         late_before = self._late_before(before) if late is None else late
         with self.metrics.tagging_batch_seconds.time():
