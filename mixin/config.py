@@ -47,6 +47,9 @@ class Thresholds:
     # a lexicon reload was rejected (the old lexicon stays in use)
     lexicon_window: str = "30m"
     lexicon_for: str = "0m"
+    # events keyed to another partition than their video's, while several workers run
+    misrouted_window: str = "15m"
+    misrouted_for: str = "5m"
     # the scrape of a worker fails
     worker_down_for: str = "5m"
     # rate window of recording rules and alerts

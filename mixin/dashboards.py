@@ -339,6 +339,22 @@ def pipeline_dashboard() -> dict[str, Any]:
                 ),
             ],
         ),
+        _series(
+            L,
+            "Events keyed to another partition",
+            "Accepted events whose Kafka key is not their video id, per 5 minutes "
+            "(workpulse_misrouted_events_total): a null or wrong key can put one video on two "
+            "partitions, and with several workers its gains can count twice "
+            "(WorkpulseMisroutedEvents). Zero when producers key by video id.",
+            "short",
+            [
+                _prom(
+                    f"sum by (instance) (increase({m('workpulse_misrouted_events_total')}"
+                    f"[{RATE}]))",
+                    "{{instance}}",
+                )
+            ],
+        ),
         stat.Panel()
         .title("Lexicon version")
         .description("Taxonomy (lexicon) version each worker tags with (workpulse_taxonomy_info).")

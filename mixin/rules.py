@@ -210,6 +210,22 @@ ALERTS: list[Alert] = [
         ),
     ),
     Alert(
+        name="WorkpulseMisroutedEvents",
+        expr=f"sum by (job) (increase({sel('workpulse_misrouted_events_total')}"
+        f"[{T.misrouted_window}])) > 0\nand on (job)\ncount by (job) ({sel('up')} == 1) > 1",
+        for_=T.misrouted_for,
+        severity="warning",
+        alert_type="pipeline",
+        summary="Producers send events keyed to another partition than their video's, and "
+        "several workers run: a video's gains can count twice.",
+        description=(
+            '{{ $value | printf "%.0f" }} events of job {{ $labels.job }} in the last '
+            f"{T.misrouted_window} had a Kafka key other than their video id (null or "
+            "wrong): their video can sit on two partitions owned by two workers, each "
+            "with its own state of it."
+        ),
+    ),
+    Alert(
         name="WorkpulseWorkerDown",
         expr=f"{sel('up')} == 0",
         for_=T.worker_down_for,
