@@ -119,3 +119,43 @@ def test_requests_run_at_once(chdb_http_server: ChdbHttpServer) -> None:
     assert query("SELECT 41+1") == b"42\n"
     assert worker.is_alive(), "answered only after the slow query"
     worker.join()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port that accepts connections and never answers (a hung server, a wrong port)."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+def test_a_server_that_never_answers_is_refused_after_the_first_answer_bound(
+    silent_server: int,
+) -> None:
+    # Before: the client waited send_receive_timeout (300 s) without a word.
+    with pytest.raises(DatabaseError) as caught:
+        HttpTransport("127.0.0.1", silent_server, first_answer_s=1)
+    assert str(caught.value) == (
+        f"cannot connect to http://default@127.0.0.1:{silent_server}/workpulse: no answer in "
+        "1 s (is this ClickHouse's HTTP port, and is it up?)"
+    )
+
+
+@pytest.mark.parametrize(("query", "read_timeout"), [("", 300), ("?send_receive_timeout=45", 45)])
+def test_calls_after_the_first_answer_wait_the_configured_timeout(
+    chdb_http_server: ChdbHttpServer, query: str, read_timeout: int
+) -> None:
+    transport = HttpTransport.from_url(chdb_http_server.url_with_credentials("workpulse") + query)
+    try:
+        assert transport.client.timeout.read_timeout == read_timeout
+        other = transport.open_client()
+        assert other.timeout.read_timeout == read_timeout
+        other.close()
+    finally:
+        transport.close()

@@ -144,6 +144,19 @@ class ChdbTransport:
 
 
 _INT_OPTIONS = {"connect_timeout", "send_receive_timeout", "query_retries"}
+FIRST_ANSWER_S = 30
+"""How long opening a client waits for the server's first answer (its version and
+settings). A server that accepts connections and does not answer that in half a minute
+is down for us: without this bound the start and `workpulse query` waited the client's
+`send_receive_timeout` (300 s) without a word. Later calls wait that timeout: a big
+insert or query may take long."""
+
+
+def _no_answer(exc: BaseException, waited_s: float) -> str:
+    """The reason when the server took the connection and said nothing, else ''."""
+    if "read timed out" in str(exc).lower():
+        return f"no answer in {waited_s:g} s (is this ClickHouse's HTTP port, and is it up?)"
+    return ""
 
 
 class HttpTransport:
@@ -157,9 +170,11 @@ class HttpTransport:
         password: str = "",
         database: str = DATABASE,
         secure: bool = False,
+        first_answer_s: float = FIRST_ANSWER_S,
         **client_options: Any,
     ) -> None:
         import clickhouse_connect
+        from urllib3.util import Timeout
 
         self.host = host
         self.port = port or (8443 if secure else 8123)
@@ -169,19 +184,23 @@ class HttpTransport:
 
         def connect() -> Any:
             # Without a database: before `init-db` it does not exist yet.
+            options = dict(client_options)
+            answer_s = options.pop("send_receive_timeout", 300)
             try:
-                return clickhouse_connect.get_client(
+                client: Any = clickhouse_connect.get_client(
                     host=host,
                     port=self.port,
                     username=username,
                     password=password,
                     secure=secure,
-                    **client_options,
+                    send_receive_timeout=min(answer_s, first_answer_s),
+                    **options,
                 )
             except Exception as exc:
-                raise DatabaseError(
-                    f"cannot connect to {self.describe()}: {clean_error(exc)}"
-                ) from exc
+                why = _no_answer(exc, min(answer_s, first_answer_s)) or clean_error(exc)
+                raise DatabaseError(f"cannot connect to {self.describe()}: {why}") from exc
+            client.timeout = Timeout(connect=options.get("connect_timeout", 10), read=answer_s)
+            return client
 
         self._connect = connect
         self.client: Any = connect()
