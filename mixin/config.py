@@ -52,6 +52,11 @@ class Thresholds:
     misrouted_for: str = "5m"
     # the scrape of a worker fails
     worker_down_for: str = "5m"
+    # no worker is a scrape target at all (scaled to 0, removed from discovery)
+    workers_absent_for: str = "5m"
+    # p99 from a message's send to its row durable in ClickHouse
+    latency_p99_seconds: float = 10.0
+    latency_for: str = "15m"
     # rate window of recording rules and alerts
     rate_window: str = "5m"
 

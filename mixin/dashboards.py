@@ -221,6 +221,17 @@ def pipeline_dashboard() -> dict[str, Any]:
         ),
         _series(
             L,
+            "End-to-end latency (p50, p99)",
+            "From a message's send (its Kafka timestamp) to its row durable in ClickHouse and "
+            "its outputs acknowledged (workpulse_event_latency_seconds; recording rules "
+            f"{r.LATENCY_P50}, {r.LATENCY_P99}). WorkpulseLatencyHigh fires when the p99 "
+            f"stays above {r.T.latency_p99_seconds:g} s; a backlog being read shows here as "
+            "its age.",
+            "s",
+            [_prom(r.LATENCY_P50, "p50"), _prom(r.LATENCY_P99, "p99", "B")],
+        ),
+        _series(
+            L,
             "Batch size (p50, p99)",
             "Messages per processing batch (workpulse_batch_events): small batches at a "
             "high rate mean the worker keeps up; batches at the maximum mean it is behind.",
@@ -325,7 +336,8 @@ def pipeline_dashboard() -> dict[str, Any]:
             L,
             "Spikes and late events",
             "Spikes detected per topic (workpulse_spikes_total) and events that arrived after "
-            "their live window closed (workpulse_late_events_total), per 5 minutes.",
+            "their live window closed (workpulse_late_events_total), counted over each point's rate "
+            "interval.",
             "short",
             [
                 _prom(
@@ -342,7 +354,8 @@ def pipeline_dashboard() -> dict[str, Any]:
         _series(
             L,
             "Events keyed to another partition",
-            "Accepted events whose Kafka key is not their video id, per 5 minutes "
+            "Accepted events whose Kafka key is not their video id, counted over each point's "
+            "rate interval "
             "(workpulse_misrouted_events_total): a null or wrong key can put one video on two "
             "partitions, and with several workers its gains can count twice "
             "(WorkpulseMisroutedEvents). Zero when producers key by video id.",

@@ -30,6 +30,8 @@ LAG_SECONDS = "workpulse:consumer_lag_seconds:max"
 LAG_MESSAGES = "workpulse:consumer_lag:max"
 SINK_P99 = "workpulse:sink_seconds:p99_rate5m"
 SINK_P50 = "workpulse:sink_seconds:p50_rate5m"
+LATENCY_P99 = "workpulse:event_latency_seconds:p99_rate5m"
+LATENCY_P50 = "workpulse:event_latency_seconds:p50_rate5m"
 
 RECORDING_RULES: list[dict[str, str]] = [
     {
@@ -64,6 +66,16 @@ RECORDING_RULES: list[dict[str, str]] = [
         "record": SINK_P50,
         "expr": "histogram_quantile(0.5, sum by (job, table, le) "
         f"(rate({sel('workpulse_sink_seconds_bucket')}[{T.rate_window}])))",
+    },
+    {
+        "record": LATENCY_P99,
+        "expr": "histogram_quantile(0.99, sum by (job, le) "
+        f"(rate({sel('workpulse_event_latency_seconds_bucket')}[{T.rate_window}])))",
+    },
+    {
+        "record": LATENCY_P50,
+        "expr": "histogram_quantile(0.5, sum by (job, le) "
+        f"(rate({sel('workpulse_event_latency_seconds_bucket')}[{T.rate_window}])))",
     },
 ]
 
@@ -198,6 +210,19 @@ ALERTS: list[Alert] = [
         ),
     ),
     Alert(
+        name="WorkpulseLatencyHigh",
+        expr=f"{LATENCY_P99} > {T.latency_p99_seconds:g}",
+        for_=T.latency_for,
+        severity="warning",
+        alert_type="pipeline",
+        summary="Events take long from their producer to ClickHouse.",
+        description=(
+            "99 % of the events of job {{ $labels.job }} reached ClickHouse within "
+            '{{ $value | printf "%.1f" }} s of their send over the last '
+            f"{T.rate_window} (threshold {T.latency_p99_seconds:g} s)."
+        ),
+    ),
+    Alert(
         name="WorkpulseLexiconReloadFailed",
         expr=f"sum by (job, instance) (increase({FAILED_RELOADS}[{T.lexicon_window}])) > 0",
         for_=T.lexicon_for,
@@ -235,6 +260,20 @@ ALERTS: list[Alert] = [
         description=(
             f"{{{{ $labels.instance }}}} of job {{{{ $labels.job }}}} has been down for "
             f"{T.worker_down_for} or more."
+        ),
+    ),
+    Alert(
+        name="WorkpulseWorkersAbsent",
+        expr=f"absent({sel('up')})",
+        for_=T.workers_absent_for,
+        severity="critical",
+        alert_type="pipeline",
+        summary="Prometheus has no workpulse worker to scrape at all.",
+        description=(
+            "No target of job {{ $labels.job }} has been scraped for "
+            f"{T.workers_absent_for}: the workers are scaled to zero, gone from service "
+            "discovery, or Prometheus lost its configuration; every other alert of the job "
+            "is silent meanwhile."
         ),
     ),
 ]

@@ -110,6 +110,27 @@ def test_alertmanager_inhibits_spikes_while_the_pipeline_is_critical(
         },
         {
             "labels": {
+                "alertname": "WorkpulseTopicSpike",
+                "alert_type": "spike",
+                "severity": "warning",
+                "job": "third",
+                "topic": "salary",
+            },
+            **window,
+        },
+        {
+            # One worker of several down: the others count correctly, spikes stay.
+            "labels": {
+                "alertname": "WorkpulseWorkerDown",
+                "alert_type": "pipeline",
+                "severity": "critical",
+                "job": "third",
+                "instance": "w1:9108",
+            },
+            **window,
+        },
+        {
+            "labels": {
                 "alertname": "WorkpulsePipelineStalled",
                 "alert_type": "pipeline",
                 "severity": "critical",
@@ -124,7 +145,7 @@ def test_alertmanager_inhibits_spikes_while_the_pipeline_is_critical(
 
     def states() -> dict[tuple[str, str], list[str]] | None:
         got = http_json(url)
-        if len(got) < 3:
+        if len(got) < 5:
             return None
         return {
             (a["labels"]["alertname"], a["labels"]["job"]): a["status"]["inhibitedBy"] for a in got
@@ -136,6 +157,7 @@ def test_alertmanager_inhibits_spikes_while_the_pipeline_is_critical(
         "the inhibition",
     )
     assert result[("WorkpulseTopicSpike", "other")] == []  # another job: not inhibited
+    assert result[("WorkpulseTopicSpike", "third")] == []  # a worker down: not inhibited
     assert result[("WorkpulsePipelineStalled", "workpulse")] == []
     receivers = {
         a["labels"]["job"] + "/" + a["labels"]["alertname"]: [r["name"] for r in a["receivers"]]
