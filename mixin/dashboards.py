@@ -336,8 +336,8 @@ def pipeline_dashboard() -> dict[str, Any]:
             L,
             "Spikes and late events",
             "Spikes detected per topic (workpulse_spikes_total) and events that arrived after "
-            "their live window closed (workpulse_late_events_total), counted over each point's rate "
-            "interval.",
+            "their live window closed (workpulse_late_events_total), counted over each "
+            "point's rate interval.",
             "short",
             [
                 _prom(

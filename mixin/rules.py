@@ -1,9 +1,10 @@
 """Prometheus recording and alert rules of workpulse, as data.
 
-Every alert carries `severity` (critical, warning, info) and `alert_type` (`spike`
-for what the data says, `pipeline` for the health of workpulse itself; Alertmanager
-routes on it), and the annotations OPS.md asks for: a static `summary`, a templated
-`description`, and a `runbook_url` to the alert's own section of docs/runbook.md.
+Every alert carries `severity` (critical, warning, info; the spike alert takes the
+detector's own) and `alert_type` (`spike` for what the data says, `pipeline` for the
+health of workpulse itself; Alertmanager routes on it), and the annotations OPS.md
+asks for: a static `summary`, a templated `description`, and a `runbook_url` to the
+alert's own section of docs/runbook.md.
 """
 
 from __future__ import annotations
@@ -110,32 +111,47 @@ class Alert:
         }
 
 
-def _topic_value(metric: str, fmt: str) -> str:
-    """A template fragment: the value of `metric` for the alert's topic and job."""
-    query = f"max({metric}{{job='%s', topic='%s'}})"
+def _spike_value(metric: str, fmt: str) -> str:
+    """A template fragment: the value of `metric` for the alert's job, topic, signal
+    (metric label) and scope."""
+    query = f"max({metric}{{job='%s', topic='%s', metric='%s', scope='%s'}})"
+    labels = "$labels.job $labels.topic $labels.metric $labels.scope"
     return (
-        f'{{{{ with printf "{query}" $labels.job $labels.topic | query }}}}'
+        f'{{{{ with printf "{query}" {labels} | query }}}}'
         f'{{{{ . | first | value | printf "{fmt}" }}}}{{{{ end }}}}'
     )
 
+
+SPIKE_LABELS = "job, topic, metric, scope, severity"
+#: The detector's signals (metric label) as the alert's text names them.
+SIGNAL_WORDS = (
+    '{{ if eq $labels.metric "videos" }}new videos{{ else if eq $labels.metric "views" }}'
+    "views gained{{ else }}new authors{{ end }}"
+)
 
 FAILED_RELOADS = sel("workpulse_lexicon_reloads_total", 'result="failed"')
 
 ALERTS: list[Alert] = [
     Alert(
+        # One alert per topic, signal, scope and severity, with the detector's own
+        # severity (info: a single video's surge; warning, critical: by the ratio to the
+        # baseline) and its figures; the score is the value.
         name="WorkpulseTopicSpike",
-        expr=f"max by (job, topic) ({sel('workpulse_spike_score')})\nand on (job, topic)\n"
-        f"sum by (job, topic) (increase({sel('workpulse_spikes_total')}[{T.spike_keep}])) > 0",
+        expr=f"max by ({SPIKE_LABELS}) ({sel('workpulse_last_spike_score')})\n"
+        f"and on ({SPIKE_LABELS})\n"
+        f"sum by ({SPIKE_LABELS}) (increase({sel('workpulse_spike_alerts_total')}"
+        f"[{T.spike_keep}])) > 0",
         for_=T.spike_for,
-        severity="warning",
+        severity="{{ $labels.severity }}",
         alert_type="spike",
         summary="A work topic is spiking: far more new videos, views or new authors than its "
         "baseline.",
         description=(
-            "Topic {{ $labels.topic }}: "
-            + _topic_value("workpulse_last_spike_observed_videos", "%.0f")
-            + " new videos in a minute against "
-            + _topic_value("workpulse_last_spike_expected_videos", "%.1f")
+            "Topic {{ $labels.topic }}"
+            '{{ if eq $labels.scope "language" }} (one language of it){{ end }}: '
+            + _spike_value("workpulse_last_spike_observed", "%.0f")
+            + f" {SIGNAL_WORDS} in a minute against "
+            + _spike_value("workpulse_last_spike_expected", "%.1f")
             + ' expected (score {{ $value | printf "%.1f" }}, -log10 p-value).'
         ),
         extra_annotations={

@@ -369,16 +369,27 @@ class Metrics:
             "Taxonomy (lexicon) version in use.",
             registry=registry,
         )
+        # The newest spike per topic, signal and scope (topic: the whole topic; language:
+        # one language of it), for the alert's text (the window's own gauges move on).
         self.last_spike_observed = Gauge(
-            "workpulse_last_spike_observed_videos",
-            "New videos in the window of the newest spike per topic.",
-            ["topic"],
+            "workpulse_last_spike_observed",
+            "The tested value in the window of the newest spike (new videos, views gained "
+            "or new authors in a minute) per topic, signal (metric) and scope.",
+            ["topic", "metric", "scope"],
             registry=registry,
         )
         self.last_spike_expected = Gauge(
-            "workpulse_last_spike_expected_videos",
-            "Expected new videos (the baseline) in the window of the newest spike per topic.",
-            ["topic"],
+            "workpulse_last_spike_expected",
+            "The expected value (the baseline) in the window of the newest spike per topic, "
+            "signal (metric) and scope.",
+            ["topic", "metric", "scope"],
+            registry=registry,
+        )
+        self.last_spike_score = Gauge(
+            "workpulse_last_spike_score",
+            "Score (-log10 p-value) of the newest spike per topic, signal (metric), scope and "
+            "severity.",
+            ["topic", "metric", "scope", "severity"],
             registry=registry,
         )
         self.consumer = ConsumerProgress()

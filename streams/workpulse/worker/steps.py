@@ -779,11 +779,13 @@ class CountsStep:
         await delivery
         m = self.metrics
         m.spike_score.labels(spike.topic).set(spike.score)
-        if spike.metric == "videos" and not spike.lang:  # what these gauges are named for
-            m.last_spike_observed.labels(spike.topic).set(spike.observed)
-            m.last_spike_expected.labels(spike.topic).set(spike.expected)
-        m.spikes.labels(spike.topic).inc()
         scope = "language" if spike.lang else "topic"
+        m.last_spike_observed.labels(spike.topic, spike.metric, scope).set(spike.observed)
+        m.last_spike_expected.labels(spike.topic, spike.metric, scope).set(spike.expected)
+        m.last_spike_score.labels(spike.topic, spike.metric, scope, spike.severity).set(
+            spike.score
+        )
+        m.spikes.labels(spike.topic).inc()
         m.spike_alerts.labels(spike.topic, spike.metric, spike.severity, scope).inc()
         self.progress.spikes.append(spike)
 
