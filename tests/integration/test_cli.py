@@ -65,7 +65,12 @@ def test_help_names_the_variables(verb: str, variables: list[str]) -> None:
         (["query", "  ;"], "no SQL given"),
         (["query", "SELECT 1 format JSONEachRow;"], "--format table|csv|json|jsonl"),
         # clickhouse-connect logs a warning of its own (Python's last-resort handler)
-        (["query", "SELECT 1", "--clickhouse-url", "http://127.0.0.1:1/x"], "cannot connect"),
+        (
+            ["query", "SELECT 1", "--clickhouse-url", "http://127.0.0.1:1/workpulse"],
+            "cannot connect",
+        ),
+        # The DDL names its database: another one got the tables in one, inserts in the other.
+        (["query", "SELECT 1", "--clickhouse-url", "http://127.0.0.1:1/x"], "names database 'x'"),
     ],
 )
 def test_errors_are_one_line(args: list[str], message: str, tmp_path: Path) -> None:

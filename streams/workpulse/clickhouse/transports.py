@@ -211,6 +211,14 @@ class HttpTransport:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise DatabaseError("ClickHouse URL must look like http(s)://user:pass@host:port/db")
+        database = unquote(parts.path.strip("/")) or DATABASE
+        if database != DATABASE:
+            # The DDL (schemas/clickhouse/) names its database: tables made by `init-db`
+            # would be in `workpulse` while every insert went to the URL's database.
+            raise DatabaseError(
+                f"the ClickHouse URL names database {database!r}: workpulse's tables live "
+                f"in {DATABASE!r} (end the URL with /{DATABASE}, or with no path)"
+            )
         options: dict[str, Any] = {}
         for key, value in parse_qsl(parts.query):
             options[key] = int(value) if key in _INT_OPTIONS else value
@@ -219,7 +227,7 @@ class HttpTransport:
             port=parts.port,
             username=unquote(parts.username) if parts.username else "default",
             password=unquote(parts.password) if parts.password else "",
-            database=parts.path.strip("/") or DATABASE,
+            database=database,
             secure=parts.scheme == "https",
             **options,
         )
