@@ -185,8 +185,16 @@ class ConsumerProgress(Collector):
 class Metrics:
     """The metric objects; one instance per process (or per test, with a fresh registry)."""
 
-    def __init__(self, registry: CollectorRegistry, *, runtime_collectors: bool = True) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        runtime_collectors: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.registry = registry
+        self._clock = clock
+        self._newest_event_s: float | None = None
         # The default registry has them already; an injected one gets its own.
         if runtime_collectors and registry is not REGISTRY:
             ProcessCollector(registry=registry)
@@ -226,9 +234,12 @@ class Metrics:
         )
         self.event_time_lag_seconds = Gauge(
             "workpulse_event_time_lag_seconds",
-            "Wall clock minus the newest event time processed.",
+            "Wall clock minus the newest event time processed (0 before the first).",
             registry=registry,
         )
+        # At scrape time, so that it grows while nothing is processed (set per batch, it
+        # kept its last small value through a stall).
+        self.event_time_lag_seconds.set_function(self._event_time_lag)
         self.consumer_lag = Gauge(
             "workpulse_consumer_lag",
             "Messages between the consumer position and the end of each input partition.",
@@ -392,7 +403,7 @@ class Metrics:
             ["topic", "metric", "scope", "severity"],
             registry=registry,
         )
-        self.consumer = ConsumerProgress()
+        self.consumer = ConsumerProgress(clock)
         registry.register(self.consumer)
 
     def initialise(
@@ -448,6 +459,15 @@ class Metrics:
             with contextlib.suppress(KeyError):
                 self.consumer_lag.remove(str(partition))
         self.consumer.forget(parts)
+
+    def observe_newest_event(self, event_time_s: float) -> None:
+        """The newest event time processed so far (seconds)."""
+        if self._newest_event_s is None or event_time_s > self._newest_event_s:
+            self._newest_event_s = event_time_s
+
+    def _event_time_lag(self) -> float:
+        newest = self._newest_event_s
+        return 0.0 if newest is None else max(0.0, self._clock() - newest)
 
     def initialise_detector(
         self, topics: Iterable[str], signals: Iterable[str], severities: Iterable[str]

@@ -80,8 +80,7 @@ def test_initialise_creates_every_known_child_at_zero() -> None:
 
 def test_consumer_lag_in_time_is_computed_at_scrape_time() -> None:
     now = [1000.0]
-    m = Metrics(CollectorRegistry(), runtime_collectors=False)
-    m.consumer._clock = lambda: now[0]
+    m = Metrics(CollectorRegistry(), runtime_collectors=False, clock=lambda: now[0])
     m.observe_partition(2, last_offset=9, highwater=15, message_time_s=990.0)
     m.observe_partition(3, last_offset=4, highwater=5, message_time_s=900.0)
     sample = m.registry.get_sample_value
@@ -95,6 +94,21 @@ def test_consumer_lag_in_time_is_computed_at_scrape_time() -> None:
     assert sample("workpulse_consumer_lag_seconds", {"partition": "2"}) is None
     assert sample("workpulse_consumer_lag", {"partition": "2"}) is None
     assert sample("workpulse_consumer_position", {"partition": "3"}) == 5
+
+
+def test_event_time_lag_is_computed_at_scrape_time() -> None:
+    # Set per batch, it kept its last small value through a stall.
+    now = [1000.0]
+    m = Metrics(CollectorRegistry(), runtime_collectors=False, clock=lambda: now[0])
+    sample = m.registry.get_sample_value
+    assert sample("workpulse_event_time_lag_seconds") == 0.0  # nothing processed yet
+    m.observe_newest_event(995.0)
+    m.observe_newest_event(990.0)  # an older batch does not move it back
+    assert sample("workpulse_event_time_lag_seconds") == 5.0
+    now[0] = 1060.0  # nothing processed since: the newest data keeps ageing
+    assert sample("workpulse_event_time_lag_seconds") == 65.0
+    m.observe_newest_event(1070.0)  # ahead of the clock: 0, never negative
+    assert sample("workpulse_event_time_lag_seconds") == 0.0
 
 
 def test_detector_gauges_and_alert_counter_exist_for_every_topic_and_signal() -> None:
@@ -150,8 +164,7 @@ def test_the_lag_loop_corrects_a_batch_s_lag_past_a_transaction_marker() -> None
     lag loop's `observe_lag` says caught up, in messages and in time (else the
     falling-behind and stalled alerts fire on a quiet transactional partition)."""
     now = [1000.0]
-    m = Metrics(CollectorRegistry(), runtime_collectors=False)
-    m.consumer._clock = lambda: now[0]
+    m = Metrics(CollectorRegistry(), runtime_collectors=False, clock=lambda: now[0])
     m.observe_partition(0, last_offset=9, highwater=11, message_time_s=990.0)
     sample = m.registry.get_sample_value
     assert sample("workpulse_consumer_lag", {"partition": "0"}) == 1

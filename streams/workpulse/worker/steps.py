@@ -484,7 +484,7 @@ class IngestStep:
         # 3. The video states, now that their rows are durable.
         self.states.put_many((vid, state) for vid, (_, state) in out.states.items())
 
-        record_batch(self.metrics, messages, out, now, self.wall_clock())
+        record_batch(self.metrics, messages, out, self.wall_clock())
         self.progress.add(out)
         self._handled = out
         return out
@@ -582,10 +582,9 @@ class IngestStep:
 
 
 def record_batch(
-    metrics: Metrics, messages: Sequence[Message], out: BatchOutput, now: float, done: float
+    metrics: Metrics, messages: Sequence[Message], out: BatchOutput, done: float
 ) -> None:
-    """The metrics of one handled batch (`now`: when it was read, `done`: when its effects
-    were durable)."""
+    """The metrics of one handled batch (`done`: when its effects were durable)."""
     m = metrics
     m.batch_events.observe(len(messages))
     done_ms = done * 1000
@@ -603,8 +602,7 @@ def record_batch(
     if out.misrouted:
         m.misrouted_events.inc(out.misrouted)
     if out.watermarks:
-        newest = max(out.watermarks.values())
-        m.event_time_lag_seconds.set(max(0.0, now - newest / 1000))
+        m.observe_newest_event(max(out.watermarks.values()) / 1000)
 
 
 def spike_token(spike: Spike) -> str:
@@ -782,9 +780,7 @@ class CountsStep:
         scope = "language" if spike.lang else "topic"
         m.last_spike_observed.labels(spike.topic, spike.metric, scope).set(spike.observed)
         m.last_spike_expected.labels(spike.topic, spike.metric, scope).set(spike.expected)
-        m.last_spike_score.labels(spike.topic, spike.metric, scope, spike.severity).set(
-            spike.score
-        )
+        m.last_spike_score.labels(spike.topic, spike.metric, scope, spike.severity).set(spike.score)
         m.spikes.labels(spike.topic).inc()
         m.spike_alerts.labels(spike.topic, spike.metric, spike.severity, scope).inc()
         self.progress.spikes.append(spike)
