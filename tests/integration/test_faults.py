@@ -152,6 +152,43 @@ def test_kill_9_at_every_point_loses_and_doubles_nothing(
     finish(db, {**env, **slow}, tmp_path, topic, expected)
 
 
+@pytest.mark.parametrize("point", ["video_rows:1", "dead_letters:1"])
+def test_a_dead_letter_decided_while_processing_survives_a_kill_9(
+    broker: EmbeddedBroker, clickhouse: ChdbHttpServer, db: Database, tmp_path: Path, point: str
+) -> None:
+    """A second publish of a video decodes as an event and is dead-lettered only when its
+    batch is processed. Killed after the batch's rows were stored (and before its dead
+    letters), or after its dead letters (and before Kafka): the replay took it for a
+    stored row, below the later rows' offsets, and its dead letter was never written
+    nor sent (fault-finding run, 2026-12-04)."""
+    topic = f"faults-{uuid.uuid4().hex[:8]}"
+    create_topics(broker.bootstrap, {topic: 1})
+    events = list(Workload(WorkloadConfig(seed=26)).events(40))
+    first = next(e for e in events if e["kind"] == "publish")
+    again = {**first, "event_id": first["event_id"] + "-again", "caption": "posted twice"}
+    labelled = [(e["video_id"].encode(), orjson.dumps(e), "valid") for e in events]
+    labelled.insert(2, (again["video_id"].encode(), orjson.dumps(again), "bad"))
+    labelled.insert(5, (b"k", b"not json", "bad"))
+    expected = produce_labelled(broker.bootstrap, topic, labelled)
+    env = fault_env(broker, clickhouse, topic, tmp_path)
+    crash(env, tmp_path, point)
+    worker = start_worker(env, tmp_path / "logs")
+    try:
+        wait_until(  # read again from the start (nothing was committed), sent to Kafka
+            lambda: _processed(worker.tail()) == len(labelled), 120, "every message"
+        )
+    finally:
+        assert worker.terminate() == 0, worker.tail()
+    assert stored(db, topic) == (expected.valid, expected.bad)
+    reasons = db.query(
+        "SELECT src_offset, reason FROM workpulse.dead_letters WHERE src_topic = {t:String} "
+        "ORDER BY src_offset",
+        {"t": topic},
+    ).rows
+    assert [tuple(r) for r in reasons] == [(2, "video_already_published"), (5, "not_json")]
+    assert_dlq_complete(db, broker.bootstrap, f"{topic}-dlq", topic)
+
+
 def test_the_ingest_does_not_wait_for_the_counts_agent_s_recovery(
     broker: EmbeddedBroker, clickhouse: ChdbHttpServer, db: Database, tmp_path: Path
 ) -> None:

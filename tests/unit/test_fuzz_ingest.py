@@ -204,7 +204,7 @@ def assert_storable(model: TableModel, row: tuple[Any, ...]) -> None:
 @given(st.lists(PAYLOADS, min_size=1, max_size=8))
 def test_hostile_batches(payloads: list[bytes]) -> None:
     messages = [Message("in", i % 2, i, None, p) for i, p in enumerate(payloads)]
-    out = PROCESSOR.process(messages, {}, lambda *_: -1, NOW)
+    out = PROCESSOR.process(messages, {}, {}, NOW)
     assert out.processed == len(messages)
     for _, rejection in out.dlq:
         assert rejection.reason in REASONS and rejection.detail

@@ -11,7 +11,13 @@ from workpulse.model.event import ALREADY_PUBLISHED, CLICKHOUSE_REFUSED
 from workpulse.model.message import Message
 from workpulse.model.rows import DEAD_LETTERS, VIDEO_EVENTS
 from workpulse.model.state import RECENT_IDS, VideoState
-from workpulse.processing.ingest import BatchOutput, BatchProcessor, combine, video_ids
+from workpulse.processing.ingest import (
+    BatchOutput,
+    BatchProcessor,
+    StoredSources,
+    combine,
+    video_ids,
+)
 from workpulse.processing.windows import MAX_LEAD_MS
 from workpulse.tagging import TagResult, video_lang
 
@@ -65,14 +71,14 @@ PROCESSOR = BatchProcessor(lambda: KeywordTagger(), 1024)  # type: ignore[arg-ty
 def run(
     msgs: list[Message],
     states: dict[str, VideoState] | None = None,
-    durable: dict[tuple[str, int], int] | None = None,
+    stored: StoredSources | None = None,
     **kwargs: object,
 ) -> BatchOutput:
-    stored = durable or {}
+    """`stored`: what ClickHouse held from partition 0 of "in" when the worker took it."""
     return PROCESSOR.process(
         msgs,
         states or {},
-        lambda table, _t, p: stored.get((table, p), -1),
+        {("in", 0): stored} if stored is not None else {},
         NOW,
         **kwargs,  # type: ignore[arg-type]
     )
@@ -177,7 +183,7 @@ def test_replay_writes_nothing_twice_and_keeps_deltas_right() -> None:
     first = run(messages(publish("e1", "v1", views=10), stats("e2", "v1", 25)))
     stored = {"v1": first.states["v1"][1]}
     batch = messages(publish("e1", "v1", views=10), stats("e2", "v1", 25), stats("e3", "v1", 40))
-    out = run(batch, stored, durable={("video_events", 0): 1})
+    out = run(batch, stored, StoredSources(1, frozenset({0, 1})))
     assert [col(r, "event_id") for r in out.video_rows] == ["e3"]
     assert col(out.video_rows[0], "d_views") == 15
     assert out.outcomes == {
@@ -190,11 +196,94 @@ def test_replay_writes_nothing_twice_and_keeps_deltas_right() -> None:
 
 def test_replayed_dead_letters_are_sent_again_but_not_stored_again() -> None:
     batch = messages(b"{oops", publish("e1", "v1"), b"[]")
-    out = run(batch, durable={("dead_letters", 0): 0})
+    out = run(batch, stored=StoredSources(0, frozenset(), {0: ("bad_json", "stored detail")}))
     assert [r.src_offset for r in out.dead_rows] == [2]
-    assert [m.offset for m, _ in out.dlq] == [0, 2]  # both to Kafka again
+    assert [(m.offset, r.reason) for m, r in out.dlq] == [(0, "bad_json"), (2, "not_object")]
+    assert out.dlq[0][1].detail == "stored detail"  # as it was stored
     assert out.outcomes[("invalid", "replayed")] == 1
     assert out.rejections == {"not_object": 1}
+
+
+PUBLISHED = VideoState(published=True, topics=("resignation",), publish_id="e1")
+
+
+@pytest.mark.parametrize(
+    ("batch", "state", "stored", "rows", "dead_rows", "dlq"),
+    [
+        # A second publish, dead-lettered while its batch was processed; a crash after the
+        # rows' insert and before the dead letters': it was dropped as replayed, its dead
+        # letter never written nor sent.
+        (
+            [publish("e1", "v1"), publish("e2", "v1"), stats("e3", "v1", 5)],
+            PUBLISHED,
+            StoredSources(2, frozenset({0, 2})),
+            [],
+            [(1, ALREADY_PUBLISHED)],
+            [(1, ALREADY_PUBLISHED)],
+        ),
+        # The same, crashed after the dead letters' insert: sent again, not stored again.
+        (
+            [publish("e1", "v1"), publish("e2", "v1"), stats("e3", "v1", 5)],
+            PUBLISHED,
+            StoredSources(2, frozenset({0, 2}), {1: (ALREADY_PUBLISHED, "video v1 …")}),
+            [],
+            [],
+            [(1, ALREADY_PUBLISHED)],
+        ),
+        # Dead-lettered the first time (dated past the contract's edge, or a setting since
+        # changed), an event now: it stays a dead letter; it was stored as a row too.
+        (
+            [publish("e1", "v1"), stats("e2", "v1", 5)],
+            PUBLISHED,
+            StoredSources(1, frozenset({0}), {1: ("bad_event_time", "a day ahead")}),
+            [],
+            [],
+            [(1, "bad_event_time")],
+        ),
+        # Stored as a row the first time, dead-lettered now: it stays a row.
+        (
+            [publish("e1", "v1"), {"kind": "stats"}],
+            PUBLISHED,
+            StoredSources(1, frozenset({0, 1})),
+            [],
+            [],
+            [],
+        ),
+        # A row lost with its batch (a crash before any insert) but below a later stored
+        # offset of another batch cannot happen (batches are written in order); one below
+        # `upto` and stored nowhere is handled afresh: a duplicate stays a duplicate, the
+        # rest are written.
+        (
+            [publish("e1", "v1"), stats("e1", "v1", 5), stats("e3", "v1", 7)],
+            PUBLISHED,
+            StoredSources(2, frozenset({0})),
+            ["e3"],
+            [],
+            [],
+        ),
+        # Past `upto`: handled as new.
+        (
+            [publish("e1", "v1"), stats("e2", "v1", 5)],
+            PUBLISHED,
+            StoredSources(0, frozenset({0})),
+            ["e2"],
+            [],
+            [],
+        ),
+    ],
+)
+def test_the_replay_guard_goes_by_what_each_offset_was_stored_as(
+    batch: list[dict],
+    state: VideoState,
+    stored: StoredSources,
+    rows: list[str],
+    dead_rows: list[tuple[int, str]],
+    dlq: list[tuple[int, str]],
+) -> None:
+    out = run(messages(*batch), {"v1": state}, stored)
+    assert [col(r, "event_id") for r in out.video_rows] == rows
+    assert [(r.src_offset, r.reason) for r in out.dead_rows] == dead_rows
+    assert [(m.offset, r.reason) for m, r in out.dlq] == dlq
 
 
 def test_refused_rows_are_dead_lettered_and_the_rest_recomputed() -> None:

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from workpulse.model.event import ALREADY_PUBLISHED, CLICKHOUSE_REFUSED, Event, Rejection
 from workpulse.model.message import Message
-from workpulse.model.rows import DEAD_LETTERS, VIDEO_EVENTS, DeadLetterRow, VideoEventRow
+from workpulse.model.rows import DeadLetterRow, VideoEventRow
 from workpulse.model.state import VideoState
 from workpulse.processing.contract import DEFAULT_MAX_BYTES, Contract, default_contract
 from workpulse.processing.windows import watermark_as_of
@@ -49,10 +49,30 @@ class BatchTagger(Protocol):
 
 
 Decoded = Event | Rejection
-DurableOffsets = Callable[[str, str, int], int]
-"""(table, source topic, partition) → highest source offset durably in that table, or -1."""
 Source = tuple[str, int, int]
 """(topic, partition, offset) of a message."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSources:
+    """What ClickHouse held from one source partition when the worker took it: `upto`,
+    the highest offset stored in `video_events` or `dead_letters` (-1: none), and, for
+    the offsets the worker may read again (from the first it read up to `upto`), which
+    are rows and which are dead letters (offset -> reason, detail).
+
+    The replay guard goes by these, offset by offset. It went by `upto` per table, and
+    by how a message decodes now: a message dead-lettered while its batch was processed
+    (a second publish, a row ClickHouse refused) decodes as an event, below the rows'
+    highest offset, and was dropped as replayed with its dead letter unwritten after a
+    crash between the two inserts; a message dated at the contract's edge (a day ahead)
+    was dead-lettered, then stored as a row when read again a few seconds later."""
+
+    upto: int = -1
+    rows: frozenset[int] = frozenset()
+    dead: Mapping[int, tuple[str, str]] = field(default_factory=dict)
+
+
+NOTHING_STORED = StoredSources()
 
 
 @dataclass(slots=True)
@@ -182,7 +202,7 @@ class BatchProcessor:
         self,
         messages: Sequence[Message],
         states: Mapping[str, VideoState],
-        durable: DurableOffsets,
+        stored: Mapping[tuple[str, int], StoredSources],
         now_ms: int,
         *,
         decoded: Sequence[Decoded] | None = None,
@@ -192,11 +212,14 @@ class BatchProcessor:
         """The batch's rows, dead letters, state changes and watermarks.
 
         `states`: the stored state of the videos of `video_ids(decoded)` (absent: a video
-        never seen). `refused`: messages whose row ClickHouse refused, with its reason:
-        they are dead-lettered instead. `late_before`: per (topic, partition), event
-        times older than this are counted as late (their minute has likely closed in the
-        live windows: they are stored, but no longer counted in spike detection).
-        """
+        never seen). `stored`: per (topic, partition), what ClickHouse held when the worker
+        took it (absent: nothing); a message stored as a row is replayed (its watermark
+        only), one stored as a dead letter is sent to the dead-letter topic again as it
+        was stored, any other is handled afresh. `refused`: messages whose row
+        ClickHouse refused, with its reason: they are dead-lettered instead.
+        `late_before`: per (topic, partition), event times older than this are counted
+        as late (their minute has likely closed in the live windows: they are stored, but
+        no longer counted in spike detection)."""
         if decoded is None:
             decoded = self.decode(messages, now_ms)
         items: list[Decoded] = list(decoded)
@@ -205,32 +228,35 @@ class BatchProcessor:
             if why is not None:
                 items[i] = Rejection(CLICKHOUSE_REFUSED, why)
         out = BatchOutput()
-        stored_upto = {
-            (m.topic, m.partition): durable(VIDEO_EVENTS.name, m.topic, m.partition)
-            for m in {(m.topic, m.partition): m for m in messages}.values()
-        }
-        video_stored = [
-            isinstance(item, Event) and stored_upto[(msg.topic, msg.partition)] >= msg.offset
-            for msg, item in zip(messages, items, strict=True)
-        ]
+        # Per message: None (handled afresh), True (stored as a row), or the dead letter
+        # stored for it (reason, detail).
+        replayed: list[bool | tuple[str, str] | None] = [None] * len(messages)
+        for i, msg in enumerate(messages):
+            held = stored.get((msg.topic, msg.partition), NOTHING_STORED)
+            if msg.offset <= held.upto:
+                replayed[i] = True if msg.offset in held.rows else held.dead.get(msg.offset)
         # Tag the publish events that may become rows, in one call (the tagger's fast path).
         tagger = self._tagger()
         to_tag = [
             (item.caption, item.hashtags, item.lang)
-            for item, stored in zip(items, video_stored, strict=True)
-            if isinstance(item, Event) and item.kind == "publish" and not stored
+            for item, again in zip(items, replayed, strict=True)
+            if isinstance(item, Event) and item.kind == "publish" and again is None
         ]
         tags = iter(tagger.tag_batch(to_tag) if to_tag else ())
         version = tagger.version
 
         overlay: dict[str, VideoState] = {}
-        for msg, item, stored in zip(messages, items, video_stored, strict=True):
+        for msg, item, again in zip(messages, items, replayed, strict=True):
+            if isinstance(again, tuple):  # its dead letter is stored: sent again only
+                out.dlq.append((msg, Rejection(*again)))
+                out.outcomes[("invalid", "replayed")] += 1
+                continue
             if isinstance(item, Event):
                 key = (msg.topic, msg.partition)
                 passed = watermark_as_of(item.event_time_ms, now_ms, msg.timestamp_ms)
                 if passed > out.watermarks.get(key, -1):
                     out.watermarks[key] = passed
-                if stored:
+                if again:  # stored as a row
                     out.outcomes[(item.kind, "replayed")] += 1
                     continue
                 tag = next(tags) if item.kind == "publish" else None
@@ -253,7 +279,10 @@ class BatchProcessor:
                         for topic in state.topics:
                             out.late[topic] += 1
                     continue
-            self._reject(msg, item, now_ms, durable, out, self._max_bytes)
+            elif again:  # stored as a row, and dead-lettered now (the contract's edge)
+                out.outcomes[("invalid", "replayed")] += 1
+                continue
+            self._reject(msg, item, now_ms, out, self._max_bytes)
         return out
 
     @property
@@ -340,14 +369,10 @@ class BatchProcessor:
         msg: Message,
         rejection: Rejection,
         received_at: int,
-        durable: DurableOffsets,
         out: BatchOutput,
         max_bytes: int,
     ) -> None:
         out.dlq.append((msg, rejection))
-        if durable(DEAD_LETTERS.name, msg.topic, msg.partition) >= msg.offset:
-            out.outcomes[("invalid", "replayed")] += 1
-            return
         out.outcomes[("invalid", "rejected")] += 1
         out.rejections[rejection.reason] += 1
         out.dead_rows.append(

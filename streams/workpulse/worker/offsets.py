@@ -7,11 +7,15 @@ partition and table; replayed messages up to it rebuild state but are not writte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from workpulse.clickhouse import Database
-from workpulse.model.rows import TableModel
+from workpulse.model.rows import DEAD_LETTERS, VIDEO_EVENTS, TableModel
+from workpulse.processing.ingest import StoredSources
+
+GUARDED = (VIDEO_EVENTS.name, DEAD_LETTERS.name)
+"""The tables whose source offsets the replay guard reads."""
 
 OffsetRange = tuple[str, int, int, int]
 """(source topic, partition, first offset, last offset)."""
@@ -27,6 +31,32 @@ def durable_offsets(db: Database, table: str, src_topic: str) -> dict[int, int]:
     return {int(p): int(o) for p, o in res.rows}
 
 
+def stored_sources(
+    db: Database, topic: str, partition: int, first: int, upto: int
+) -> StoredSources:
+    """What `video_events` and `dead_letters` hold from the partition's offsets `first`
+    to `upto`: the offsets stored as rows, and the dead letters' reasons and details."""
+    where = (
+        "src_topic = {topic:String} AND src_partition = {partition:UInt32} "
+        "AND src_offset BETWEEN {first:UInt64} AND {upto:UInt64}"
+    )
+    params = {"topic": topic, "partition": partition, "first": first, "upto": upto}
+    rows = db.query(
+        f"SELECT DISTINCT src_offset FROM {db.qualify(VIDEO_EVENTS.name)} WHERE " + where,
+        parameters=params,
+    ).rows
+    dead = db.query(
+        f"SELECT src_offset, any(reason), any(detail) FROM {db.qualify(DEAD_LETTERS.name)} "
+        "WHERE " + where + " GROUP BY src_offset",
+        parameters=params,
+    ).rows
+    return StoredSources(
+        upto,
+        frozenset(int(r[0]) for r in rows),
+        {int(o): (str(reason), str(detail)) for o, reason, detail in dead},
+    )
+
+
 class DurableOffsetCache:
     """Highest source offset already in each ClickHouse table, per partition.
 
@@ -37,9 +67,31 @@ class DurableOffsetCache:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._known: dict[tuple[str, str], dict[int, int]] = {}
+        self._replays: dict[tuple[str, int], StoredSources] = {}
 
     def clear(self) -> None:
         self._known.clear()
+        self._replays.clear()
+
+    @property
+    def replays(self) -> Mapping[tuple[str, int], StoredSources]:
+        """Per (topic, partition): what ClickHouse held from it when it was taken, for the
+        offsets the worker reads again (`load_replay`)."""
+        return self._replays
+
+    def knows_replay(self, topic: str, partition: int) -> bool:
+        return (topic, partition) in self._replays
+
+    def load_replay(self, topic: str, partition: int, first: int) -> None:
+        """Read what is stored from `first` (the first offset read since the partition was
+        taken) up to the highest offset stored: nothing when `first` is past it. Call
+        after `prefetch` of `GUARDED` and before writing anything from the partition."""
+        upto = self.highest(GUARDED, topic, partition)
+        self._replays[(topic, partition)] = (
+            stored_sources(self._db, topic, partition, first, upto)
+            if first <= upto
+            else StoredSources(upto)
+        )
 
     def knows(self, tables: Iterable[str], topic: str) -> bool:
         """Whether `prefetch(tables, topic)` has nothing to read."""

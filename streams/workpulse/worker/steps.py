@@ -73,7 +73,12 @@ from workpulse.processing.windows import (
 from workpulse.sinks.clickhouse import RowsRefused, Sink, WriteAborted, batch_token
 from workpulse.sinks.retry import Backoff
 from workpulse.worker.minutes import read_observations
-from workpulse.worker.offsets import DurableOffsetCache, check_not_reset, offset_ranges
+from workpulse.worker.offsets import (
+    GUARDED,
+    DurableOffsetCache,
+    check_not_reset,
+    offset_ranges,
+)
 from workpulse.worker.publisher import Publisher
 from workpulse.worker.video_states import VideoStateCache, load_video_states
 
@@ -301,7 +306,7 @@ class IngestStep:
                 out = self.processor.process(
                     messages,
                     states,
-                    self.offsets.get,
+                    self.offsets.replays,
                     now_ms,
                     decoded=decoded,
                     refused=refused,
@@ -357,23 +362,26 @@ class IngestStep:
         `before` also holds earlier parts of this batch (their events are written with
         it: they make nothing late); default: as of `before`."""
         for topic in {m.topic for m in messages}:
-            if not self.offsets.knows((VIDEO_EVENTS.name, DEAD_LETTERS.name), topic):
+            if not self.offsets.knows(GUARDED, topic):
                 await self.reads.call(
-                    "durable offsets",
-                    partial(self.offsets.prefetch, (VIDEO_EVENTS.name, DEAD_LETTERS.name), topic),
+                    "durable offsets", partial(self.offsets.prefetch, GUARDED, topic)
                 )
-        check_not_reset(
-            {(m.topic, m.partition) for m in messages},
-            partial(self.offsets.highest, (VIDEO_EVENTS.name, DEAD_LETTERS.name)),
-            self.highwater,
-        )
+        firsts: dict[tuple[str, int], int] = {}
+        for m in messages:
+            firsts.setdefault((m.topic, m.partition), m.offset)
+        check_not_reset(firsts, partial(self.offsets.highest, GUARDED), self.highwater)
+        for (topic, partition), first in firsts.items():
+            if not self.offsets.knows_replay(topic, partition):
+                await self.reads.call(
+                    "durable offsets", partial(self.offsets.load_replay, topic, partition, first)
+                )
         states = await self._video_states(video_ids(decoded), before, cache=not alongside)
         late_before = self._late_before(before) if late is None else late
         with self.metrics.tagging_batch_seconds.time():
             out = self.processor.process(
                 messages,
                 states,
-                self.offsets.get,
+                self.offsets.replays,
                 int(now * 1000),
                 decoded=decoded,
                 late_before=late_before,

@@ -443,7 +443,7 @@ def metrics_us_per_event(n_events: int, seed: int) -> float:
         for i, (k, v) in enumerate(Workload(WorkloadConfig(seed=seed)).messages(n_events))
     ]
     tagger = load_tagger(cache_dir=Settings().lexicon_cache_dir)
-    out = BatchProcessor(lambda: tagger).process(messages, {}, lambda *_: -1, 1_767_229_200_000)
+    out = BatchProcessor(lambda: tagger).process(messages, {}, {}, 1_767_229_200_000)
     metrics = Metrics(CollectorRegistry())
     timings = []
     for _ in range(7):
