@@ -63,6 +63,25 @@ def test_write_retries_until_durable(failures: int) -> None:
     assert reg.get_sample_value("workpulse_sink_buffered_rows") == 0
 
 
+class OverflowingDatabase(FlakyDatabase):
+    def insert(self, *args: Any, **kwargs: Any) -> None:
+        raise OverflowError("int too big to convert")
+
+
+def test_rows_refused_are_not_counted_as_clickhouse_failing() -> None:
+    # The caller dead-letters them: WorkpulseClickHouseWritesFailing (an outage, offsets
+    # held) fired on a stream of events the database cannot hold.
+    metrics = Metrics(CollectorRegistry())
+    sink = Sink(OverflowingDatabase(0), metrics, retry_max_s=1.0)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(RowsRefused):
+            asyncio.run(sink.write(TABLE, [(1,)], "tok"))
+    finally:
+        sink.close()
+    failures = metrics.registry.get_sample_value("workpulse_sink_failures_total", {"table": "t"})
+    assert (failures or 0) == 0
+
+
 @pytest.mark.parametrize(
     ("a", "b", "same"),
     [

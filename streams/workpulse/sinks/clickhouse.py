@@ -145,7 +145,9 @@ class Sink:
                     raise
                 except Exception as exc:
                     if classify(exc) == REFUSED:
-                        self._metrics.sink_failures.labels(table).inc()
+                        # Not counted as a failure of ClickHouse (the alert on them says
+                        # writes are failing): the caller dead-letters the rows to blame,
+                        # or counts the refusal if it must retry.
                         raise RowsRefused(first_line(exc, MESSAGE_CHARS)) from exc
                     await self._wait_after(table, exc, backoff)
                     continue

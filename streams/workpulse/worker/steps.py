@@ -326,6 +326,7 @@ class IngestStep:
                 await self.sink.write(model, rows, batch_token(model.name, ranges, len(rows)))
                 break
             except RowsRefused as exc:  # nothing of a dead letter is the sender's to blame
+                self.metrics.sink_failures.labels(model.name).inc()  # retried: a stall
                 delay = backoff.next_delay()
                 log.error(
                     "ClickHouse refused %d %s row(s): %s; retrying", len(rows), model.name, exc
