@@ -195,6 +195,7 @@ class Metrics:
         self.registry = registry
         self._clock = clock
         self._newest_event_s: float | None = None
+        self._last_beat: float | None = None
         # The default registry has them already; an injected one gets its own.
         if runtime_collectors and registry is not REGISTRY:
             ProcessCollector(registry=registry)
@@ -240,6 +241,13 @@ class Metrics:
         # At scrape time, so that it grows while nothing is processed (set per batch, it
         # kept its last small value through a stall).
         self.event_time_lag_seconds.set_function(self._event_time_lag)
+        self.heartbeat_age_seconds = Gauge(
+            "workpulse_heartbeat_age_seconds",
+            "Seconds since the worker's event loop last ticked (once a second when it runs; "
+            "0 before the worker has started).",
+            registry=registry,
+        )
+        self.heartbeat_age_seconds.set_function(lambda: self.heartbeat_age() or 0.0)
         self.consumer_lag = Gauge(
             "workpulse_consumer_lag",
             "Messages between the consumer position and the end of each input partition.",
@@ -459,6 +467,15 @@ class Metrics:
             with contextlib.suppress(KeyError):
                 self.consumer_lag.remove(str(partition))
         self.consumer.forget(parts)
+
+    def beat(self) -> None:
+        """The worker's event loop ran (its lag reporter calls this once a second)."""
+        self._last_beat = self._clock()
+
+    def heartbeat_age(self) -> float | None:
+        """Seconds since the loop's last beat; None before the first."""
+        last = self._last_beat
+        return None if last is None else max(0.0, self._clock() - last)
 
     def observe_newest_event(self, event_time_s: float) -> None:
         """The newest event time processed so far (seconds)."""

@@ -197,6 +197,8 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
             wait_until(every_panel_has_series, 30, "every panel's series", step_s=1.0)
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
             metrics_text = r.read().decode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/healthz", timeout=10) as r:
+            health = (r.status, r.read().decode())
         check = subprocess.run(
             [services.tool("promtool"), "check", "metrics"],
             input=metrics_text,
@@ -233,6 +235,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
             prometheus_log=(work / "prometheus.log").read_text(),
             pipeline_fired_ever=fired_ever,
             panel_results=panels,
+            extra={"healthz": health},
         )
     finally:
         if demo is not None:

@@ -134,3 +134,7 @@ def test_every_pipeline_panel_query_returns_series_from_prometheus(demo_run: Dem
     assert len(demo_run.panel_results) == len(prometheus_panel_queries()) >= 18
     empty = [name for name, result in demo_run.panel_results.items() if not result]
     assert not empty, f"no series: {empty}"
+
+
+def test_the_liveness_endpoint_says_ok_while_the_worker_runs(demo_run: DemoRun) -> None:
+    assert demo_run.extra["healthz"] == (200, "ok\n")

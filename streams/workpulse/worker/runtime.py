@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from workpulse.clickhouse import Database
 from workpulse.config import Settings
@@ -52,6 +52,7 @@ from workpulse.worker.app import (
 )
 from workpulse.worker.consumer import BatchConsumer
 from workpulse.worker.faust_tuning import install_fast_drain, install_seek_fence
+from workpulse.worker.health import HEALTH_MAX_AGE_S, health_app, serve
 from workpulse.worker.offsets import DurableOffsetCache
 from workpulse.worker.publisher import KafkaPublisher
 from workpulse.worker.report_sequence import REPORTS_TOPIC_CONFIGS, cleanup_policy_problem
@@ -218,6 +219,7 @@ class Worker:
 
     async def _report_lag(self) -> None:
         while True:
+            self.metrics.beat()  # /healthz: the loop runs
             for partition, (position, lag) in self.consumer.lag().items():
                 self.metrics.observe_lag(partition, position, lag)
             self.metrics.video_states_cached.set(len(self.ingest.states))
@@ -495,9 +497,8 @@ def build_worker(
     )
     if serve_metrics:
         try:
-            server, _thread = start_http_server(
-                settings.metrics_port, addr=settings.metrics_host, registry=registry
-            )
+            app = health_app(registry, metrics.heartbeat_age, HEALTH_MAX_AGE_S)
+            server, _thread = serve(app, settings.metrics_host, settings.metrics_port)
         except OSError as exc:
             worker.close_clients()
             where = f"{host_in_url(settings.metrics_host)}:{settings.metrics_port}"
