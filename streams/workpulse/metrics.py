@@ -194,7 +194,8 @@ class Metrics:
     ) -> None:
         self.registry = registry
         self._clock = clock
-        self._newest_event_s: float | None = None
+        self._newest_event_s: dict[int, float] = {}
+        """Per input partition held: the newest event time processed (seconds)."""
         self._last_beat: float | None = None
         # The default registry has them already; an injected one gets its own.
         if runtime_collectors and registry is not REGISTRY:
@@ -235,7 +236,8 @@ class Metrics:
         )
         self.event_time_lag_seconds = Gauge(
             "workpulse_event_time_lag_seconds",
-            "Wall clock minus the newest event time processed (0 before the first).",
+            "Wall clock minus the newest event time processed from the input partitions this "
+            "worker holds (0 before the first, or holding none).",
             registry=registry,
         )
         # At scrape time, so that it grows while nothing is processed (set per batch, it
@@ -466,6 +468,7 @@ class Metrics:
         for partition in parts:
             with contextlib.suppress(KeyError):
                 self.consumer_lag.remove(str(partition))
+            self._newest_event_s.pop(partition, None)
         self.consumer.forget(parts)
 
     def beat(self) -> None:
@@ -477,13 +480,14 @@ class Metrics:
         last = self._last_beat
         return None if last is None else max(0.0, self._clock() - last)
 
-    def observe_newest_event(self, event_time_s: float) -> None:
-        """The newest event time processed so far (seconds)."""
-        if self._newest_event_s is None or event_time_s > self._newest_event_s:
-            self._newest_event_s = event_time_s
+    def observe_newest_event(self, partition: int, event_time_s: float) -> None:
+        """The newest event time processed from an input partition (seconds)."""
+        if event_time_s > self._newest_event_s.get(partition, -math.inf):
+            self._newest_event_s[partition] = event_time_s
 
     def _event_time_lag(self) -> float:
-        newest = self._newest_event_s
+        """Of the partitions held: 0 with none (another worker reports them)."""
+        newest = max(self._newest_event_s.values(), default=None)
         return 0.0 if newest is None else max(0.0, self._clock() - newest)
 
     def initialise_detector(

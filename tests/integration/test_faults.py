@@ -157,10 +157,11 @@ def test_a_dead_letter_decided_while_processing_survives_a_kill_9(
     broker: EmbeddedBroker, clickhouse: ChdbHttpServer, db: Database, tmp_path: Path, point: str
 ) -> None:
     """A second publish of a video decodes as an event and is dead-lettered only when its
-    batch is processed. Killed after the batch's rows were stored (and before its dead
-    letters), or after its dead letters (and before Kafka): the replay took it for a
-    stored row, below the later rows' offsets, and its dead letter was never written
-    nor sent (fault-finding run, 2026-12-04)."""
+    batch is processed. Killed after the batch's dead letters were stored (before its
+    rows), or after its rows (before Kafka): its dead letter must be stored once and
+    sent. With the rows written first, the replay took it for a stored row, below the
+    later rows' offsets, and its dead letter was never written, or never sent
+    (fault-finding run, 2026-12-04)."""
     topic = f"faults-{uuid.uuid4().hex[:8]}"
     create_topics(broker.bootstrap, {topic: 1})
     events = list(Workload(WorkloadConfig(seed=26)).events(40))

@@ -4,8 +4,9 @@
 
 kills the process the n-th time it reaches <point>:
 - `batch`: a batch was fetched, nothing of it is done;
-- `video_rows`: its video_events rows are durable, nothing else;
-- `dead_letters`: its dead letters are durable too (a batch that had some), Kafka not sent;
+- `dead_letters`: its dead letters are durable (a batch that had some), nothing else
+  (they are written first);
+- `video_rows`: its video_events rows are durable too, Kafka not sent;
 - `kafka`: its dead letters and watermarks are acknowledged by Kafka (the batch was
   handled), offsets not committed;
 - `commit`: offsets are committed (the n-th commit: while the ingest step holds a

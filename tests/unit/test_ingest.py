@@ -183,7 +183,7 @@ def test_replay_writes_nothing_twice_and_keeps_deltas_right() -> None:
     first = run(messages(publish("e1", "v1", views=10), stats("e2", "v1", 25)))
     stored = {"v1": first.states["v1"][1]}
     batch = messages(publish("e1", "v1", views=10), stats("e2", "v1", 25), stats("e3", "v1", 40))
-    out = run(batch, stored, StoredSources(1, frozenset({0, 1})))
+    out = run(batch, stored, StoredSources(1))
     assert [col(r, "event_id") for r in out.video_rows] == ["e3"]
     assert col(out.video_rows[0], "d_views") == 15
     assert out.outcomes == {
@@ -196,7 +196,7 @@ def test_replay_writes_nothing_twice_and_keeps_deltas_right() -> None:
 
 def test_replayed_dead_letters_are_sent_again_but_not_stored_again() -> None:
     batch = messages(b"{oops", publish("e1", "v1"), b"[]")
-    out = run(batch, stored=StoredSources(0, frozenset(), {0: ("bad_json", "stored detail")}))
+    out = run(batch, stored=StoredSources(-1, {0: ("bad_json", "stored detail")}))
     assert [r.src_offset for r in out.dead_rows] == [2]
     assert [(m.offset, r.reason) for m, r in out.dlq] == [(0, "bad_json"), (2, "not_object")]
     assert out.dlq[0][1].detail == "stored detail"  # as it was stored
@@ -205,29 +205,46 @@ def test_replayed_dead_letters_are_sent_again_but_not_stored_again() -> None:
 
 
 PUBLISHED = VideoState(published=True, topics=("resignation",), publish_id="e1")
+# A video whose 64 remembered event ids (loaded from ClickHouse) are all later ones.
+BUSY = VideoState(
+    published=True,
+    topics=("resignation",),
+    publish_id="e1",
+    recent_ids=[f"later{i}" for i in range(64)],
+)
 
 
 @pytest.mark.parametrize(
     ("batch", "state", "stored", "rows", "dead_rows", "dlq"),
     [
-        # A second publish, dead-lettered while its batch was processed; a crash after the
-        # rows' insert and before the dead letters': it was dropped as replayed, its dead
-        # letter never written nor sent.
+        # A second publish, dead-lettered while its batch was processed. Killed after the
+        # dead letters' insert and before the rows' (the dead letters go first): it is
+        # sent again as stored; the rest is handled afresh.
         (
             [publish("e1", "v1"), publish("e2", "v1"), stats("e3", "v1", 5)],
-            PUBLISHED,
-            StoredSources(2, frozenset({0, 2})),
+            None,
+            StoredSources(-1, {1: (ALREADY_PUBLISHED, "video v1 already published")}),
+            ["e1", "e3"],
             [],
-            [(1, ALREADY_PUBLISHED)],
             [(1, ALREADY_PUBLISHED)],
         ),
-        # The same, crashed after the dead letters' insert: sent again, not stored again.
+        # Killed after both inserts, before Kafka: it was taken for a stored row (an
+        # event, below the rows' highest offset), and never sent.
         (
             [publish("e1", "v1"), publish("e2", "v1"), stats("e3", "v1", 5)],
             PUBLISHED,
-            StoredSources(2, frozenset({0, 2}), {1: (ALREADY_PUBLISHED, "video v1 …")}),
+            StoredSources(2, {1: (ALREADY_PUBLISHED, "video v1 already published")}),
             [],
             [],
+            [(1, ALREADY_PUBLISHED)],
+        ),
+        # Killed before any insert: handled afresh, dead-lettered again.
+        (
+            [publish("e1", "v1"), publish("e2", "v1"), stats("e3", "v1", 5)],
+            None,
+            StoredSources(),
+            ["e1", "e3"],
+            [(1, ALREADY_PUBLISHED)],
             [(1, ALREADY_PUBLISHED)],
         ),
         # Dead-lettered the first time (dated past the contract's edge, or a setting since
@@ -235,52 +252,37 @@ PUBLISHED = VideoState(published=True, topics=("resignation",), publish_id="e1")
         (
             [publish("e1", "v1"), stats("e2", "v1", 5)],
             PUBLISHED,
-            StoredSources(1, frozenset({0}), {1: ("bad_event_time", "a day ahead")}),
+            StoredSources(0, {1: ("bad_event_time", "a day ahead")}),
             [],
             [],
             [(1, "bad_event_time")],
         ),
         # Stored as a row the first time, dead-lettered now: it stays a row.
+        ([publish("e1", "v1"), {"kind": "stats"}], PUBLISHED, StoredSources(1), [], [], []),
+        # A duplicate (offset 2) below the rows' highest offset, its first copy past the
+        # 64 event ids the stored state remembers: replayed, not stored (handled afresh,
+        # it was stored twice).
         (
-            [publish("e1", "v1"), {"kind": "stats"}],
-            PUBLISHED,
-            StoredSources(1, frozenset({0, 1})),
+            [publish("e1", "v1"), stats("s1", "v1", 5), stats("s1", "v1", 5)],
+            BUSY,
+            StoredSources(2),
             [],
             [],
             [],
         ),
-        # A row lost with its batch (a crash before any insert) but below a later stored
-        # offset of another batch cannot happen (batches are written in order); one below
-        # `upto` and stored nowhere is handled afresh: a duplicate stays a duplicate, the
-        # rest are written.
-        (
-            [publish("e1", "v1"), stats("e1", "v1", 5), stats("e3", "v1", 7)],
-            PUBLISHED,
-            StoredSources(2, frozenset({0})),
-            ["e3"],
-            [],
-            [],
-        ),
-        # Past `upto`: handled as new.
-        (
-            [publish("e1", "v1"), stats("e2", "v1", 5)],
-            PUBLISHED,
-            StoredSources(0, frozenset({0})),
-            ["e2"],
-            [],
-            [],
-        ),
+        # Past the rows' highest offset: handled as new.
+        ([publish("e1", "v1"), stats("e2", "v1", 5)], PUBLISHED, StoredSources(0), ["e2"], [], []),
     ],
 )
-def test_the_replay_guard_goes_by_what_each_offset_was_stored_as(
+def test_the_replay_guard_goes_by_the_rows_highest_offset_and_the_stored_dead_letters(
     batch: list[dict],
-    state: VideoState,
+    state: VideoState | None,
     stored: StoredSources,
     rows: list[str],
     dead_rows: list[tuple[int, str]],
     dlq: list[tuple[int, str]],
 ) -> None:
-    out = run(messages(*batch), {"v1": state}, stored)
+    out = run(messages(*batch), {"v1": state} if state else {}, stored)
     assert [col(r, "event_id") for r in out.video_rows] == rows
     assert [(r.src_offset, r.reason) for r in out.dead_rows] == dead_rows
     assert [(m.offset, r.reason) for m, r in out.dlq] == dlq

@@ -102,12 +102,17 @@ def test_event_time_lag_is_computed_at_scrape_time() -> None:
     m = Metrics(CollectorRegistry(), runtime_collectors=False, clock=lambda: now[0])
     sample = m.registry.get_sample_value
     assert sample("workpulse_event_time_lag_seconds") == 0.0  # nothing processed yet
-    m.observe_newest_event(995.0)
-    m.observe_newest_event(990.0)  # an older batch does not move it back
+    m.observe_newest_event(0, 995.0)
+    m.observe_newest_event(0, 990.0)  # an older batch does not move it back
+    m.observe_newest_event(1, 900.0)
     assert sample("workpulse_event_time_lag_seconds") == 5.0
     now[0] = 1060.0  # nothing processed since: the newest data keeps ageing
     assert sample("workpulse_event_time_lag_seconds") == 65.0
-    m.observe_newest_event(1070.0)  # ahead of the clock: 0, never negative
+    m.forget_partitions([0])  # moved to another worker: not this one's to report
+    assert sample("workpulse_event_time_lag_seconds") == 160.0
+    m.forget_partitions([1])
+    assert sample("workpulse_event_time_lag_seconds") == 0.0
+    m.observe_newest_event(1, 1070.0)  # ahead of the clock: 0, never negative
     assert sample("workpulse_event_time_lag_seconds") == 0.0
 
 

@@ -55,20 +55,20 @@ Source = tuple[str, int, int]
 
 @dataclass(frozen=True, slots=True)
 class StoredSources:
-    """What ClickHouse held from one source partition when the worker took it: `upto`,
-    the highest offset stored in `video_events` or `dead_letters` (-1: none), and, for
-    the offsets the worker may read again (from the first it read up to `upto`), which
-    are rows and which are dead letters (offset -> reason, detail).
+    """What ClickHouse held from one source partition when the worker took it: the
+    highest offset stored as a row (`rows_upto`, -1: none), and the dead letters stored
+    from the first offset the worker reads on (offset -> reason, detail).
 
-    The replay guard goes by these, offset by offset. It went by `upto` per table, and
-    by how a message decodes now: a message dead-lettered while its batch was processed
-    (a second publish, a row ClickHouse refused) decodes as an event, below the rows'
-    highest offset, and was dropped as replayed with its dead letter unwritten after a
-    crash between the two inserts; a message dated at the contract's edge (a day ahead)
-    was dead-lettered, then stored as a row when read again a few seconds later."""
+    A batch's dead letters are written before its rows, both atomically, so a message at
+    or below `rows_upto` that is not a stored dead letter was a row or a duplicate: it is
+    replayed. A stored dead letter is sent again as it was stored, however it decodes
+    now: decided while processing (a second publish, a row ClickHouse refused) it decodes
+    as an event, and dated at the contract's edge (a day ahead) it may be valid when read
+    again. Going by `rows_upto` and how a message decodes now, the first were dropped
+    with their dead letters unwritten or unsent after a crash, and the second stored as
+    rows too."""
 
-    upto: int = -1
-    rows: frozenset[int] = frozenset()
+    rows_upto: int = -1
     dead: Mapping[int, tuple[str, str]] = field(default_factory=dict)
 
 
@@ -213,10 +213,11 @@ class BatchProcessor:
 
         `states`: the stored state of the videos of `video_ids(decoded)` (absent: a video
         never seen). `stored`: per (topic, partition), what ClickHouse held when the worker
-        took it (absent: nothing); a message stored as a row is replayed (its watermark
-        only), one stored as a dead letter is sent to the dead-letter topic again as it
-        was stored, any other is handled afresh. `refused`: messages whose row
-        ClickHouse refused, with its reason: they are dead-lettered instead.
+        took it (absent: nothing); a message stored as a dead letter is sent to the
+        dead-letter topic again as it was stored, one at or below the rows' highest
+        offset is replayed (its watermark only), any other is handled afresh.
+        `refused`: messages whose row ClickHouse refused, with its reason: they are
+        dead-lettered instead.
         `late_before`: per (topic, partition), event times older than this are counted
         as late (their minute has likely closed in the live windows: they are stored, but
         no longer counted in spike detection)."""
@@ -228,13 +229,15 @@ class BatchProcessor:
             if why is not None:
                 items[i] = Rejection(CLICKHOUSE_REFUSED, why)
         out = BatchOutput()
-        # Per message: None (handled afresh), True (stored as a row), or the dead letter
-        # stored for it (reason, detail).
+        # Per message: None (handled afresh), True (stored as a row, or a duplicate), or
+        # the dead letter stored for it (reason, detail).
         replayed: list[bool | tuple[str, str] | None] = [None] * len(messages)
         for i, msg in enumerate(messages):
             held = stored.get((msg.topic, msg.partition), NOTHING_STORED)
-            if msg.offset <= held.upto:
-                replayed[i] = True if msg.offset in held.rows else held.dead.get(msg.offset)
+            if held.dead:
+                replayed[i] = held.dead.get(msg.offset)
+            if replayed[i] is None and msg.offset <= held.rows_upto:
+                replayed[i] = True
         # Tag the publish events that may become rows, in one call (the tagger's fast path).
         tagger = self._tagger()
         to_tag = [
@@ -247,18 +250,20 @@ class BatchProcessor:
 
         overlay: dict[str, VideoState] = {}
         for msg, item, again in zip(messages, items, replayed, strict=True):
-            if isinstance(again, tuple):  # its dead letter is stored: sent again only
-                out.dlq.append((msg, Rejection(*again)))
-                out.outcomes[("invalid", "replayed")] += 1
-                continue
             if isinstance(item, Event):
                 key = (msg.topic, msg.partition)
                 passed = watermark_as_of(item.event_time_ms, now_ms, msg.timestamp_ms)
                 if passed > out.watermarks.get(key, -1):
                     out.watermarks[key] = passed
-                if again:  # stored as a row
-                    out.outcomes[(item.kind, "replayed")] += 1
-                    continue
+            if again is not None:
+                if isinstance(again, tuple):  # its dead letter is stored: sent again as
+                    kind = "invalid"  # stored, not stored again
+                    out.dlq.append((msg, Rejection(*again)))
+                else:  # stored as a row (or a duplicate): its watermark only
+                    kind = item.kind if isinstance(item, Event) else "invalid"
+                out.outcomes[(kind, "replayed")] += 1
+                continue
+            if isinstance(item, Event):
                 tag = next(tags) if item.kind == "publish" else None
                 state = overlay.get(item.video_id)
                 if state is None:
@@ -279,9 +284,6 @@ class BatchProcessor:
                         for topic in state.topics:
                             out.late[topic] += 1
                     continue
-            elif again:  # stored as a row, and dead-lettered now (the contract's edge)
-                out.outcomes[("invalid", "replayed")] += 1
-                continue
             self._reject(msg, item, now_ms, out, self._max_bytes)
         return out
 

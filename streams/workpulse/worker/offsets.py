@@ -31,30 +31,18 @@ def durable_offsets(db: Database, table: str, src_topic: str) -> dict[int, int]:
     return {int(p): int(o) for p, o in res.rows}
 
 
-def stored_sources(
+def stored_dead_letters(
     db: Database, topic: str, partition: int, first: int, upto: int
-) -> StoredSources:
-    """What `video_events` and `dead_letters` hold from the partition's offsets `first`
-    to `upto`: the offsets stored as rows, and the dead letters' reasons and details."""
-    where = (
-        "src_topic = {topic:String} AND src_partition = {partition:UInt32} "
-        "AND src_offset BETWEEN {first:UInt64} AND {upto:UInt64}"
-    )
-    params = {"topic": topic, "partition": partition, "first": first, "upto": upto}
-    rows = db.query(
-        f"SELECT DISTINCT src_offset FROM {db.qualify(VIDEO_EVENTS.name)} WHERE " + where,
-        parameters=params,
-    ).rows
-    dead = db.query(
+) -> dict[int, tuple[str, str]]:
+    """The dead letters stored from the partition's offsets `first` to `upto`: offset ->
+    (reason, detail)."""
+    res = db.query(
         f"SELECT src_offset, any(reason), any(detail) FROM {db.qualify(DEAD_LETTERS.name)} "
-        "WHERE " + where + " GROUP BY src_offset",
-        parameters=params,
-    ).rows
-    return StoredSources(
-        upto,
-        frozenset(int(r[0]) for r in rows),
-        {int(o): (str(reason), str(detail)) for o, reason, detail in dead},
+        "WHERE src_topic = {topic:String} AND src_partition = {partition:UInt32} "
+        "AND src_offset BETWEEN {first:UInt64} AND {upto:UInt64} GROUP BY src_offset",
+        parameters={"topic": topic, "partition": partition, "first": first, "upto": upto},
     )
+    return {int(o): (str(reason), str(detail)) for o, reason, detail in res.rows}
 
 
 class DurableOffsetCache:
@@ -68,39 +56,56 @@ class DurableOffsetCache:
         self._db = db
         self._known: dict[tuple[str, str], dict[int, int]] = {}
         self._replays: dict[tuple[str, int], StoredSources] = {}
+        self.generation = 0
+        """Changes at each `clear`: what a read started before brings is not kept."""
 
     def clear(self) -> None:
         self._known.clear()
         self._replays.clear()
+        self.generation += 1
 
     @property
     def replays(self) -> Mapping[tuple[str, int], StoredSources]:
-        """Per (topic, partition): what ClickHouse held from it when it was taken, for the
-        offsets the worker reads again (`load_replay`)."""
+        """Per (topic, partition) taken: what ClickHouse held from it then (`replay`)."""
         return self._replays
 
     def knows_replay(self, topic: str, partition: int) -> bool:
         return (topic, partition) in self._replays
 
-    def load_replay(self, topic: str, partition: int, first: int) -> None:
-        """Read what is stored from `first` (the first offset read since the partition was
-        taken) up to the highest offset stored: nothing when `first` is past it. Call
-        after `prefetch` of `GUARDED` and before writing anything from the partition."""
-        upto = self.highest(GUARDED, topic, partition)
-        self._replays[(topic, partition)] = (
-            stored_sources(self._db, topic, partition, first, upto)
-            if first <= upto
-            else StoredSources(upto)
+    def read_replay(self, topic: str, partition: int, first: int) -> StoredSources:
+        """What ClickHouse holds from the partition for a worker that reads it from
+        `first`: the rows' highest offset, and the dead letters from `first` on (read
+        only if there are some that far). Call after `prefetch` of `GUARDED`, before
+        anything is written from the partition; keep it with `put_replay`."""
+        dead_upto = self.get(DEAD_LETTERS.name, topic, partition)
+        dead = (
+            stored_dead_letters(self._db, topic, partition, first, dead_upto)
+            if first <= dead_upto
+            else {}
         )
+        return StoredSources(self.get(VIDEO_EVENTS.name, topic, partition), dead)
+
+    def put_replay(
+        self, topic: str, partition: int, replay: StoredSources, generation: int
+    ) -> bool:
+        """Keep `replay` unless the cache was cleared since `generation` (the partitions
+        moved while it was read: a stale prepare must not leave it for the next owner)."""
+        if generation != self.generation:
+            return False
+        self._replays[(topic, partition)] = replay
+        return True
 
     def knows(self, tables: Iterable[str], topic: str) -> bool:
         """Whether `prefetch(tables, topic)` has nothing to read."""
         return all((table, topic) in self._known for table in tables)
 
     def prefetch(self, tables: Iterable[str], topic: str) -> None:
+        generation = self.generation
         for table in tables:
             if (table, topic) not in self._known:
-                self._known[(table, topic)] = durable_offsets(self._db, table, topic)
+                found = durable_offsets(self._db, table, topic)
+                if generation == self.generation:  # else cleared while it was read
+                    self._known[(table, topic)] = found
 
     def get(self, table: str, topic: str, partition: int) -> int:
         return self._known.get((table, topic), {}).get(partition, -1)

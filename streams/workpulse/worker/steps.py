@@ -293,6 +293,7 @@ class IngestStep:
             except RowsRefused as exc:
                 blamed = await self.sink.isolate(VIDEO_EVENTS, out.video_rows)
                 if not blamed:  # not these rows' fault after all: wait and retry
+                    self.metrics.sink_failures.labels(VIDEO_EVENTS.name).inc()  # a stall
                     delay = backoff.next_delay()
                     log.warning(
                         "insert refused but no row to blame (%s); retrying in %.1fs", exc, delay
@@ -303,6 +304,7 @@ class IngestStep:
                     row = out.video_rows[i]
                     refused[(row.src_topic, row.src_partition, row.src_offset)] = why
                 log.warning("ClickHouse refused %d row(s): dead-lettered (%s)", len(blamed), exc)
+                written = {(r.src_topic, r.src_partition, r.src_offset) for r in out.dead_rows}
                 out = self.processor.process(
                     messages,
                     states,
@@ -310,6 +312,15 @@ class IngestStep:
                     now_ms,
                     decoded=decoded,
                     refused=refused,
+                )
+                # Their dead letters before the rows, like the batch's others (stored).
+                await self._write(
+                    DEAD_LETTERS,
+                    [
+                        r
+                        for r in out.dead_rows
+                        if (r.src_topic, r.src_partition, r.src_offset) not in written
+                    ],
                 )
                 continue
             self.offsets.advance(VIDEO_EVENTS.name, ranges)
@@ -362,20 +373,25 @@ class IngestStep:
         while the batch before is being written. `late`: the lateness bounds, when
         `before` also holds earlier parts of this batch (their events are written with
         it: they make nothing late); default: as of `before`."""
+        generation = self.offsets.generation
         for topic in {m.topic for m in messages}:
             if not self.offsets.knows(GUARDED, topic):
                 await self.reads.call(
                     "durable offsets", partial(self.offsets.prefetch, GUARDED, topic)
                 )
+        if self.offsets.generation != generation:
+            raise WriteAborted("the partitions moved while their offsets were read")
         firsts: dict[tuple[str, int], int] = {}
         for m in messages:
             firsts.setdefault((m.topic, m.partition), m.offset)
         check_not_reset(firsts, partial(self.offsets.highest, GUARDED), self.highwater)
         for (topic, partition), first in firsts.items():
             if not self.offsets.knows_replay(topic, partition):
-                await self.reads.call(
-                    "durable offsets", partial(self.offsets.load_replay, topic, partition, first)
+                replay = await self.reads.call(
+                    "durable offsets", partial(self.offsets.read_replay, topic, partition, first)
                 )
+                if not self.offsets.put_replay(topic, partition, replay, generation):
+                    raise WriteAborted("the partitions moved while their offsets were read")
         states = await self._video_states(video_ids(decoded), before, cache=not alongside)
         late_before = self._late_before(before) if late is None else late
         with self.metrics.tagging_batch_seconds.time():
@@ -462,8 +478,10 @@ class IngestStep:
         now_ms = int(now * 1000)
 
         # 1. Durable first: nothing below happens for rows that are not in ClickHouse.
-        out = await self._write_video_rows(messages, decoded, states, now_ms, out)
+        # The dead letters before the rows: the replay guard takes a message at or below
+        # the rows' highest offset for a row unless it is a stored dead letter.
         await self._write(DEAD_LETTERS, out.dead_rows)
+        out = await self._write_video_rows(messages, decoded, states, now_ms, out)
 
         # 2. Kafka: dead letters, then every topic's watermarks; all acknowledged.
         deliveries: list[Awaitable[Any]] = []
@@ -610,8 +628,8 @@ def record_batch(
         m.late_events.labels(topic).inc(n)
     if out.misrouted:
         m.misrouted_events.inc(out.misrouted)
-    if out.watermarks:
-        m.observe_newest_event(max(out.watermarks.values()) / 1000)
+    for (_, partition), event_time in out.watermarks.items():
+        m.observe_newest_event(partition, event_time / 1000)
 
 
 def spike_token(spike: Spike) -> str:
