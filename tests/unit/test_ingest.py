@@ -12,8 +12,10 @@ from workpulse.model.message import Message
 from workpulse.model.rows import DEAD_LETTERS, VIDEO_EVENTS
 from workpulse.model.state import RECENT_IDS, VideoState
 from workpulse.processing.ingest import (
+    RESENT_DETAIL,
     BatchOutput,
     BatchProcessor,
+    DeadLetterIndex,
     StoredSources,
     combine,
     video_ids,
@@ -196,10 +198,10 @@ def test_replay_writes_nothing_twice_and_keeps_deltas_right() -> None:
 
 def test_replayed_dead_letters_are_sent_again_but_not_stored_again() -> None:
     batch = messages(b"{oops", publish("e1", "v1"), b"[]")
-    out = run(batch, stored=StoredSources(-1, {0: ("bad_json", "stored detail")}))
+    out = run(batch, stored=StoredSources(-1, DeadLetterIndex.of([(0, "not_json")])))
     assert [r.src_offset for r in out.dead_rows] == [2]
-    assert [(m.offset, r.reason) for m, r in out.dlq] == [(0, "bad_json"), (2, "not_object")]
-    assert out.dlq[0][1].detail == "stored detail"  # as it was stored
+    assert [(m.offset, r.reason) for m, r in out.dlq] == [(0, "not_json"), (2, "not_object")]
+    assert out.dlq[0][1].detail.startswith("unexpected")  # as decoded again
     assert out.outcomes[("invalid", "replayed")] == 1
     assert out.rejections == {"not_object": 1}
 
@@ -223,7 +225,7 @@ BUSY = VideoState(
         (
             [publish("e1", "v1"), publish("e2", "v1"), stats("e3", "v1", 5)],
             None,
-            StoredSources(-1, {1: (ALREADY_PUBLISHED, "video v1 already published")}),
+            StoredSources(-1, DeadLetterIndex.of([(1, ALREADY_PUBLISHED)])),
             ["e1", "e3"],
             [],
             [(1, ALREADY_PUBLISHED)],
@@ -233,7 +235,7 @@ BUSY = VideoState(
         (
             [publish("e1", "v1"), publish("e2", "v1"), stats("e3", "v1", 5)],
             PUBLISHED,
-            StoredSources(2, {1: (ALREADY_PUBLISHED, "video v1 already published")}),
+            StoredSources(2, DeadLetterIndex.of([(1, ALREADY_PUBLISHED)])),
             [],
             [],
             [(1, ALREADY_PUBLISHED)],
@@ -252,7 +254,7 @@ BUSY = VideoState(
         (
             [publish("e1", "v1"), stats("e2", "v1", 5)],
             PUBLISHED,
-            StoredSources(0, {1: ("bad_event_time", "a day ahead")}),
+            StoredSources(0, DeadLetterIndex.of([(1, "bad_event_time")])),
             [],
             [],
             [(1, "bad_event_time")],
@@ -286,6 +288,29 @@ def test_the_replay_guard_goes_by_the_rows_highest_offset_and_the_stored_dead_le
     assert [col(r, "event_id") for r in out.video_rows] == rows
     assert [(r.src_offset, r.reason) for r in out.dead_rows] == dead_rows
     assert [(m.offset, r.reason) for m, r in out.dlq] == dlq
+    details = {r.reason: r.detail for _, r in out.dlq}
+    assert details.get(ALREADY_PUBLISHED, "video v1 already published") == (
+        "video v1 already published"
+    )
+    assert details.get("bad_event_time", RESENT_DETAIL) == RESENT_DETAIL  # an event now
+
+
+@pytest.mark.parametrize(
+    ("pairs", "probes"),
+    [
+        ([], {0: None, 5: None}),
+        ([(3, "bad_json"), (7, "not_object"), (9, "bad_json")],
+         {2: None, 3: "bad_json", 7: "not_object", 8: None, 9: "bad_json", 10: None}),
+    ],
+)  # fmt: skip
+def test_the_dead_letter_index_finds_each_stored_offset(
+    pairs: list[tuple[int, str]], probes: dict[int, str | None]
+) -> None:
+    index = DeadLetterIndex.of(pairs)
+    assert len(index) == len(pairs)
+    assert index.last == (pairs[-1][0] if pairs else -1)
+    assert {offset: index.reason(offset) for offset in probes} == probes
+    assert len(index.names) == len({reason for _, reason in pairs})  # each name once
 
 
 def test_refused_rows_are_dead_lettered_and_the_rest_recomputed() -> None:

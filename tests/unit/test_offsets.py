@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from workpulse.processing.ingest import StoredSources
+from workpulse.processing.ingest import DeadLetterIndex, StoredSources
+from workpulse.worker import offsets
 from workpulse.worker.offsets import GUARDED, DurableOffsetCache
 
 
@@ -24,6 +25,7 @@ class FakeDatabase:
     def __init__(self, during: Callable[[], None] = lambda: None) -> None:
         self.during = during  # runs inside each query (a rebalance meanwhile)
         self.queries: list[str] = []
+        self.more: dict[int, str] = {}
 
     def qualify(self, table: str) -> str:
         return f"workpulse.{table}"
@@ -34,20 +36,21 @@ class FakeDatabase:
         if "max(src_offset)" in sql:
             high = 40 if "video_events" in sql else 35
             return Result([(0, high)])
-        dead = {12: ("bad_json", "at 12"), 35: ("video_already_published", "at 35")}
-        first, upto = parameters["first"], parameters["upto"]
-        return Result([(o, r, d) for o, (r, d) in dead.items() if first <= o <= upto])
+        dead = {12: "bad_json", 35: "video_already_published"} | self.more
+        after, upto = parameters["after"], parameters["upto"]
+        found = [(o, dead[o]) for o in sorted(dead) if after < o <= upto]
+        return Result(found[: parameters["n"]])
 
 
-AT_12 = {12: ("bad_json", "at 12")}
-AT_35 = {35: ("video_already_published", "at 35")}
+AT_12 = [(12, "bad_json")]
+AT_35 = [(35, "video_already_published")]
 
 
 @pytest.mark.parametrize(
     ("first", "expected", "dead_queried"),
     [
-        (0, StoredSources(40, {**AT_12, **AT_35}), True),
-        (20, StoredSources(40, AT_35), True),
+        (0, StoredSources(40, DeadLetterIndex.of(AT_12 + AT_35)), True),
+        (20, StoredSources(40, DeadLetterIndex.of(AT_35)), True),
         (36, StoredSources(40), False),  # past every dead letter: not asked
         (41, StoredSources(40), False),
     ],
@@ -82,3 +85,15 @@ def test_what_was_read_before_the_partitions_moved_is_not_kept() -> None:
     moving._db = FakeDatabase(during=moving.clear)  # type: ignore[assignment]
     moving.prefetch(GUARDED, "in")  # cleared while each query ran
     assert not moving.knows(GUARDED, "in")
+
+
+def test_dead_letters_are_read_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(offsets, "DEAD_LETTERS_CHUNK", 2)
+    db = FakeDatabase()
+    db.more = {20: "not_object", 21: "bad_json", 22: "empty"}
+    index = offsets.stored_dead_letters(db, "in", 0, 0, 40)  # type: ignore[arg-type]
+    assert list(index.offsets) == [12, 20, 21, 22, 35]
+    assert [index.reason(o) for o in (12, 20, 22, 35)] == [
+        "bad_json", "not_object", "empty", "video_already_published"
+    ]  # fmt: skip
+    assert len(db.queries) == 3  # 2 + 2 + 1

@@ -14,8 +14,10 @@ de-duplicate by its source (topic/partition/offset).
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -57,11 +59,11 @@ Source = tuple[str, int, int]
 class StoredSources:
     """What ClickHouse held from one source partition when the worker took it: the
     highest offset stored as a row (`rows_upto`, -1: none), and the dead letters stored
-    from the first offset the worker reads on (offset -> reason, detail).
+    from the first offset the worker reads on (their offsets and reasons).
 
     A batch's dead letters are written before its rows, both atomically, so a message at
     or below `rows_upto` that is not a stored dead letter was a row or a duplicate: it is
-    replayed. A stored dead letter is sent again as it was stored, however it decodes
+    replayed. A stored dead letter is sent again with its stored reason, however it decodes
     now: decided while processing (a second publish, a row ClickHouse refused) it decodes
     as an event, and dated at the contract's edge (a day ahead) it may be valid when read
     again. Going by `rows_upto` and how a message decodes now, the first were dropped
@@ -69,7 +71,46 @@ class StoredSources:
     rows too."""
 
     rows_upto: int = -1
-    dead: Mapping[int, tuple[str, str]] = field(default_factory=dict)
+    dead: DeadLetterIndex = field(default_factory=lambda: DeadLetterIndex.of([]))
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterIndex:
+    """Offsets of stored dead letters and their reasons, ~10 bytes each: a worker that
+    reads a partition again from its start (a new consumer group, offsets expired) may
+    hold millions of them."""
+
+    offsets: array[int]  # ascending
+    reasons: array[int]  # index into `names`
+    names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, items: Iterable[tuple[int, str]]) -> DeadLetterIndex:
+        """From (offset, reason) pairs in ascending offset order."""
+        offsets, reasons = array("q"), array("H")
+        names: dict[str, int] = {}
+        for offset, reason in items:
+            offsets.append(offset)
+            reasons.append(names.setdefault(reason, len(names)))
+        return cls(offsets, reasons, tuple(names))
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    @property
+    def last(self) -> int:
+        return self.offsets[-1] if self.offsets else -1
+
+    def reason(self, offset: int) -> str | None:
+        i = bisect_left(self.offsets, offset)
+        if i < len(self.offsets) and self.offsets[i] == offset:
+            return self.names[self.reasons[i]]
+        return None
+
+
+RESENT_DETAIL = "sent again after a restart; the first detail is in workpulse.dead_letters"
+"""The detail of a dead letter sent again whose message no longer decodes to it (the
+index keeps no details: they are up to 1,000 bytes each)."""
 
 
 NOTHING_STORED = StoredSources()
@@ -179,6 +220,21 @@ def without_marks(hashtags: list[str]) -> list[str]:
     return [tag[1:] if tag.startswith(HASHTAG_MARKS) else tag for tag in hashtags]
 
 
+def resent_rejection(reason: str, now: Decoded) -> Rejection:
+    """The dead letter to send again for a message stored with `reason`, which decodes
+    to `now` this time: its detail if it is the same rejection, else one that says where
+    the first is."""
+    if isinstance(now, Rejection) and now.reason == reason:
+        return now
+    if reason == ALREADY_PUBLISHED and isinstance(now, Event):
+        return already_published(now.video_id)
+    return Rejection(reason, RESENT_DETAIL)
+
+
+def already_published(video_id: str) -> Rejection:
+    return Rejection(ALREADY_PUBLISHED, f"video {video_id} already published")
+
+
 class BatchProcessor:
     """Turns batches of messages into rows; holds no state between batches."""
 
@@ -214,7 +270,7 @@ class BatchProcessor:
         `states`: the stored state of the videos of `video_ids(decoded)` (absent: a video
         never seen). `stored`: per (topic, partition), what ClickHouse held when the worker
         took it (absent: nothing); a message stored as a dead letter is sent to the
-        dead-letter topic again as it was stored, one at or below the rows' highest
+        dead-letter topic again with its stored reason, one at or below the rows' highest
         offset is replayed (its watermark only), any other is handled afresh.
         `refused`: messages whose row ClickHouse refused, with its reason: they are
         dead-lettered instead.
@@ -231,11 +287,11 @@ class BatchProcessor:
         out = BatchOutput()
         # Per message: None (handled afresh), True (stored as a row, or a duplicate), or
         # the dead letter stored for it (reason, detail).
-        replayed: list[bool | tuple[str, str] | None] = [None] * len(messages)
+        replayed: list[bool | str | None] = [None] * len(messages)
         for i, msg in enumerate(messages):
             held = stored.get((msg.topic, msg.partition), NOTHING_STORED)
-            if held.dead:
-                replayed[i] = held.dead.get(msg.offset)
+            if msg.offset <= held.dead.last:
+                replayed[i] = held.dead.reason(msg.offset)
             if replayed[i] is None and msg.offset <= held.rows_upto:
                 replayed[i] = True
         # Tag the publish events that may become rows, in one call (the tagger's fast path).
@@ -256,9 +312,9 @@ class BatchProcessor:
                 if passed > out.watermarks.get(key, -1):
                     out.watermarks[key] = passed
             if again is not None:
-                if isinstance(again, tuple):  # its dead letter is stored: sent again as
-                    kind = "invalid"  # stored, not stored again
-                    out.dlq.append((msg, Rejection(*again)))
+                if isinstance(again, str):  # its dead letter is stored: sent again with
+                    kind = "invalid"  # its stored reason, not stored again
+                    out.dlq.append((msg, resent_rejection(again, item)))
                 else:  # stored as a row (or a duplicate): its watermark only
                     kind = item.kind if isinstance(item, Event) else "invalid"
                 out.outcomes[(kind, "replayed")] += 1
@@ -273,7 +329,7 @@ class BatchProcessor:
                     out.outcomes[(item.kind, "duplicate")] += 1
                     continue
                 if item.kind == "publish" and state.published:
-                    item = Rejection(ALREADY_PUBLISHED, f"video {item.video_id} already published")
+                    item = already_published(item.video_id)
                 else:
                     self._accept(msg, item, state, tag, version, now_ms, out)
                     if msg.key != item.video_id.encode():

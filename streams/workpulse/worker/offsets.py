@@ -7,12 +7,12 @@ partition and table; replayed messages up to it rebuild state but are not writte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from workpulse.clickhouse import Database
 from workpulse.model.rows import DEAD_LETTERS, VIDEO_EVENTS, TableModel
-from workpulse.processing.ingest import StoredSources
+from workpulse.processing.ingest import DeadLetterIndex, StoredSources
 
 GUARDED = (VIDEO_EVENTS.name, DEAD_LETTERS.name)
 """The tables whose source offsets the replay guard reads."""
@@ -31,18 +31,39 @@ def durable_offsets(db: Database, table: str, src_topic: str) -> dict[int, int]:
     return {int(p): int(o) for p, o in res.rows}
 
 
+DEAD_LETTERS_CHUNK = 100_000
+"""Dead letters read per query: a partition read again from its start may have millions
+(their rows would otherwise all be Python objects at once)."""
+
+
 def stored_dead_letters(
     db: Database, topic: str, partition: int, first: int, upto: int
-) -> dict[int, tuple[str, str]]:
-    """The dead letters stored from the partition's offsets `first` to `upto`: offset ->
-    (reason, detail)."""
-    res = db.query(
-        f"SELECT src_offset, any(reason), any(detail) FROM {db.qualify(DEAD_LETTERS.name)} "
-        "WHERE src_topic = {topic:String} AND src_partition = {partition:UInt32} "
-        "AND src_offset BETWEEN {first:UInt64} AND {upto:UInt64} GROUP BY src_offset",
-        parameters={"topic": topic, "partition": partition, "first": first, "upto": upto},
-    )
-    return {int(o): (str(reason), str(detail)) for o, reason, detail in res.rows}
+) -> DeadLetterIndex:
+    """The dead letters stored from the partition's offsets `first` to `upto`."""
+
+    def chunks() -> Iterator[tuple[int, str]]:
+        after = first - 1
+        while True:
+            rows = db.query(
+                f"SELECT src_offset, any(reason) FROM {db.qualify(DEAD_LETTERS.name)} "
+                "WHERE src_topic = {topic:String} AND src_partition = {partition:UInt32} "
+                "AND src_offset > {after:Int64} AND src_offset <= {upto:UInt64} "
+                "GROUP BY src_offset ORDER BY src_offset LIMIT {n:UInt32}",
+                parameters={
+                    "topic": topic,
+                    "partition": partition,
+                    "after": after,
+                    "upto": upto,
+                    "n": DEAD_LETTERS_CHUNK,
+                },
+            ).rows
+            for offset, reason in rows:
+                yield int(offset), str(reason)
+            if len(rows) < DEAD_LETTERS_CHUNK:
+                return
+            after = int(rows[-1][0])
+
+    return DeadLetterIndex.of(chunks())
 
 
 class DurableOffsetCache:
@@ -77,13 +98,13 @@ class DurableOffsetCache:
         `first`: the rows' highest offset, and the dead letters from `first` on (read
         only if there are some that far). Call after `prefetch` of `GUARDED`, before
         anything is written from the partition; keep it with `put_replay`."""
+        rows_upto = self.get(VIDEO_EVENTS.name, topic, partition)
         dead_upto = self.get(DEAD_LETTERS.name, topic, partition)
-        dead = (
-            stored_dead_letters(self._db, topic, partition, first, dead_upto)
-            if first <= dead_upto
-            else {}
+        if first > dead_upto:
+            return StoredSources(rows_upto)
+        return StoredSources(
+            rows_upto, stored_dead_letters(self._db, topic, partition, first, dead_upto)
         )
-        return StoredSources(self.get(VIDEO_EVENTS.name, topic, partition), dead)
 
     def put_replay(
         self, topic: str, partition: int, replay: StoredSources, generation: int
