@@ -20,6 +20,7 @@ from workpulse.dev.generator import (
     WorkloadConfig,
     encode,
 )
+from workpulse.model.event import ALREADY_PUBLISHED
 from workpulse.model.state import COUNTERS
 
 ALLOWED_FIELDS = {
@@ -260,6 +261,8 @@ def test_fault_shares_and_kinds(bad: float, dup: float) -> None:
     labels: Counter[str] = Counter()
     seen: set[bytes] = set()
     bad_kinds: Counter[str] = Counter()
+    published: set[str] = set()
+    published_ids: set[str] = set()
     config = WorkloadConfig(bad_fraction=bad, duplicate_fraction=dup)
     for key, value, label in Workload(config).labelled_messages(n):
         kind = label.split(":")[0]
@@ -272,9 +275,16 @@ def test_fault_shares_and_kinds(bad: float, dup: float) -> None:
             seen.add(value)
         elif kind == "duplicate":
             assert value in seen, "a duplicate re-sends an earlier message"
+        elif label == f"bad:{ALREADY_PUBLISHED}":  # valid, dead-lettered while processed
+            assert err is None and obj is not None and obj["kind"] == "publish"
+            assert obj["video_id"] in published and obj["event_id"] not in published_ids
+            bad_kinds[ALREADY_PUBLISHED] += 1
         else:
             assert err is not None, (label, value[:200])
             bad_kinds[label.split(":")[1]] += 1
+        if kind == "valid" and obj is not None and obj["kind"] == "publish":
+            published.add(obj["video_id"])
+            published_ids.add(obj["event_id"])
     assert sum(labels.values()) == n
     assert labels["bad"] / n == pytest.approx(bad, abs=0.01)
     assert labels["duplicate"] / n == pytest.approx(dup, abs=0.01)
@@ -381,9 +391,10 @@ def _fingerprint(config: WorkloadConfig, n: int) -> str:
             "b04a45ba0fdfd234548d09c4fec1ae6ff2499f07258d41751c490a3ff3e81d24",
         ),
         (
+            # Changed on 2026-12-04, on purpose: a second publish joined the bad kinds.
             WorkloadConfig(seed=11, bad_fraction=0.05, duplicate_fraction=0.05),
             5_000,
-            "5b16e98bc4d3136717f3bbaf22fa9dcda71a29bb738aea062590b6670a8718fd",
+            "116ab323e913ba2d67622c3a9c78f9d12b160cca6a07bf30f5c063d4f7f03116",
         ),
         (
             WorkloadConfig(seed=3, work_share=0.05),

@@ -47,6 +47,7 @@ from typing import Any
 
 import orjson
 
+from workpulse.model.event import ALREADY_PUBLISHED
 from workpulse.model.topics import TOPICS
 from workpulse.resources import corpus_dir
 
@@ -628,6 +629,8 @@ class Workload:
             u = mrng.random() if dup > 0.0 else 1.0
             if u < bad:
                 kind = BAD_KINDS[int(mrng.random() * len(BAD_KINDS))]
+                if kind == ALREADY_PUBLISHED and "publish" not in last:
+                    kind = "not_json"  # no video published yet to publish again
                 key, value = _bad_message(kind, mrng, last)
                 yield key, value, f"bad:{kind}"
                 continue
@@ -661,8 +664,11 @@ BAD_KINDS: tuple[str, ...] = (
     "oversized_caption",
     "bad_event_time",
     "empty",
+    ALREADY_PUBLISHED,
 )
-"""Kinds of malformed messages `messages` produces (labels of `labelled_messages`)."""
+"""Kinds of malformed messages `messages` produces (labels of `labelled_messages`). All
+but the last are refused by the contract; the last, a second publish of a published video
+(another event id), is a valid event that the pipeline dead-letters while processing."""
 
 
 def _stub(kind: str, mrng: random.Random, last: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -689,6 +695,9 @@ def _bad_message(
 ) -> tuple[bytes, bytes]:
     """One malformed message of the given kind, derived from a recent valid event."""
     rnd = mrng.random
+    if kind == ALREADY_PUBLISHED:  # the newest valid publish's video, published again
+        event = _stub("publish", mrng, last)
+        return str(event["video_id"]).encode(), orjson.dumps(event)
     pick = "publish" if rnd() < 0.6 else "stats"
     event = _stub(pick, mrng, last)
     key = str(event["video_id"]).encode()
