@@ -18,7 +18,9 @@ from workpulse.processing.ingest import (
     DeadLetterIndex,
     StoredSources,
     combine,
+    count_as_rejected,
     video_ids,
+    with_dead_letters,
 )
 from workpulse.processing.windows import MAX_LEAD_MS
 from workpulse.tagging import TagResult, video_lang
@@ -259,8 +261,26 @@ BUSY = VideoState(
             [],
             [(1, "bad_event_time")],
         ),
-        # Stored as a row the first time, dead-lettered now: it stays a row.
-        ([publish("e1", "v1"), {"kind": "stats"}], PUBLISHED, StoredSources(1), [], [], []),
+        # Stored as a row the first time, refused by the contract now (a setting changed
+        # since): indistinguishable from the case below, it gets its dead letter too.
+        (
+            [publish("e1", "v1"), {"kind": "stats"}],
+            PUBLISHED,
+            StoredSources(1),
+            [],
+            [(1, "missing_field")],
+            [(1, "missing_field")],
+        ),
+        # The same with a dead letter stored after it (the order of this version): it
+        # stays a row.
+        (
+            [publish("e1", "v1"), {"kind": "stats"}, b"not json"],
+            PUBLISHED,
+            StoredSources(1, DeadLetterIndex.of([(2, "not_json")])),
+            [],
+            [],
+            [(2, "not_json")],
+        ),
         # A duplicate (offset 2) below the rows' highest offset, its first copy past the
         # 64 event ids the stored state remembers: replayed, not stored (handled afresh,
         # it was stored twice).
@@ -272,12 +292,23 @@ BUSY = VideoState(
             [],
             [],
         ),
+        # Written by a version that stored rows before dead letters, killed between the
+        # two inserts: refused by the contract past every stored dead letter, its dead
+        # letter is written (taken for a row, it was lost).
+        (
+            [publish("e1", "v1"), b"not json", stats("e3", "v1", 5)],
+            PUBLISHED,
+            StoredSources(2),
+            [],
+            [(1, "not_json")],
+            [(1, "not_json")],
+        ),
         # Past the rows' highest offset: handled as new.
         ([publish("e1", "v1"), stats("e2", "v1", 5)], PUBLISHED, StoredSources(0), ["e2"], [], []),
     ],
 )
 def test_the_replay_guard_goes_by_the_rows_highest_offset_and_the_stored_dead_letters(
-    batch: list[dict],
+    batch: list[dict | bytes],
     state: VideoState | None,
     stored: StoredSources,
     rows: list[str],
@@ -311,6 +342,35 @@ def test_the_dead_letter_index_finds_each_stored_offset(
     assert index.last == (pairs[-1][0] if pairs else -1)
     assert {offset: index.reason(offset) for offset in probes} == probes
     assert len(index.names) == len({reason for _, reason in pairs})  # each name once
+
+
+def test_a_recompute_for_a_refused_row_keeps_the_dead_letters_already_written() -> None:
+    """The publish is refused by ClickHouse after the batch's dead letters (the second
+    publish's) were written: recomputed without it, the second publish would become the
+    video's publish, a row and a stored dead letter at once (review). It stays a dead
+    letter, as a replay after a crash finds it; the metrics count each rejection once."""
+    batch = messages(publish("e1", "v1"), publish("e2", "v1"), stats("e3", "v1", 5))
+    first = run(batch)
+    assert [(r.src_offset, r.reason) for r in first.dead_rows] == [(1, ALREADY_PUBLISHED)]
+    written = [(r.src_topic, r.src_partition, r.src_offset, r.reason) for r in first.dead_rows]
+    out = PROCESSOR.process(
+        batch,
+        {},
+        with_dead_letters({}, written),
+        NOW,
+        refused={("in", 0, 0): "constraint no_poison violated"},
+    )
+    count_as_rejected(out, written)
+    assert [col(r, "event_id") for r in out.video_rows] == ["e3"]  # no publish row
+    assert col(out.video_rows[0], "topics") == []
+    assert [(r.src_offset, r.reason) for r in out.dead_rows] == [(0, CLICKHOUSE_REFUSED)]
+    assert sorted((m.offset, r.reason) for m, r in out.dlq) == [
+        (0, CLICKHOUSE_REFUSED),
+        (1, ALREADY_PUBLISHED),
+    ]
+    assert out.rejections == {CLICKHOUSE_REFUSED: 1, ALREADY_PUBLISHED: 1}
+    assert out.outcomes[("invalid", "rejected")] == 2
+    assert out.outcomes[("invalid", "replayed")] == 0
 
 
 def test_refused_rows_are_dead_lettered_and_the_rest_recomputed() -> None:

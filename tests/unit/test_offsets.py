@@ -37,9 +37,8 @@ class FakeDatabase:
             high = 40 if "video_events" in sql else 35
             return Result([(0, high)])
         dead = {12: "bad_json", 35: "video_already_published"} | self.more
-        after, upto = parameters["after"], parameters["upto"]
-        found = [(o, dead[o]) for o in sorted(dead) if after < o <= upto]
-        return Result(found[: parameters["n"]])
+        start, end = parameters["start"], parameters["end"]
+        return Result([(o, dead[o]) for o in sorted(dead) if start <= o <= end])
 
 
 AT_12 = [(12, "bad_json")]
@@ -87,13 +86,24 @@ def test_what_was_read_before_the_partitions_moved_is_not_kept() -> None:
     assert not moving.knows(GUARDED, "in")
 
 
-def test_dead_letters_are_read_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(offsets, "DEAD_LETTERS_CHUNK", 2)
+@pytest.mark.parametrize(
+    ("span", "per_query", "queries"),
+    [
+        (1_000_000, 100_000, 1),  # one window covers it all
+        (4, 100_000, 4),  # 0-3, 4-11, 12-27, 28-40: the span doubles while few come
+        (16, 1, 4),  # 0-15, 16-31 (three, more than twice one: halves), 32-39, 40
+    ],
+)
+def test_dead_letters_are_read_in_windows_of_offsets(
+    monkeypatch: pytest.MonkeyPatch, span: int, per_query: int, queries: int
+) -> None:
+    monkeypatch.setattr(offsets, "DEAD_LETTERS_SPAN", span)
+    monkeypatch.setattr(offsets, "DEAD_LETTERS_PER_QUERY", per_query)
     db = FakeDatabase()
-    db.more = {20: "not_object", 21: "bad_json", 22: "empty"}
+    db.more = {20: "not_object", 21: "bad_json", 22: "empty", 40: "empty"}
     index = offsets.stored_dead_letters(db, "in", 0, 0, 40)  # type: ignore[arg-type]
-    assert list(index.offsets) == [12, 20, 21, 22, 35]
+    assert list(index.offsets) == [12, 20, 21, 22, 35, 40]
     assert [index.reason(o) for o in (12, 20, 22, 35)] == [
         "bad_json", "not_object", "empty", "video_already_published"
     ]  # fmt: skip
-    assert len(db.queries) == 3  # 2 + 2 + 1
+    assert len(db.queries) == queries

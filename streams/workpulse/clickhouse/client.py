@@ -22,11 +22,16 @@ INSERT_SETTINGS: dict[str, Any] = {
     "insert_deduplicate": 1,
     "deduplicate_blocks_in_dependent_materialized_views": 1,
     "async_insert": 0,
+    "insert_distributed_sync": 1,
 }
 """Settings carried by every insert, so that a retried batch (same token) is dropped by
 its table *and* by every materialized-view target fed from it. async_insert=0: chDB
 defaults to async_insert=1, and ClickHouse Cloud profiles often do too; asynchronous
-inserts deduplicate differently, so we opt out."""
+inserts deduplicate differently, so we opt out. insert_distributed_sync=1: on a cluster
+(schemas/clickhouse/cluster/, Distributed tables) an insert returns once its shards hold
+the rows, not once the node queued them: offsets are committed after it, and the replay
+guard needs a batch's dead letters stored before its rows (the setting's older name,
+which ClickHouse 23.8 also knows; no effect on other tables)."""
 
 READONLY_SETTINGS: dict[str, Any] = {"readonly": 2}
 """`readonly=2`: reads (and per-query settings) only; writes and DDL are refused."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -100,6 +100,14 @@ class DeadLetterIndex:
     @property
     def last(self) -> int:
         return self.offsets[-1] if self.offsets else -1
+
+    def items(self) -> Iterator[tuple[int, str]]:
+        names = self.names
+        return ((o, names[r]) for o, r in zip(self.offsets, self.reasons, strict=True))
+
+    def with_more(self, pairs: Iterable[tuple[int, str]]) -> DeadLetterIndex:
+        """This index and `pairs` (offsets not in it)."""
+        return DeadLetterIndex.of(sorted([*self.items(), *pairs]))
 
     def reason(self, offset: int) -> str | None:
         i = bisect_left(self.offsets, offset)
@@ -220,6 +228,32 @@ def without_marks(hashtags: list[str]) -> list[str]:
     return [tag[1:] if tag.startswith(HASHTAG_MARKS) else tag for tag in hashtags]
 
 
+def with_dead_letters(
+    stored: Mapping[tuple[str, int], StoredSources],
+    written: Sequence[tuple[str, int, int, str]],
+) -> dict[tuple[str, int], StoredSources]:
+    """`stored` and the dead letters (topic, partition, offset, reason) written since."""
+    more: dict[tuple[str, int], list[tuple[int, str]]] = {}
+    for topic, partition, offset, reason in written:
+        more.setdefault((topic, partition), []).append((offset, reason))
+    result = dict(stored)
+    for key, pairs in more.items():
+        held = stored.get(key, NOTHING_STORED)
+        result[key] = StoredSources(held.rows_upto, held.dead.with_more(pairs))
+    return result
+
+
+def count_as_rejected(out: BatchOutput, written: Sequence[tuple[str, int, int, str]]) -> None:
+    """A recompute finds the batch's dead letters written before it stored, as replays:
+    they are this batch's rejections all the same (the metrics count them once)."""
+    if not written:
+        return
+    out.outcomes[("invalid", "replayed")] -= len(written)
+    out.outcomes[("invalid", "rejected")] += len(written)
+    for _, _, _, reason in written:
+        out.rejections[reason] += 1
+
+
 def resent_rejection(reason: str, now: Decoded) -> Rejection:
     """The dead letter to send again for a message stored with `reason`, which decodes
     to `now` this time: its detail if it is the same rejection, else one that says where
@@ -290,9 +324,17 @@ class BatchProcessor:
         replayed: list[bool | str | None] = [None] * len(messages)
         for i, msg in enumerate(messages):
             held = stored.get((msg.topic, msg.partition), NOTHING_STORED)
-            if msg.offset <= held.dead.last:
+            dead_last = held.dead.last
+            if msg.offset <= dead_last:
                 replayed[i] = held.dead.reason(msg.offset)
-            if replayed[i] is None and msg.offset <= held.rows_upto:
+            if (
+                replayed[i] is None
+                and msg.offset <= held.rows_upto
+                # Refused by the contract, past every stored dead letter: written by a
+                # version that stored rows first, killed between the two inserts (or
+                # a row then, and a setting changed since): its dead letter is written.
+                and not (msg.offset > dead_last and isinstance(items[i], Rejection))
+            ):
                 replayed[i] = True
         # Tag the publish events that may become rows, in one call (the tagger's fast path).
         tagger = self._tagger()
@@ -306,7 +348,12 @@ class BatchProcessor:
 
         overlay: dict[str, VideoState] = {}
         for msg, item, again in zip(messages, items, replayed, strict=True):
-            if isinstance(item, Event):
+            # An event's watermark, as when it was first handled: a stored dead letter's
+            # only if it was a second publish (refused rows and events dated past the
+            # contract's edge were dead-lettered before it was taken).
+            if isinstance(item, Event) and (
+                not isinstance(again, str) or again == ALREADY_PUBLISHED
+            ):
                 key = (msg.topic, msg.partition)
                 passed = watermark_as_of(item.event_time_ms, now_ms, msg.timestamp_ms)
                 if passed > out.watermarks.get(key, -1):

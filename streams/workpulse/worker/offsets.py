@@ -31,9 +31,13 @@ def durable_offsets(db: Database, table: str, src_topic: str) -> dict[int, int]:
     return {int(p): int(o) for p, o in res.rows}
 
 
-DEAD_LETTERS_CHUNK = 100_000
-"""Dead letters read per query: a partition read again from its start may have millions
-(their rows would otherwise all be Python objects at once)."""
+DEAD_LETTERS_SPAN = 1_000_000
+"""Offsets of the first query for stored dead letters. A partition read again from its
+start may hold millions: they are read in windows of offsets, each aimed at about
+`DEAD_LETTERS_PER_QUERY` (the span doubles or halves), so that no result is too big to
+hold as Python rows, and no query goes over more than its window (paging by LIMIT made
+each page group every dead letter left)."""
+DEAD_LETTERS_PER_QUERY = 100_000
 
 
 def stored_dead_letters(
@@ -41,29 +45,26 @@ def stored_dead_letters(
 ) -> DeadLetterIndex:
     """The dead letters stored from the partition's offsets `first` to `upto`."""
 
-    def chunks() -> Iterator[tuple[int, str]]:
-        after = first - 1
-        while True:
+    def windows() -> Iterator[tuple[int, str]]:
+        start, span = first, DEAD_LETTERS_SPAN
+        while start <= upto:
+            end = min(upto, start + span - 1)
             rows = db.query(
                 f"SELECT src_offset, any(reason) FROM {db.qualify(DEAD_LETTERS.name)} "
                 "WHERE src_topic = {topic:String} AND src_partition = {partition:UInt32} "
-                "AND src_offset > {after:Int64} AND src_offset <= {upto:UInt64} "
-                "GROUP BY src_offset ORDER BY src_offset LIMIT {n:UInt32}",
-                parameters={
-                    "topic": topic,
-                    "partition": partition,
-                    "after": after,
-                    "upto": upto,
-                    "n": DEAD_LETTERS_CHUNK,
-                },
+                "AND src_offset BETWEEN {start:UInt64} AND {end:UInt64} "
+                "GROUP BY src_offset ORDER BY src_offset",
+                parameters={"topic": topic, "partition": partition, "start": start, "end": end},
             ).rows
             for offset, reason in rows:
                 yield int(offset), str(reason)
-            if len(rows) < DEAD_LETTERS_CHUNK:
-                return
-            after = int(rows[-1][0])
+            start = end + 1
+            if len(rows) < DEAD_LETTERS_PER_QUERY // 2:
+                span *= 2
+            elif len(rows) > DEAD_LETTERS_PER_QUERY * 2:
+                span = max(1, span // 2)
 
-    return DeadLetterIndex.of(chunks())
+    return DeadLetterIndex.of(windows())
 
 
 class DurableOffsetCache:

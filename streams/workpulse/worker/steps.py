@@ -51,9 +51,11 @@ from workpulse.processing.ingest import (
     Decoded,
     Source,
     combine,
+    count_as_rejected,
     dead_letter_payload,
     utc,
     video_ids,
+    with_dead_letters,
 )
 from workpulse.processing.spikes import (
     METRICS,
@@ -284,6 +286,10 @@ class IngestStep:
         """Store the batch's video rows; on refusal, dead-letter the rows to blame and
         store the batch recomputed without them. Returns the output that was stored."""
         refused: dict[Source, str] = {}
+        # The batch's dead letters stored so far (before its rows): a recompute keeps
+        # them, as a replay would find them (without the refused row, a second publish
+        # would become its video's publish).
+        written = [(r.src_topic, r.src_partition, r.src_offset, r.reason) for r in out.dead_rows]
         backoff = Backoff(cap_s=30.0)
         while out.video_rows:
             ranges = offset_ranges(VIDEO_EVENTS, out.video_rows)
@@ -304,24 +310,20 @@ class IngestStep:
                     row = out.video_rows[i]
                     refused[(row.src_topic, row.src_partition, row.src_offset)] = why
                 log.warning("ClickHouse refused %d row(s): dead-lettered (%s)", len(blamed), exc)
-                written = {(r.src_topic, r.src_partition, r.src_offset) for r in out.dead_rows}
                 out = self.processor.process(
                     messages,
                     states,
-                    self.offsets.replays,
+                    with_dead_letters(self.offsets.replays, written),
                     now_ms,
                     decoded=decoded,
                     refused=refused,
                 )
-                # Their dead letters before the rows, like the batch's others (stored).
-                await self._write(
-                    DEAD_LETTERS,
-                    [
-                        r
-                        for r in out.dead_rows
-                        if (r.src_topic, r.src_partition, r.src_offset) not in written
-                    ],
-                )
+                count_as_rejected(out, written)
+                # Their dead letters before the rows, like the batch's others.
+                await self._write(DEAD_LETTERS, out.dead_rows)
+                written += [
+                    (r.src_topic, r.src_partition, r.src_offset, r.reason) for r in out.dead_rows
+                ]
                 continue
             self.offsets.advance(VIDEO_EVENTS.name, ranges)
             break
