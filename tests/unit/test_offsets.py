@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -38,7 +39,8 @@ class FakeDatabase:
             return Result([(0, high)])
         dead = {12: "bad_json", 35: "video_already_published"} | self.more
         start, end = parameters["start"], parameters["end"]
-        return Result([(o, dead[o]) for o in sorted(dead) if start <= o <= end])
+        found = [(o, dead[o]) for o in sorted(dead) if start <= o <= end]
+        return Result(found[: parameters["limit"]])
 
 
 AT_12 = [(12, "bad_json")]
@@ -86,24 +88,35 @@ def test_what_was_read_before_the_partitions_moved_is_not_kept() -> None:
     assert not moving.knows(GUARDED, "in")
 
 
-@pytest.mark.parametrize(
-    ("span", "per_query", "queries"),
-    [
-        (1_000_000, 100_000, 1),  # one window covers it all
-        (4, 100_000, 4),  # 0-3, 4-11, 12-27, 28-40: the span doubles while few come
-        (16, 1, 4),  # 0-15, 16-31 (three, more than twice one: halves), 32-39, 40
-    ],
-)
+@pytest.mark.parametrize("per_query", [100_000, 4, 2, 1])
 def test_dead_letters_are_read_in_windows_of_offsets(
-    monkeypatch: pytest.MonkeyPatch, span: int, per_query: int, queries: int
+    monkeypatch: pytest.MonkeyPatch, per_query: int
 ) -> None:
-    monkeypatch.setattr(offsets, "DEAD_LETTERS_SPAN", span)
     monkeypatch.setattr(offsets, "DEAD_LETTERS_PER_QUERY", per_query)
     db = FakeDatabase()
-    db.more = {20: "not_object", 21: "bad_json", 22: "empty", 40: "empty"}
+    db.more = {o: "empty" for o in range(20, 28)} | {40: "empty"}  # a dense stretch
+    windows: list[tuple[int, int, int]] = []
+    query = db.query
+
+    def logged(sql: str, parameters: dict[str, Any]) -> Result:
+        result = query(sql, parameters)
+        windows.append((parameters["start"], parameters["end"], len(result.rows)))
+        return result
+
+    db.query = logged  # type: ignore[method-assign]
     index = offsets.stored_dead_letters(db, "in", 0, 0, 40)  # type: ignore[arg-type]
-    assert list(index.offsets) == [12, 20, 21, 22, 35, 40]
-    assert [index.reason(o) for o in (12, 20, 22, 35)] == [
-        "bad_json", "not_object", "empty", "video_already_published"
-    ]  # fmt: skip
-    assert len(db.queries) == queries
+    assert list(index.offsets) == [12, *range(20, 28), 35, 40]
+    assert [index.reason(o) for o in (12, 20, 35)] == [
+        "bad_json",
+        "empty",
+        "video_already_published",
+    ]
+    # Read, never more than twice the aim at once: a window over it is halved and read
+    # again; the windows kept cover 0-40 once, in order.
+    kept = [(a, b) for a, b, n in windows if n <= 2 * per_query]
+    assert kept[0][0] == 0 and kept[-1][1] == 40
+    assert all(b + 1 == c for (_, b), (c, _) in pairwise(kept))
+    if per_query == 100_000:
+        assert len(windows) == 1
+    else:
+        assert max(n for _, _, n in windows) <= 2 * per_query + 1

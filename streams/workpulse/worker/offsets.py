@@ -31,38 +31,45 @@ def durable_offsets(db: Database, table: str, src_topic: str) -> dict[int, int]:
     return {int(p): int(o) for p, o in res.rows}
 
 
-DEAD_LETTERS_SPAN = 1_000_000
-"""Offsets of the first query for stored dead letters. A partition read again from its
-start may hold millions: they are read in windows of offsets, each aimed at about
-`DEAD_LETTERS_PER_QUERY` (the span doubles or halves), so that no result is too big to
-hold as Python rows, and no query goes over more than its window (paging by LIMIT made
-each page group every dead letter left)."""
 DEAD_LETTERS_PER_QUERY = 100_000
+"""Dead letters a query aims at. A partition read again from its start may hold
+millions: they are read in windows of offsets, starting at this many offsets; a window
+doubles while sparse, and one that would bring more than twice this many is halved and
+read again, so that no result is too big to hold as Python rows (paging by LIMIT made
+each page group every dead letter left)."""
 
 
 def stored_dead_letters(
     db: Database, topic: str, partition: int, first: int, upto: int
 ) -> DeadLetterIndex:
     """The dead letters stored from the partition's offsets `first` to `upto`."""
+    cap = 2 * DEAD_LETTERS_PER_QUERY
 
     def windows() -> Iterator[tuple[int, str]]:
-        start, span = first, DEAD_LETTERS_SPAN
+        start, span = first, DEAD_LETTERS_PER_QUERY
         while start <= upto:
             end = min(upto, start + span - 1)
             rows = db.query(
                 f"SELECT src_offset, any(reason) FROM {db.qualify(DEAD_LETTERS.name)} "
                 "WHERE src_topic = {topic:String} AND src_partition = {partition:UInt32} "
                 "AND src_offset BETWEEN {start:UInt64} AND {end:UInt64} "
-                "GROUP BY src_offset ORDER BY src_offset",
-                parameters={"topic": topic, "partition": partition, "start": start, "end": end},
+                "GROUP BY src_offset ORDER BY src_offset LIMIT {limit:UInt32}",
+                parameters={
+                    "topic": topic,
+                    "partition": partition,
+                    "start": start,
+                    "end": end,
+                    "limit": cap + 1,
+                },
             ).rows
+            if len(rows) > cap and span > 1:  # too many at once: half the window, again
+                span //= 2
+                continue
             for offset, reason in rows:
                 yield int(offset), str(reason)
             start = end + 1
             if len(rows) < DEAD_LETTERS_PER_QUERY // 2:
                 span *= 2
-            elif len(rows) > DEAD_LETTERS_PER_QUERY * 2:
-                span = max(1, span // 2)
 
     return DeadLetterIndex.of(windows())
 
