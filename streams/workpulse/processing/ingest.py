@@ -320,7 +320,7 @@ class BatchProcessor:
                 items[i] = Rejection(CLICKHOUSE_REFUSED, why)
         out = BatchOutput()
         # Per message: None (handled afresh), True (stored as a row, or a duplicate), or
-        # the dead letter stored for it (reason, detail).
+        # the reason of the dead letter stored for it.
         replayed: list[bool | str | None] = [None] * len(messages)
         for i, msg in enumerate(messages):
             held = stored.get((msg.topic, msg.partition), NOTHING_STORED)
