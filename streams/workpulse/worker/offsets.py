@@ -1,8 +1,11 @@
 """What ClickHouse already holds, per source partition: the replay guard.
 
-Every row the worker writes records its source (topic, partition, offset). After a
-(re)assignment the worker asks ClickHouse for the highest source offset stored per
-partition and table; replayed messages up to it rebuild state but are not written again.
+Every row and dead letter the worker writes records its source (topic, partition,
+offset). After a (re)assignment the worker asks ClickHouse for the highest source offset
+stored per partition and table, and, for each partition it reads, the dead letters
+stored from the first offset it reads (`StoredSources`): a stored dead letter is sent
+again, a message at or below the rows' highest offset is replayed (a batch's dead letters
+are written before its rows), the rest is handled afresh (`BatchProcessor.process`).
 """
 
 from __future__ import annotations

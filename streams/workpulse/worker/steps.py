@@ -4,13 +4,16 @@ guarantee.
 `IngestStep.handle` (a batch of input messages, from `worker.consumer`):
 1. decode and validate (pure); load the state of the batch's videos that are not in
    memory from ClickHouse (one query);
-2. rows (pure): messages already stored (a replay) change and write nothing;
+2. rows (pure): messages already stored (a replay) change and write nothing; a stored
+   dead letter is sent again (what ClickHouse held from each partition is read once,
+   when the partition is taken: `worker.offsets`);
    (steps 1 and 2 are `IngestStep.prepare`, which the consumer runs on the next batch
    while this one goes through the steps below: the next batch sees this one's video
    states, and is computed again if they changed or the partitions moved meanwhile);
-3. `video_events` rows to ClickHouse, awaited until durable; rows ClickHouse refuses
-   are found (`Sink.isolate`) and dead-lettered instead, the batch recomputed without
-   them; then `dead_letters`;
+3. `dead_letters`, then the `video_events` rows to ClickHouse, each awaited until
+   durable (the replay guard relies on this order); rows ClickHouse refuses are found
+   (`Sink.isolate`) and dead-lettered instead, the batch recomputed without them and
+   with the dead letters already written kept;
 4. Kafka: the dead letters (replayed ones again: readers de-duplicate by `source`) and
    each topic's watermarks, awaited until acknowledged;
 5. the video states into memory.
